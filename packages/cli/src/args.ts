@@ -1,0 +1,32 @@
+/**
+ * Command-line parsing on `node:util`'s `parseArgs`, turning its errors into one-line usage errors.
+ */
+import { parseArgs } from 'node:util'
+import type { ParseArgsConfig } from 'node:util'
+import { UsageError } from './io.js'
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+/**
+ * Parses `argv` for `command`. Unknown options and missing values become a {@link UsageError}
+ * that names the command, so the user is pointed at the right `--help`.
+ */
+export function parse<const O extends Options>(command: string, argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true })
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    // parseArgs' messages are long and end with advice for programmers; keep the first sentence.
+    throw new UsageError(message.split('. ')[0]?.replace(/\.$/, '') ?? message, command)
+  }
+}
+
+/** `--port 0`…`65535`, or undefined when absent. */
+export function portOption(command: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const port = Number(value)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--port must be a number from 0 to 65535, got "${value}"`, command)
+  }
+  return port
+}
