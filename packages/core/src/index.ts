@@ -1,2 +1,65 @@
+/**
+ * `@callproof/core`: the callproof protocol. Every MCP call carries a DPoP proof bound to that
+ * very JSON-RPC message; the server verifies token, proof, binding and replay, then the tool's
+ * policy decides. Web platform APIs only: runs on Node, Deno, Bun and Workers.
+ *
+ * @packageDocumentation
+ */
+
 export const version = '0.1.0'
-export * from './nonce.js'
+
+export {
+  CallproofError,
+  InsufficientScopeError,
+  InsufficientUserAuthenticationError,
+  ApprovalRequiredError,
+  UseNonceError,
+} from './errors.js'
+export type { CallproofErrorCode } from './errors.js'
+export { toHttpAnswer, toResponse, parseWwwAuthenticate } from './challenge.js'
+export type { ChallengeContext, HttpAnswer } from './challenge.js'
+export { jwkThumbprint } from './thumbprint.js'
+export { argsDigest, bindingFor, bindingsEqual } from './binding.js'
+export type { McpBinding } from './binding.js'
+export {
+  createProof,
+  verifyProof,
+  normalizeHtu,
+  KeyCache,
+  PROOF_ALGORITHMS,
+  accessTokenHash,
+} from './proof.js'
+export type {
+  Clock,
+  ProofAlgorithm,
+  CreateProofInput,
+  VerifyProofOptions,
+  VerifiedProof,
+} from './proof.js'
+export { verifyAccessToken, TOKEN_ALGORITHMS } from './token.js'
+export type {
+  AccessTokenClaims,
+  AuthorizationDetail,
+  KeyResolver,
+  VerifyAccessTokenOptions,
+  VerifiedToken,
+} from './token.js'
+export { evaluatePolicy, canEverBeGranted, assertValidPolicy } from './policy.js'
+export type {
+  ToolPolicy,
+  Caller,
+  McpToolCallAuthorizationDetail,
+  DecisionReason,
+  Decision,
+  PolicyInput,
+} from './policy.js'
+export { MemoryReplayStore } from './replay.js'
+export type { ReplayStore, MemoryReplayStoreOptions } from './replay.js'
+export { createVerifier, isVerifiedCall } from './verifier.js'
+export type {
+  NonceSource,
+  VerifierOptions,
+  VerifiedCall,
+  Verifier,
+  VerifyRequest,
+} from './verifier.js'

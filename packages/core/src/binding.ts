@@ -1,0 +1,150 @@
+/**
+ * The call binding: the `mcp` claim of a DPoP proof that names the one JSON-RPC message it may
+ * carry, and the argument digest over RFC 8785 (JCS) canonical JSON.
+ *
+ * Without it a proof only says "POST to /mcp", so whoever sees one in flight (a proxy log, a
+ * co-tenant of the process) could put another tool call under it within the proof's lifetime.
+ *
+ * @module
+ */
+
+import canonicalize from 'canonicalize'
+import { CallproofError } from './errors.js'
+import { isObject, sha256Base64url } from './encoding.js'
+
+/**
+ * The `mcp` claim: what one JSON-RPC message is.
+ *
+ * - a request or notification: `{ method, name?, args? }` (`name` is `params.name` for
+ *   `tools/call` / `prompts/get`, `params.uri` for `resources/read`, `resources/subscribe` and
+ *   `resources/unsubscribe`; `args` is the {@link argsDigest} of `params.arguments` for
+ *   `tools/call` and `prompts/get`; `initialize` and notifications bind `{ method }` only);
+ * - a response (or error) to a server request: `{ response: id }`.
+ *
+ * @example
+ * ```ts
+ * const mcp: McpBinding = { method: 'tools/call', name: 'delete_file', args: await argsDigest({ path: 'a.txt' }) }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+ */
+export type McpBinding =
+  { method: string; name?: string; args?: string } | { response: string | number }
+
+/**
+ * base64url(SHA-256(JCS(args ?? {}))): the digest of a tool call's (or prompt's) arguments over
+ * their RFC 8785 canonical JSON, so that the client and the server agree on it whatever the
+ * key order or number spelling on the wire. Throws ERR_MALFORMED_BODY for values JSON cannot
+ * carry (lone surrogates, NaN, cycles).
+ *
+ * @example
+ * ```ts
+ * await argsDigest({ path: 'notes.txt' }) // the same as await argsDigest({ 'path': 'notes.txt' })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc8785
+ */
+export async function argsDigest(args: unknown): Promise<string> {
+  let canonical: string | undefined
+  try {
+    canonical = canonicalize(args ?? {})
+  } catch (cause) {
+    throw new CallproofError('ERR_MALFORMED_BODY', 'arguments are not canonicalizable JSON', {
+      cause,
+    })
+  }
+  if (canonical === undefined) {
+    throw new CallproofError('ERR_MALFORMED_BODY', 'arguments are not JSON')
+  }
+  return sha256Base64url(canonical)
+}
+
+/** Methods whose `params.name` is bound and whose `params.arguments` are digested. */
+const NAMED_WITH_ARGS = new Set(['tools/call', 'prompts/get'])
+/** Methods whose `params.uri` is bound as `name`. */
+const NAMED_BY_URI = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe'])
+
+function malformed(message: string): CallproofError {
+  return new CallproofError('ERR_MALFORMED_BODY', message)
+}
+
+/**
+ * The binding of one parsed JSON-RPC message, i.e. the `mcp` claim a proof for it must carry.
+ * Throws ERR_BATCH_NOT_SUPPORTED for an array (batch) and ERR_MALFORMED_BODY for anything that
+ * is not a JSON-RPC 2.0 request, notification or response.
+ *
+ * @example
+ * ```ts
+ * const binding = await bindingFor(JSON.parse(body))
+ * // { method: 'tools/call', name: 'read_file', args: 'N3…' }
+ * ```
+ * @see https://www.jsonrpc.org/specification
+ */
+export async function bindingFor(message: unknown): Promise<McpBinding> {
+  if (Array.isArray(message)) {
+    throw new CallproofError('ERR_BATCH_NOT_SUPPORTED', 'JSON-RPC batches are not supported')
+  }
+  if (!isObject(message)) throw malformed('the body is not a JSON-RPC message object')
+  if (message.jsonrpc !== '2.0') throw malformed('the body is not JSON-RPC 2.0 (jsonrpc != "2.0")')
+  const hasId = 'id' in message
+  const id = message.id
+  if (hasId && typeof id !== 'string' && !(typeof id === 'number' && Number.isFinite(id))) {
+    throw malformed('JSON-RPC id must be a string or a number')
+  }
+
+  if ('method' in message) {
+    const method = message.method
+    if (typeof method !== 'string' || method.length === 0) {
+      throw malformed('JSON-RPC method must be a non-empty string')
+    }
+    const params = message.params
+    if (params !== undefined && !isObject(params)) {
+      throw malformed(`params of ${method} must be an object`)
+    }
+    // Notifications and initialize carry nothing a caller could be confused about.
+    if (!hasId || method === 'initialize') return { method }
+    if (NAMED_WITH_ARGS.has(method)) {
+      const name = params?.name
+      if (typeof name !== 'string') throw malformed(`params.name of ${method} must be a string`)
+      return { method, name, args: await argsDigest(params?.arguments) }
+    }
+    if (NAMED_BY_URI.has(method)) {
+      const uri = params?.uri
+      if (typeof uri !== 'string') throw malformed(`params.uri of ${method} must be a string`)
+      return { method, name: uri }
+    }
+    return { method }
+  }
+
+  if (hasId && ('result' in message || 'error' in message)) {
+    return { response: id as string | number }
+  }
+  throw malformed('the body is neither a JSON-RPC request, notification nor response')
+}
+
+/**
+ * True when `claim` (a proof's `mcp` claim, untrusted) describes exactly `binding`: the same
+ * members, each strictly equal (a response id `1` is not `"1"`), nothing extra.
+ *
+ * @example
+ * ```ts
+ * if (!bindingsEqual(proof.mcp, await bindingFor(message))) throw new CallproofError('ERR_BINDING_MISMATCH', '…')
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+ */
+export function bindingsEqual(claim: unknown, binding: McpBinding): boolean {
+  if (!isObject(claim)) return false
+  const expected = Object.entries(binding).filter(([, v]) => v !== undefined)
+  const actualKeys = Object.keys(claim).filter((k) => claim[k] !== undefined)
+  if (actualKeys.length !== expected.length) return false
+  for (const [key, value] of expected) {
+    if (!Object.prototype.hasOwnProperty.call(claim, key) || claim[key] !== value) return false
+  }
+  return true
+}
+
+/** A short, secret-free description of a binding for error messages. */
+export function describeBinding(binding: unknown): string {
+  if (!isObject(binding)) return 'none'
+  if ('response' in binding) return `response ${JSON.stringify(binding.response)}`
+  const name = typeof binding.name === 'string' ? ` ${binding.name}` : ''
+  return `${String(binding.method)}${name}${binding.args !== undefined ? ' (args digest)' : ''}`
+}

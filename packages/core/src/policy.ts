@@ -1,0 +1,305 @@
+/**
+ * Tool policies and their evaluation: every tool decides, per call, whether this caller may run
+ * it now, and if not, what step-up (scope, login, approval) could change that.
+ *
+ * @module
+ */
+
+import { isObject } from './encoding.js'
+import {
+  ApprovalRequiredError,
+  CallproofError,
+  InsufficientScopeError,
+  InsufficientUserAuthenticationError,
+} from './errors.js'
+
+/**
+ * A tool's policy, declared next to the tool. A tool with no policy is denied; `{}` allows any
+ * verified caller; `public: true` marks a deliberately open tool (other requirements, if any,
+ * still apply). `callers.clientIds` and `callers.subjects` must both match when both are given.
+ *
+ * @example
+ * ```ts
+ * const deleteFile: ToolPolicy = { scopes: ['drive:write'], acr: ['urn:callproof:acr:mfa'], maxAge: 300 }
+ * const shareFile: ToolPolicy = { scopes: ['drive:share'], approval: 'per-call' }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9470
+ */
+export interface ToolPolicy {
+  /** The tool is open to any verified caller, on purpose. */
+  public?: boolean
+  /** Every scope the token must carry. */
+  scopes?: readonly string[]
+  /** Acceptable `acr` values (the login strength). */
+  acr?: readonly string[]
+  /** Maximum seconds since `auth_time`. */
+  maxAge?: number
+  /** Only these clients and/or subjects (a final refusal for anyone else). */
+  callers?: { clientIds?: readonly string[]; subjects?: readonly string[] }
+  /** Each call needs its own approval token (RFC 9396 `mcp_tool_call`). */
+  approval?: 'per-call'
+}
+
+/**
+ * The verified caller of one request, as tools and policies see it.
+ *
+ * @example
+ * ```ts
+ * const { sub, clientId, jkt } = call.caller
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.2
+ */
+export interface Caller {
+  /** The user (`sub`). */
+  sub: string
+  /** The OAuth client (`client_id`). */
+  clientId: string
+  /** The thumbprint of the key that signed this request's proof (= `cnf.jkt`). */
+  jkt: string
+  /** The authentication context class of the login. */
+  acr?: string
+  /** When the user logged in, seconds since the epoch. */
+  authTime?: number
+  /** The access token's `jti`. */
+  tokenId: string
+  /** The token's scopes. */
+  scopes: readonly string[]
+}
+
+/**
+ * An approval of one tool call (RFC 9396 authorization details type `mcp_tool_call`).
+ *
+ * @example
+ * ```ts
+ * const detail: McpToolCallAuthorizationDetail = { type: 'mcp_tool_call', resource, tool: 'share_file', args: await argsDigest(args) }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9396#section-2
+ */
+export interface McpToolCallAuthorizationDetail {
+  type: 'mcp_tool_call'
+  /** The resource URI of the server the call goes to. */
+  resource: string
+  /** The tool's name. */
+  tool: string
+  /** {@link argsDigest} of the call's arguments. */
+  args: string
+}
+
+/**
+ * Why a policy decided as it did.
+ *
+ * @example
+ * ```ts
+ * audit({ reason: decision.reason })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9470
+ */
+export type DecisionReason =
+  | 'allowed'
+  | 'public'
+  | 'no_policy'
+  | 'caller_not_allowed'
+  | 'insufficient_scope'
+  | 'insufficient_user_authentication'
+  | 'approval_required'
+
+/**
+ * The outcome of {@link evaluatePolicy}. An allowed per-call approval names the approval token
+ * (`tokenId`) the server must consume once (replay store key `"approval:" + tokenId`, until
+ * `expiresAt` ms); a denial carries the error to answer with.
+ *
+ * @example
+ * ```ts
+ * if (!decision.allow) return toResponse(decision.error, ctx)
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9396
+ */
+export type Decision =
+  | { allow: true; reason: 'allowed' | 'public'; approval?: { tokenId: string; expiresAt: number } }
+  | {
+      allow: false
+      reason: Exclude<DecisionReason, 'allowed' | 'public'>
+      error: CallproofError
+    }
+
+/**
+ * The input of {@link evaluatePolicy}.
+ *
+ * @example
+ * ```ts
+ * const input: PolicyInput = { caller, tool: 'share_file', argsDigest, resource, authorizationDetails, now: Date.now() }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9396
+ */
+export interface PolicyInput {
+  caller: Caller
+  tool: string
+  /** {@link argsDigest} of this call's arguments (the proof's `mcp.args`). */
+  argsDigest: string
+  /** This server's resource URI. */
+  resource: string
+  /** The token's `authorization_details` (untrusted shape). */
+  authorizationDetails?: unknown
+  /** Milliseconds since the epoch. */
+  now: number
+  /**
+   * When the access token expires, ms since the epoch (`claims.exp * 1000`): an approval must be
+   * remembered as used at least that long. Default: `now` + 24 h. (Addition to the contract.)
+   */
+  tokenExpiresAt?: number
+}
+
+const APPROVAL_SKEW_MS = 60_000
+const DEFAULT_APPROVAL_MEMORY_MS = 24 * 3600_000
+
+function deny(
+  reason: Exclude<DecisionReason, 'allowed' | 'public'>,
+  error: CallproofError,
+): Decision {
+  return { allow: false, reason, error }
+}
+
+function callerAllowed(policy: ToolPolicy, caller: Caller): boolean {
+  const { clientIds, subjects } = policy.callers ?? {}
+  if (clientIds && !clientIds.includes(caller.clientId)) return false
+  if (subjects && !subjects.includes(caller.sub)) return false
+  return true
+}
+
+/**
+ * Decides whether `caller` may call `tool` now. Checks, in order: a policy exists, the caller is
+ * allowed (final), every required scope (the refusal names all of them), `acr` and `max_age`
+ * (one refusal names both), and a per-call approval whose own-resource `mcp_tool_call` entry
+ * names exactly this tool and these arguments.
+ *
+ * @example
+ * ```ts
+ * const decision = evaluatePolicy(policies.get(name), {
+ *   caller: call.caller, tool: name, argsDigest: binding.args, resource, now: Date.now(),
+ *   authorizationDetails: call.token.claims.authorization_details,
+ * })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
+ * @see https://www.rfc-editor.org/rfc/rfc9470#section-3
+ * @see https://www.rfc-editor.org/rfc/rfc9396#section-2
+ */
+export function evaluatePolicy(policy: ToolPolicy | undefined, input: PolicyInput): Decision {
+  const { caller, tool } = input
+  if (!policy) {
+    return deny(
+      'no_policy',
+      new CallproofError('ERR_TOOL_DENIED', `the tool ${tool} is not available`),
+    )
+  }
+  if (!callerAllowed(policy, caller)) {
+    return deny(
+      'caller_not_allowed',
+      new CallproofError('ERR_CALLER_NOT_ALLOWED', `this caller may not use the tool ${tool}`),
+    )
+  }
+  const required = policy.scopes ?? []
+  if (required.some((scope) => !caller.scopes.includes(scope))) {
+    return deny('insufficient_scope', new InsufficientScopeError(required))
+  }
+  const acrOk = !policy.acr || (caller.acr !== undefined && policy.acr.includes(caller.acr))
+  const ageOk =
+    policy.maxAge === undefined ||
+    (caller.authTime !== undefined && input.now / 1000 - caller.authTime <= policy.maxAge)
+  if (!acrOk || !ageOk) {
+    const requirement: { acrValues?: readonly string[]; maxAge?: number } = {}
+    if (policy.acr) requirement.acrValues = policy.acr
+    if (policy.maxAge !== undefined) requirement.maxAge = policy.maxAge
+    return deny(
+      'insufficient_user_authentication',
+      new InsufficientUserAuthenticationError(requirement),
+    )
+  }
+  if (policy.approval === 'per-call') {
+    const wanted: McpToolCallAuthorizationDetail = {
+      type: 'mcp_tool_call',
+      resource: input.resource,
+      tool,
+      args: input.argsDigest,
+    }
+    const details = Array.isArray(input.authorizationDetails) ? input.authorizationDetails : []
+    // The entry for this server only: an approval may name several servers in one token.
+    const own = details.filter(
+      (d) => isObject(d) && d.type === 'mcp_tool_call' && d.resource === input.resource,
+    ) as Record<string, unknown>[]
+    const entry = own.length === 1 ? own[0] : undefined
+    if (!entry || entry.tool !== tool || entry.args !== input.argsDigest) {
+      return deny('approval_required', new ApprovalRequiredError([wanted]))
+    }
+    const expiresAt =
+      (input.tokenExpiresAt ?? input.now + DEFAULT_APPROVAL_MEMORY_MS) + APPROVAL_SKEW_MS
+    return {
+      allow: true,
+      reason: policy.public ? 'public' : 'allowed',
+      approval: { tokenId: caller.tokenId, expiresAt },
+    }
+  }
+  return { allow: true, reason: policy.public ? 'public' : 'allowed' }
+}
+
+/**
+ * False when no step-up could ever let `caller` use the tool (no policy, or the caller is not in
+ * `callers`): `tools/list` leaves such tools out.
+ *
+ * @example
+ * ```ts
+ * const visible = tools.filter((t) => canEverBeGranted(t.policy, call.caller))
+ * ```
+ * @see https://modelcontextprotocol.io/specification/draft/basic/authorization
+ */
+export function canEverBeGranted(policy: ToolPolicy | undefined, caller: Caller): boolean {
+  return policy !== undefined && callerAllowed(policy, caller)
+}
+
+const POLICY_KEYS = new Set(['public', 'scopes', 'acr', 'maxAge', 'callers', 'approval'])
+
+function stringList(value: unknown): boolean {
+  return Array.isArray(value) && value.every((v) => typeof v === 'string' && v.length > 0)
+}
+
+/**
+ * Throws ERR_INVALID_OPTIONS when `policy` is not a well-formed {@link ToolPolicy} (unknown keys,
+ * non-string scopes, a negative or fractional `maxAge`, …), so that a typo in a policy fails at
+ * registration instead of silently opening or closing a tool. (Addition to the contract.)
+ *
+ * @example
+ * ```ts
+ * assertValidPolicy('delete_file', { scopes: ['drive:write'], maxAge: 300 })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9470
+ */
+export function assertValidPolicy(tool: string, policy: unknown): asserts policy is ToolPolicy {
+  const fail = (what: string): never => {
+    throw new CallproofError('ERR_INVALID_OPTIONS', `policy of tool ${tool}: ${what}`)
+  }
+  if (!isObject(policy)) fail('must be an object')
+  const p = policy as Record<string, unknown>
+  for (const key of Object.keys(p)) if (!POLICY_KEYS.has(key)) fail(`unknown key ${key}`)
+  if (p.public !== undefined && typeof p.public !== 'boolean') fail('public must be a boolean')
+  if (p.scopes !== undefined && !stringList(p.scopes)) fail('scopes must be non-empty strings')
+  if (p.scopes !== undefined && (p.scopes as string[]).some((s) => /[\s"\\]/.test(s))) {
+    fail('a scope must not contain spaces, quotes or backslashes')
+  }
+  if (p.acr !== undefined && (!stringList(p.acr) || (p.acr as string[]).length === 0)) {
+    fail('acr must be a non-empty array of strings')
+  }
+  if (p.maxAge !== undefined && (!Number.isInteger(p.maxAge) || (p.maxAge as number) < 0)) {
+    fail('maxAge must be a non-negative integer number of seconds')
+  }
+  if (p.approval !== undefined && p.approval !== 'per-call') fail("approval must be 'per-call'")
+  if (p.callers !== undefined) {
+    if (!isObject(p.callers)) fail('callers must be an object')
+    const c = p.callers as Record<string, unknown>
+    for (const key of Object.keys(c)) {
+      if (key !== 'clientIds' && key !== 'subjects') fail(`unknown callers key ${key}`)
+    }
+    if (c.clientIds !== undefined && !stringList(c.clientIds))
+      fail('callers.clientIds must be strings')
+    if (c.subjects !== undefined && !stringList(c.subjects))
+      fail('callers.subjects must be strings')
+  }
+}

@@ -1,0 +1,443 @@
+/**
+ * DPoP proofs (RFC 9449) that carry callproof's `mcp` call-binding claim: creation (client) and
+ * verification (server).
+ *
+ * @module
+ */
+
+import { SignJWT, base64url, decodeProtectedHeader, importJWK, jwtVerify } from 'jose'
+import type { CryptoKey as JoseCryptoKey, JWK, JWTPayload } from 'jose'
+import type { McpBinding } from './binding.js'
+import { LruCache } from './cache.js'
+import { COMPACT_JWS, isObject, sha256Base64url } from './encoding.js'
+import { CallproofError, UseNonceError } from './errors.js'
+import { canonicalPublicJwk, thumbprintOfCanonical } from './thumbprint.js'
+
+/**
+ * Milliseconds since the epoch (like `Date.now`). Injected so that tests and replays of
+ * recorded traffic can fix the time; JWT claims are seconds.
+ *
+ * @example
+ * ```ts
+ * const clock: Clock = () => Date.parse('2026-01-01T00:00:00Z')
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc7519#section-2
+ */
+export type Clock = () => number
+
+/**
+ * The proof signature algorithms callproof accepts: ES256, and Ed25519 under both of its JWS
+ * names (`EdDSA`, and `Ed25519` from RFC 9864).
+ *
+ * @example
+ * ```ts
+ * const algorithms: ProofAlgorithm[] = ['ES256']
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-5.1
+ * @see https://www.rfc-editor.org/rfc/rfc9864
+ */
+export type ProofAlgorithm = 'ES256' | 'EdDSA' | 'Ed25519'
+
+/**
+ * The default proof algorithm allowlist.
+ *
+ * @example
+ * ```ts
+ * createVerifier({ ...options, algorithms: PROOF_ALGORITHMS })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-5.1
+ */
+export const PROOF_ALGORITHMS: readonly ProofAlgorithm[] = Object.freeze([
+  'ES256',
+  'EdDSA',
+  'Ed25519',
+])
+
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv']
+const MAX_PROOF_LENGTH = 8192
+const MAX_JTI_LENGTH = 512
+
+/**
+ * What goes into a proof. `htu` is used verbatim: give the resource URL without query or
+ * fragment (RFC 9449 §4.2). `accessToken` adds `ath`; `mcp` is the call binding.
+ *
+ * @example
+ * ```ts
+ * const input: CreateProofInput = { htm: 'POST', htu: 'https://drive.example/mcp', accessToken, mcp }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+ */
+export interface CreateProofInput {
+  /** The HTTP method of the request. */
+  htm: string
+  /** The HTTP target URI without query and fragment. */
+  htu: string
+  /** The access token the request carries: its SHA-256 becomes `ath`. */
+  accessToken?: string
+  /** The server-provided nonce. */
+  nonce?: string
+  /** The call binding, from {@link bindingFor}. */
+  mcp?: McpBinding
+  /** Defaults to a random value. */
+  jti?: string
+  /** Seconds since the epoch; defaults to the clock. */
+  iat?: number
+}
+
+const publicJwkCache = new WeakMap<CryptoKey, JWK>()
+
+async function publicJwkOf(key: CryptoKey): Promise<JWK> {
+  let jwk = publicJwkCache.get(key)
+  if (!jwk) {
+    const full = (await crypto.subtle.exportKey('jwk', key)) as Record<string, string>
+    // Only the public members: a proof header must never carry private key material.
+    const members = full.kty === 'EC' ? ['kty', 'crv', 'x', 'y'] : ['kty', 'crv', 'x']
+    const publicJwk: Record<string, string> = {}
+    for (const m of members) if (full[m] !== undefined) publicJwk[m] = full[m]
+    jwk = publicJwk as JWK
+    publicJwkCache.set(key, jwk)
+  }
+  return jwk
+}
+
+function defaultAlg(key: CryptoKey): ProofAlgorithm {
+  const name = key.algorithm.name
+  if (name === 'ECDSA' && (key.algorithm as EcKeyAlgorithm).namedCurve === 'P-256') return 'ES256'
+  if (name === 'Ed25519') return 'EdDSA'
+  throw new CallproofError(
+    'ERR_INVALID_OPTIONS',
+    `proof key algorithm ${name} is not supported (expected ECDSA P-256 or Ed25519)`,
+  )
+}
+
+/**
+ * Creates a DPoP proof for one request, signed with the private key of `keyPair`; the header's
+ * `jwk` is the public key only. The private key may be non-extractable.
+ *
+ * @example
+ * ```ts
+ * const keyPair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])
+ * const proof = await createProof(keyPair, {
+ *   htm: 'POST',
+ *   htu: 'https://drive.example/mcp',
+ *   accessToken,
+ *   mcp: await bindingFor(message),
+ * })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4
+ */
+export async function createProof(
+  keyPair: CryptoKeyPair,
+  input: CreateProofInput,
+  options?: { alg?: ProofAlgorithm; clock?: Clock },
+): Promise<string> {
+  const alg = options?.alg ?? defaultAlg(keyPair.privateKey)
+  const clock = options?.clock ?? Date.now
+  const payload: JWTPayload = {
+    jti: input.jti ?? base64url.encode(crypto.getRandomValues(new Uint8Array(16))),
+    htm: input.htm,
+    htu: input.htu,
+    iat: input.iat ?? Math.floor(clock() / 1000),
+  }
+  if (input.accessToken !== undefined) payload.ath = await sha256Base64url(input.accessToken)
+  if (input.nonce !== undefined) payload.nonce = input.nonce
+  if (input.mcp !== undefined) payload.mcp = input.mcp
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg, typ: 'dpop+jwt', jwk: await publicJwkOf(keyPair.publicKey) })
+    .sign(keyPair.privateKey)
+}
+
+/**
+ * A bounded cache of imported proof public keys, keyed by their canonical JWK (RFC 7638 input),
+ * so a returning client's key is imported and thumbprinted once. Forgetting an entry is safe.
+ *
+ * @example
+ * ```ts
+ * const keyCache = new KeyCache(10_000)
+ * await verifyProof(proof, { htm, htu, keyCache })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc7638#section-3
+ */
+export class KeyCache {
+  readonly #lru: LruCache<string, Promise<{ key: JoseCryptoKey; jkt: string }>>
+
+  /** @param maxEntries - the most keys kept (default 10 000) */
+  constructor(maxEntries = 10_000) {
+    this.#lru = new LruCache(maxEntries)
+  }
+
+  /** The imported key and thumbprint for a canonical JWK, importing it on a miss. */
+  resolve(canonical: string, alg: ProofAlgorithm): Promise<{ key: JoseCryptoKey; jkt: string }> {
+    const cacheKey = `${alg}|${canonical}`
+    let entry = this.#lru.get(cacheKey)
+    if (!entry) {
+      entry = importProofKey(canonical, alg)
+      this.#lru.set(cacheKey, entry)
+      // A failed import is not cached: the next proof with this key tries again.
+      entry.catch(() => this.#lru.delete(cacheKey))
+    }
+    return entry
+  }
+
+  /** The number of cached keys. */
+  get size(): number {
+    return this.#lru.size
+  }
+}
+
+async function importProofKey(
+  canonical: string,
+  alg: ProofAlgorithm,
+): Promise<{ key: JoseCryptoKey; jkt: string }> {
+  const [key, jkt] = await Promise.all([
+    importJWK(JSON.parse(canonical) as JWK, alg),
+    thumbprintOfCanonical(canonical),
+  ])
+  if (key instanceof Uint8Array) {
+    throw new CallproofError('ERR_INVALID_PROOF', 'proof jwk is not an asymmetric public key')
+  }
+  return { key, jkt }
+}
+
+/**
+ * What {@link verifyProof} checks a proof against.
+ *
+ * @example
+ * ```ts
+ * const options: VerifyProofOptions = { htm: 'POST', htu: 'https://drive.example/mcp', accessToken }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.3
+ */
+export interface VerifyProofOptions {
+  /** The request's HTTP method. */
+  htm: string
+  /** The resource URI (or request URL): compared after {@link normalizeHtu}. */
+  htu: string
+  /** When given, the proof's `ath` must be the SHA-256 of this token. */
+  accessToken?: string
+  /**
+   * A required nonce: a string the proof's `nonce` must equal, or a check function. A failed
+   * check throws {@link UseNonceError} (with `nonce` '' for a function: rethrow with the current
+   * nonce).
+   */
+  nonce?: string | ((nonce: string | undefined) => boolean | Promise<boolean>)
+  /** Allowed proof algorithms (default {@link PROOF_ALGORITHMS}). */
+  algorithms?: readonly ProofAlgorithm[]
+  /** How old `iat` may be, in seconds (default 60). */
+  maxAgeSeconds?: number
+  /** How far in the future `iat` may be, in seconds (default 5). */
+  futureSkewSeconds?: number
+  /** Milliseconds since the epoch (default `Date.now`). */
+  clock?: Clock
+  /** Cache of imported keys (default: a module-wide cache of 10 000 keys). */
+  keyCache?: KeyCache
+}
+
+/**
+ * A proof that passed {@link verifyProof}: the key's thumbprint and the claims the caller still
+ * has to act on (`jti` for replay, `mcp` for the binding, `nonce`).
+ *
+ * @example
+ * ```ts
+ * if (proof.jkt !== token.claims.cnf.jkt) throw new CallproofError('ERR_INVALID_PROOF', 'key mismatch')
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.3
+ */
+export interface VerifiedProof {
+  /** RFC 7638 thumbprint of the proof's public key. */
+  readonly jkt: string
+  /** The proof's unique identifier. */
+  readonly jti: string
+  /** Seconds since the epoch. */
+  readonly iat: number
+  /** The `mcp` claim as sent (untrusted until compared with {@link bindingsEqual}). */
+  readonly mcp?: unknown
+  /** The `nonce` claim as sent. */
+  readonly nonce?: string
+}
+
+const defaultKeyCache = new KeyCache()
+
+/**
+ * `url` as an `htu` is compared: scheme and host lower case, default port dropped, percent
+ * encoding normalized (RFC 3986 §6.2.2), dot segments resolved, no userinfo, query or fragment.
+ * Throws ERR_INVALID_PROOF for something that is not an absolute URL.
+ *
+ * @example
+ * ```ts
+ * normalizeHtu('HTTPS://Drive.Example:443/mcp?x=1') // 'https://drive.example/mcp'
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.3
+ * @see https://www.rfc-editor.org/rfc/rfc3986#section-6.2.2
+ */
+export function normalizeHtu(url: string | URL): string {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch (cause) {
+    throw new CallproofError('ERR_INVALID_PROOF', 'htu is not an absolute URL', { cause })
+  }
+  const path = parsed.pathname.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => {
+    const char = String.fromCharCode(parseInt(hex, 16))
+    return /[A-Za-z0-9\-._~]/.test(char) ? char : `%${hex.toUpperCase()}`
+  })
+  return `${parsed.protocol}//${parsed.host}${path}`
+}
+
+function invalid(message: string, cause?: unknown): CallproofError {
+  return new CallproofError(
+    'ERR_INVALID_PROOF',
+    message,
+    cause === undefined ? undefined : { cause },
+  )
+}
+
+function short(value: unknown): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value))
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text
+}
+
+/** The expected `ath` of an access token: base64url(SHA-256(ASCII(token))). */
+export function accessTokenHash(accessToken: string): Promise<string> {
+  return sha256Base64url(accessToken)
+}
+
+/**
+ * Verifies a DPoP proof: header (`typ` dpop+jwt, `alg` in the allowlist, `jwk` a public key
+ * only), signature, `jti`, `htm`, `htu`, `iat` window, `ath`, `nonce`. It does not compare the key
+ * with the token's `cnf.jkt`, check the binding or record the `jti`: {@link createVerifier} does.
+ * Every refusal is a {@link CallproofError} with code ERR_INVALID_PROOF (or ERR_USE_NONCE).
+ *
+ * @example
+ * ```ts
+ * const proof = await verifyProof(request.headers.get('dpop')!, {
+ *   htm: request.method,
+ *   htu: 'https://drive.example/mcp',
+ *   accessToken,
+ * })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.3
+ */
+export async function verifyProof(
+  proof: string,
+  options: VerifyProofOptions,
+): Promise<VerifiedProof> {
+  return verifyProofWith(proof, options, undefined)
+}
+
+/** {@link verifyProof} with a precomputed `ath` (the verifier caches it with the token). */
+export async function verifyProofWith(
+  proof: string,
+  options: VerifyProofOptions,
+  expectedAth: string | undefined,
+): Promise<VerifiedProof> {
+  const algorithms = options.algorithms ?? PROOF_ALGORITHMS
+  const clock = options.clock ?? Date.now
+  const maxAge = options.maxAgeSeconds ?? 60
+  const futureSkew = options.futureSkewSeconds ?? 5
+
+  if (typeof proof !== 'string' || proof.length === 0) throw invalid('the DPoP proof is missing')
+  if (proof.length > MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof)) {
+    throw invalid('the DPoP proof is not a compact JWS')
+  }
+
+  let header: Record<string, unknown>
+  try {
+    header = decodeProtectedHeader(proof) as Record<string, unknown>
+  } catch (cause) {
+    throw invalid('the DPoP proof header is not valid JSON', cause)
+  }
+  if (header.typ !== 'dpop+jwt') {
+    throw invalid(`proof typ ${short(header.typ)} is not dpop+jwt`)
+  }
+  const alg = header.alg
+  if (typeof alg !== 'string' || !(algorithms as readonly string[]).includes(alg)) {
+    throw invalid(
+      `proof alg ${short(alg)} is not allowed (expected one of ${algorithms.join(' ')})`,
+    )
+  }
+  const jwk = header.jwk
+  if (!isObject(jwk)) throw invalid('the proof header has no jwk')
+  for (const member of PRIVATE_JWK_MEMBERS) {
+    // A private key in the header means the client leaked it; refuse rather than "use the public part".
+    if (member in jwk) throw invalid(`proof jwk contains the private member ${member}`)
+  }
+  if (
+    alg === 'ES256'
+      ? jwk.kty !== 'EC' || jwk.crv !== 'P-256'
+      : jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519'
+  ) {
+    throw invalid(`proof jwk ${short(jwk.kty)}/${short(jwk.crv)} does not fit alg ${alg}`)
+  }
+  const canonical = canonicalPublicJwk(jwk)
+  const cache = options.keyCache ?? defaultKeyCache
+  let key: JoseCryptoKey
+  let jkt: string
+  try {
+    ;({ key, jkt } = await cache.resolve(canonical, alg as ProofAlgorithm))
+  } catch (cause) {
+    if (cause instanceof CallproofError) throw cause
+    throw invalid('proof jwk is not a valid public key', cause)
+  }
+
+  let payload: JWTPayload
+  try {
+    ;({ payload } = await jwtVerify(proof, key, {
+      algorithms: [alg],
+      typ: 'dpop+jwt',
+      currentDate: new Date(clock()),
+    }))
+  } catch (cause) {
+    throw invalid('the DPoP proof signature or claims are invalid', cause)
+  }
+
+  const jti = payload.jti
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
+    throw invalid('proof jti is missing or invalid')
+  }
+  if (payload.htm !== options.htm) {
+    throw invalid(`proof htm ${short(payload.htm)} does not match request method ${options.htm}`)
+  }
+  const htu = payload.htu
+  if (typeof htu !== 'string') throw invalid('proof htu is missing')
+  if (htu.includes('?') || htu.includes('#')) {
+    throw invalid('proof htu must not carry a query or fragment')
+  }
+  let actualHtu: string
+  try {
+    actualHtu = normalizeHtu(htu)
+  } catch {
+    throw invalid(`proof htu ${short(htu)} is not an absolute URL`)
+  }
+  const expectedHtu = normalizeHtu(options.htu)
+  if (actualHtu !== expectedHtu) {
+    throw invalid(`proof htu ${short(htu)} does not match request URL ${expectedHtu}`)
+  }
+  const iat = payload.iat
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw invalid('proof iat is missing')
+  const now = clock() / 1000
+  if (iat < now - maxAge) throw invalid(`proof iat is more than ${maxAge} s in the past`)
+  if (iat > now + futureSkew) throw invalid(`proof iat is more than ${futureSkew} s in the future`)
+  if (options.accessToken !== undefined) {
+    const ath = expectedAth ?? (await accessTokenHash(options.accessToken))
+    if (payload.ath !== ath) throw invalid('proof ath does not match the access token')
+  }
+  const nonce = payload.nonce
+  if (nonce !== undefined && typeof nonce !== 'string') throw invalid('proof nonce is not a string')
+  if (options.nonce !== undefined) {
+    if (typeof options.nonce === 'string') {
+      if (nonce !== options.nonce) throw new UseNonceError(options.nonce)
+    } else if (!(await options.nonce(nonce))) {
+      throw new UseNonceError('')
+    }
+  }
+
+  const result: { jkt: string; jti: string; iat: number; mcp?: unknown; nonce?: string } = {
+    jkt,
+    jti,
+    iat,
+  }
+  if (payload.mcp !== undefined) result.mcp = payload.mcp
+  if (nonce !== undefined) result.nonce = nonce
+  return Object.freeze(result)
+}
