@@ -63,3 +63,4 @@ export type {
   Verifier,
   VerifyRequest,
 } from './verifier.js'
+export * from './nonce.js'
