@@ -6,6 +6,7 @@
  * @module
  */
 
+import { base64url } from 'jose'
 import { CallproofError } from './errors.js'
 import type { CallproofErrorCode } from './errors.js'
 import {
@@ -80,11 +81,11 @@ const ROWS: Record<CallproofErrorCode, Row> = {
   ERR_APPROVAL_USED: { status: 403, error: 'insufficient_authorization_details', challenge: true },
   ERR_CALLER_NOT_ALLOWED: { status: 403, error: 'access_denied', challenge: true },
   ERR_TOOL_DENIED: { status: 403, error: 'access_denied', challenge: true },
-  ERR_SESSION_NOT_FOUND: { status: 404, error: 'session_not_found', challenge: false },
+  ERR_SESSION_NOT_FOUND: { status: 404, error: 'not_found', challenge: false },
   ERR_BATCH_NOT_SUPPORTED: { status: 400, error: 'invalid_request', challenge: false },
   ERR_MALFORMED_BODY: { status: 400, error: 'invalid_request', challenge: false },
-  ERR_BODY_TOO_LARGE: { status: 413, error: 'invalid_request', challenge: false },
-  ERR_ORIGIN_NOT_ALLOWED: { status: 403, error: 'access_denied', challenge: false },
+  ERR_BODY_TOO_LARGE: { status: 413, error: 'payload_too_large', challenge: false },
+  ERR_ORIGIN_NOT_ALLOWED: { status: 403, error: 'forbidden', challenge: false },
   ERR_REPLAY_STORE_FULL: { status: 503, error: 'temporarily_unavailable', challenge: false },
   ERR_STORE_UNAVAILABLE: { status: 503, error: 'temporarily_unavailable', challenge: false },
   ERR_INVALID_OPTIONS: { status: 500, error: 'server_error', challenge: false },
@@ -111,8 +112,8 @@ function description(value: string): string {
  * is not a {@link CallproofError} is a programming error: 500 without details.
  *
  * For ERR_APPROVAL_REQUIRED / ERR_APPROVAL_USED the challenge's `authorization_details` parameter
- * holds the JSON array of authorization details to request (also in the body as
- * `authorization_details`).
+ * is the base64url of the UTF-8 JSON array of authorization details to request (docs/protocol.md
+ * §11.1); the array itself is in the body as `authorization_details`.
  *
  * @example
  * ```ts
@@ -159,7 +160,10 @@ export function toHttpAnswer(error: unknown, ctx: ChallengeContext): HttpAnswer 
       if (error.maxAge !== undefined) params.push(['max_age', String(Math.floor(error.maxAge))])
     }
     if (error instanceof ApprovalRequiredError) {
-      params.push(['authorization_details', JSON.stringify(error.authorizationDetails)])
+      params.push([
+        'authorization_details',
+        base64url.encode(JSON.stringify(error.authorizationDetails)),
+      ])
       body.authorization_details = error.authorizationDetails
     }
     params.push(['resource_metadata', ctx.resourceMetadata], ['algs', ctx.algs.join(' ')])
