@@ -1,0 +1,170 @@
+// oidc-provider 9 ships no type declarations. These cover only what this package touches; they
+// are internal (no exported type of this package refers to them).
+declare module 'oidc-provider' {
+  import type { IncomingMessage, ServerResponse } from 'node:http'
+
+  export type UnknownObject = Record<string, unknown>
+
+  export interface OidcSession {
+    accountId?: string
+    acr?: string
+    amr?: string[]
+    loginTs?: number
+    authTime(): number | undefined
+    past(age: number): boolean
+  }
+
+  export interface OidcClient {
+    clientId: string
+    clientName?: string
+    clientUri?: string
+    applicationType?: string
+    clientAuthMethod?: string
+    redirectUris: string[]
+    grantTypeAllowed(type: string): boolean
+    metadata(): UnknownObject
+  }
+
+  export interface OidcToken {
+    kind: string
+    jti: string
+    accountId?: string
+    clientId?: string
+    grantId?: string
+    acr?: string
+    amr?: string[]
+    authTime?: number
+    rar?: UnknownObject[]
+    resource?: string | string[]
+    scope?: string
+    gty?: string
+    resourceServer?: { identifier(): string; audience?: string }
+    scopes: Set<string>
+  }
+
+  export interface OidcContext {
+    route: string
+    params: UnknownObject & {
+      acr_values?: string
+      authorization_details?: string
+      resource?: string | string[]
+      max_age?: number | string
+    }
+    session: OidcSession
+    acr?: string
+    result?: { login?: { acr?: string; accountId?: string }; consent?: unknown }
+    client: OidcClient
+    entities: {
+      AuthorizationCode?: OidcToken
+      RefreshToken?: OidcToken
+      Grant?: OidcGrant
+      [name: string]: unknown
+    }
+    grant?: OidcGrant
+    prompts: Set<string>
+  }
+
+  export interface KoaContextWithOIDC {
+    oidc: OidcContext
+    type: string
+    body: unknown
+    status: number
+    set(name: string, value: string): void
+  }
+
+  export interface OidcGrant {
+    jti: string
+    rar?: UnknownObject[]
+    addOIDCScope(scope: string): void
+    addResourceScope(resource: string, scope: string): void
+    addRar(detail: UnknownObject): void
+    save(): Promise<string>
+  }
+
+  export interface OidcInteraction {
+    uid: string
+    jti: string
+    returnTo: string
+    params: UnknownObject & { client_id: string; redirect_uri?: string }
+    prompt: { name: string; reasons: string[]; details: UnknownObject }
+    session?: { accountId?: string; acr?: string; amr?: string[]; uid?: string }
+    grantId?: string
+    lastSubmission?: UnknownObject
+    result?: UnknownObject
+    exp: number
+  }
+
+  export class Check {
+    constructor(
+      reason: string,
+      description: string,
+      check: (ctx: KoaContextWithOIDC) => boolean | Promise<boolean>,
+      details?: (ctx: KoaContextWithOIDC) => UnknownObject | Promise<UnknownObject>,
+    )
+    static REQUEST_PROMPT: true
+    static NO_NEED_TO_PROMPT: false
+  }
+
+  export interface Prompt {
+    name: string
+    checks: Check[] & { add(check: Check, index?: number): void }
+  }
+
+  export interface Policy extends Array<Prompt> {
+    get(name: string): Prompt | undefined
+  }
+
+  export const interactionPolicy: {
+    Check: typeof Check
+    base(): Policy
+  }
+
+  export class OIDCProviderError extends Error {
+    error: string
+    error_description?: string
+    status: number
+  }
+
+  type ErrorConstructor = new (description?: string, detail?: string) => OIDCProviderError
+
+  export const errors: {
+    OIDCProviderError: typeof OIDCProviderError
+    AccessDenied: ErrorConstructor
+    InvalidTarget: ErrorConstructor
+    InvalidRequest: ErrorConstructor
+    InvalidClientMetadata: ErrorConstructor
+    InvalidAuthorizationDetails: ErrorConstructor
+    InvalidGrant: ErrorConstructor
+    InvalidRedirectUri: ErrorConstructor
+  }
+
+  export class Provider {
+    constructor(issuer: string, configuration: UnknownObject)
+    readonly issuer: string
+    proxy: boolean
+    callback(): (req: IncomingMessage, res: ServerResponse) => void
+    interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<OidcInteraction>
+    interactionResult(
+      req: IncomingMessage,
+      res: ServerResponse,
+      result: UnknownObject,
+      options?: { mergeWithLastSubmission?: boolean },
+    ): Promise<string>
+    interactionFinished(
+      req: IncomingMessage,
+      res: ServerResponse,
+      result: UnknownObject,
+      options?: { mergeWithLastSubmission?: boolean },
+    ): Promise<void>
+    on(event: string, listener: (...args: unknown[]) => void): this
+    use(middleware: (ctx: never, next: () => Promise<void>) => Promise<void>): this
+    Client: { find(id: string): Promise<OidcClient | undefined> }
+    Grant: {
+      new (payload: { accountId: string; clientId: string }): OidcGrant
+      find(id: string): Promise<OidcGrant | undefined>
+    }
+    RefreshToken: { find(value: string): Promise<(OidcToken & { consumed?: number }) | undefined> }
+  }
+
+  export default Provider
+}

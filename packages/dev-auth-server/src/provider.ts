@@ -1,0 +1,321 @@
+import Provider, { errors, interactionPolicy } from 'oidc-provider'
+import type { KoaContextWithOIDC, OidcClient, OidcToken, UnknownObject } from 'oidc-provider'
+import canonicalize from 'canonicalize'
+import type { JWK } from 'jose'
+import {
+  AuthorizationDetailsError,
+  MCP_TOOL_CALL,
+  forToken,
+  hasToolCall,
+  validateMcpToolCall,
+} from './authorization-details.js'
+import { ACR_VALUES, acrSatisfies, findUser, requiredAcr } from './users.js'
+
+/** An MCP server (a protected resource, RFC 8707 / RFC 9728) this server issues tokens for. */
+export interface DevResource {
+  /** The resource URI exactly as clients send it in `resource` and servers expect it in `aud`. */
+  readonly uri: string
+  /** The scopes this resource understands, e.g. `['drive:read', 'drive:write']`. */
+  readonly scopes: readonly string[]
+}
+
+/**
+ * OAuth 2.0 client metadata (RFC 7591 §2) of a pre-registered client, as oidc-provider takes it.
+ * Every client is forced to `dpop_bound_access_tokens: true`.
+ */
+export interface ClientMetadata {
+  client_id: string
+  client_secret?: string
+  redirect_uris: string[]
+  token_endpoint_auth_method?: string
+  application_type?: 'web' | 'native'
+  grant_types?: string[]
+  response_types?: string[]
+  client_name?: string
+  [key: string]: unknown
+}
+
+/** @internal the provider options that {@link createDevAuthServer} resolves. */
+export interface ProviderOptions {
+  issuer: string
+  resources: readonly DevResource[]
+  clients: readonly ClientMetadata[]
+  signingKey: JWK
+  cookieKeys: string[]
+  accessTokenTtl: number
+  approvalTtl: number
+  renderError: (ctx: KoaContextWithOIDC, out: Record<string, string>) => void
+}
+
+const DETAIL_SCOPES = ['openid', 'offline_access']
+
+// oidc-provider only accepts acr_values and max_age together with the openid scope (they come
+// from OpenID Connect). RFC 9470 step-up uses them in plain OAuth requests, which is what MCP
+// clients send. For such requests they are carried under these names and enforced by the two
+// checks below, exactly like oidc-provider's own max_age check.
+const OAUTH_ACR_VALUES = 'callproof_acr_values'
+const OAUTH_MAX_AGE = 'callproof_max_age'
+
+function acrValuesOf(ctx: KoaContextWithOIDC): unknown {
+  return ctx.oidc.params.acr_values ?? ctx.oidc.params[OAUTH_ACR_VALUES]
+}
+
+function maxAgeOf(ctx: KoaContextWithOIDC): number | undefined {
+  const raw = ctx.oidc.params[OAUTH_MAX_AGE]
+  if (raw === undefined) return undefined
+  if (typeof raw !== 'string' || !/^\d{1,10}$/.test(raw)) {
+    throw new errors.InvalidRequest('max_age must be a non-negative integer number of seconds')
+  }
+  return Number(raw)
+}
+
+interface KoaLike {
+  path: string
+  method: string
+  querystring: string
+}
+
+/** Moves acr_values / max_age of a non-OpenID authorization request to the names above. */
+function oauthStepUpParams(ctx: KoaLike, next: () => Promise<void>): Promise<void> {
+  if (ctx.method === 'GET' && ctx.path === '/auth') {
+    const query = new URLSearchParams(ctx.querystring)
+    const scopes = (query.get('scope') ?? '').split(' ')
+    if (!scopes.includes('openid')) {
+      for (const [from, to] of [
+        ['acr_values', OAUTH_ACR_VALUES],
+        ['max_age', OAUTH_MAX_AGE],
+      ] as const) {
+        const values = query.getAll(from)
+        query.delete(from)
+        for (const value of values) query.append(to, value)
+      }
+      ctx.querystring = query.toString()
+    }
+  }
+  return next()
+}
+
+function sourceOf(ctx: KoaContextWithOIDC | undefined): OidcToken | undefined {
+  return ctx?.oidc.entities.AuthorizationCode ?? ctx?.oidc.entities.RefreshToken
+}
+
+function sameDetail(a: unknown, b: unknown): boolean {
+  return canonicalize(a) === canonicalize(b)
+}
+
+function parseRequestedDetails(ctx: KoaContextWithOIDC): unknown[] {
+  const raw = ctx.oidc.params.authorization_details
+  if (typeof raw !== 'string' || raw === '') return []
+  const parsed: unknown = JSON.parse(raw)
+  return Array.isArray(parsed) ? parsed : []
+}
+
+/**
+ * Builds the oidc-provider instance: every knob that makes it an MCP authorization server is set
+ * here and nowhere else.
+ *
+ * @internal
+ */
+export function createProvider(options: ProviderOptions): Provider {
+  const resourceUris = options.resources.map((r) => r.uri)
+
+  const policy = interactionPolicy.base()
+  const login = policy.get('login')
+  if (!login) throw new Error('oidc-provider has no login prompt')
+  // acr_values is voluntary in OpenID Connect; for step-up (RFC 9470) it must be honoured, so a
+  // session that is weaker than the weakest requested level re-opens the login prompt.
+  login.checks.push(
+    new interactionPolicy.Check(
+      'acr_values_not_met',
+      'the requested authentication level (acr_values) is not met by the current session',
+      (ctx) => {
+        const wanted = requiredAcr(acrValuesOf(ctx))
+        if (wanted === undefined) return false
+        const acr = ctx.oidc.result?.login?.acr ?? ctx.oidc.session.acr
+        return !acrSatisfies(acr, wanted)
+      },
+      (ctx) => ({ acr_values: acrValuesOf(ctx) ?? '' }),
+    ),
+    // The same rule as oidc-provider's own max_age check, for OAuth (non-OpenID) requests.
+    new interactionPolicy.Check(
+      'oauth_max_age',
+      'the last sign-in is older than the requested max_age',
+      (ctx) => {
+        const maxAge = maxAgeOf(ctx)
+        if (maxAge === undefined) return false
+        if (!ctx.oidc.session.accountId) return true
+        return ctx.oidc.session.past(maxAge) && !ctx.oidc.result?.login
+      },
+      (ctx) => ({ max_age: maxAgeOf(ctx) ?? 0 }),
+    ),
+  )
+
+  const configuration: UnknownObject = {
+    clients: options.clients.map((c) => ({ ...c })),
+    jwks: { keys: [options.signingKey] },
+    cookies: { keys: options.cookieKeys },
+    acrValues: [...ACR_VALUES],
+    scopes: DETAIL_SCOPES,
+    claims: { openid: ['sub'], profile: ['name'] },
+    responseTypes: ['code'],
+    extraParams: [OAUTH_ACR_VALUES, OAUTH_MAX_AGE],
+    // OAuth 2.1: the redirect URI is always sent and compared exactly.
+    allowOmittingSingleRegisteredRedirectUri: false,
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
+    },
+    enabledJWA: {
+      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],
+      idTokenSigningAlgValues: ['ES256'],
+    },
+    pkce: {
+      // Every client, confidential or not: PKCE stops code injection (OAuth 2.1 §7.5.1).
+      // oidc-provider 9 only implements S256, so `plain` is refused.
+      required: () => true,
+    },
+    extraClientMetadata: {
+      properties: ['dpop_bound_access_tokens'],
+      // Every client gets DPoP-bound tokens, whatever it registered: a bearer token is exactly
+      // what callproof exists to avoid. (oidc-provider fills in `false` before this runs, so an
+      // explicit `false` cannot be told from an absent value; both become `true`.)
+      validator(_ctx: unknown, key: string, _value: unknown, metadata: UnknownObject) {
+        if (key === 'dpop_bound_access_tokens') metadata[key] = true
+      },
+    },
+    async findAccount(_ctx: unknown, sub: string) {
+      const user = findUser(sub)
+      if (!user) return undefined
+      return {
+        accountId: user.id,
+        async claims() {
+          return { sub: user.id, name: user.name }
+        },
+      }
+    },
+    async extraTokenClaims(ctx: KoaContextWithOIDC | undefined, token: OidcToken) {
+      if (token.kind !== 'AccessToken') return undefined
+      // The code (or the refresh token that descends from it) remembers how and when the user
+      // signed in; resource servers need both to enforce acr and max_age per tool.
+      const source = sourceOf(ctx)
+      const claims: Record<string, unknown> = {}
+      if (source?.acr !== undefined) claims['acr'] = source.acr
+      if (source?.authTime !== undefined) claims['auth_time'] = source.authTime
+      return claims
+    },
+    async expiresWithSession() {
+      return false
+    },
+    async issueRefreshToken(_ctx: unknown, client: OidcClient, source: OidcToken) {
+      // An approval covers one call: a refresh token would turn it into a standing permission.
+      return client.grantTypeAllowed('refresh_token') && !hasToolCall(source.rar)
+    },
+    // Every refresh rotates, and reuse of a rotated token revokes the whole grant
+    // (OAuth 2.1 §4.3.1, refresh token replay detection).
+    rotateRefreshToken: true,
+    conformIdTokenClaims: true,
+    interactions: {
+      policy,
+      url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}`,
+    },
+    renderError: async (ctx: KoaContextWithOIDC, out: Record<string, string>) => {
+      options.renderError(ctx, out)
+    },
+    ttl: {
+      AccessToken: (_ctx: unknown, token: OidcToken) =>
+        hasToolCall(token.rar) ? options.approvalTtl : options.accessTokenTtl,
+      AuthorizationCode: 60,
+      IdToken: 300,
+      RefreshToken: 24 * 60 * 60,
+      Interaction: 10 * 60,
+      Session: 24 * 60 * 60,
+      Grant: 24 * 60 * 60,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      userinfo: { enabled: false },
+      revocation: { enabled: true },
+      dPoP: { enabled: true },
+      registration: { enabled: true, initialAccessToken: false },
+      clientIdMetadataDocument: {
+        enabled: true,
+        ack: 'draft-02',
+      },
+      resourceIndicators: {
+        enabled: true,
+        async defaultResource(ctx: KoaContextWithOIDC, _client: unknown, oneOf?: string[]) {
+          if (oneOf) return oneOf
+          // A token without an audience would be accepted by any resource server that forgets
+          // to check `aud`: refuse to mint one.
+          if (
+            ctx.oidc.route === 'authorization' ||
+            ctx.oidc.route === 'pushed_authorization_request'
+          ) {
+            throw new errors.InvalidTarget(
+              `the resource parameter (RFC 8707) is required; this server knows ${resourceUris.join(', ')}`,
+            )
+          }
+          return undefined
+        },
+        useGrantedResource: async () => true,
+        async getResourceServerInfo(_ctx: unknown, indicator: string) {
+          const resource = options.resources.find((r) => r.uri === indicator)
+          if (!resource) {
+            throw new errors.InvalidTarget(`unknown resource ${indicator}`)
+          }
+          return {
+            scope: resource.scopes.join(' '),
+            audience: resource.uri,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: options.accessTokenTtl,
+            jwt: { sign: { alg: 'ES256' } },
+          }
+        },
+      },
+      richAuthorizationRequests: {
+        enabled: true,
+        types: {
+          [MCP_TOOL_CALL]: {
+            validate(_ctx: unknown, detail: unknown) {
+              try {
+                validateMcpToolCall(detail, resourceUris)
+              } catch (error) {
+                if (error instanceof AuthorizationDetailsError) {
+                  throw new errors.InvalidAuthorizationDetails(error.message)
+                }
+                throw error
+              }
+            },
+          },
+        },
+        // Only what this very request asked for AND the user approved goes on the code. The grant
+        // keeps earlier approvals; without this filter they would leak into later tokens.
+        authorizationDetailsForGrantSource: (ctx: KoaContextWithOIDC) => {
+          const approved = ctx.oidc.grant?.rar ?? []
+          const requested = parseRequestedDetails(ctx)
+          const granted = requested
+            .map((d) => validateMcpToolCall(d, resourceUris))
+            .filter((d) => approved.some((a) => sameDetail(a, d)))
+            .map(forToken)
+          return granted.length ? granted : undefined
+        },
+        authorizationDetailsForAccessToken: (
+          _ctx: KoaContextWithOIDC,
+          _token: OidcToken,
+          source: OidcToken | undefined,
+          grantType: string,
+        ) => {
+          // Approvals ride on the authorization code only; a refresh never carries them.
+          if (grantType !== 'authorization_code') return undefined
+          return source?.rar
+        },
+        authorizationDetailsForIntrospection: (_ctx: unknown, token: OidcToken) => token.rar,
+      },
+    },
+  }
+
+  const provider = new Provider(options.issuer, configuration)
+  provider.use(oauthStepUpParams)
+  return provider
+}
