@@ -1,0 +1,189 @@
+/**
+ * A proof on every request: signs a fresh DPoP proof per HTTP request, with the `mcp` call
+ * binding computed from the exact body string being sent, so a proof cannot be moved to another
+ * call. Remembers `DPoP-Nonce` per origin and retries once on `use_dpop_nonce`.
+ *
+ * @module
+ */
+
+import {
+  bindingFor,
+  createProof,
+  normalizeHtu,
+  parseWwwAuthenticate,
+  type McpBinding,
+  type ProofAlgorithm,
+} from '@callproof/core'
+import { resourceCovers } from './discovery.js'
+import { CallproofClientError } from './errors.js'
+import type { TokenSet } from './stores.js'
+
+/**
+ * The last `DPoP-Nonce` each server origin supplied (RFC 9449 §8/§9).
+ *
+ * @example
+ * ```ts
+ * const nonces = new DpopNonces()
+ * nonces.set('https://drive.example', 'n-1')
+ * ```
+ */
+export class DpopNonces {
+  readonly #byOrigin = new Map<string, string>()
+
+  /** The nonce to put in the next proof for `url`'s origin. */
+  get(url: string | URL): string | undefined {
+    return this.#byOrigin.get(new URL(url).origin)
+  }
+
+  /** Remembers the nonce a response from `url`'s origin supplied. */
+  set(url: string | URL, nonce: string): void {
+    this.#byOrigin.set(new URL(url).origin, nonce)
+  }
+}
+
+/**
+ * What {@link sendWithProof} signs with.
+ *
+ * @example
+ * ```ts
+ * const signer: ProofSigner = { keyPair, nonces: new DpopNonces() }
+ * ```
+ */
+export interface ProofSigner {
+  /** The proof key pair (the key the token is bound to). */
+  keyPair: CryptoKeyPair
+  /** Nonce memory, shared by all requests of a client. */
+  nonces: DpopNonces
+  /** The JWS algorithm; default from the key (ES256 / EdDSA). */
+  alg?: ProofAlgorithm
+  /** The underlying fetch. */
+  fetch?: typeof fetch
+}
+
+function bodyText(body: BodyInit | null | undefined): string | undefined {
+  if (body === undefined || body === null) return undefined
+  if (typeof body === 'string') return body
+  if (body instanceof Uint8Array) return new TextDecoder().decode(body)
+  if (body instanceof ArrayBuffer) return new TextDecoder().decode(new Uint8Array(body))
+  // A stream or form cannot be bound without consuming it; the MCP transport always sends strings.
+  throw new CallproofClientError(
+    'ERR_INVALID_OPTIONS',
+    'request body must be a string or bytes so the proof can bind the exact message',
+  )
+}
+
+/**
+ * The `mcp` binding of a request body, or `undefined` for requests without a body (GET, DELETE).
+ *
+ * @example
+ * ```ts
+ * await bindingOfBody('{"jsonrpc":"2.0","id":1,"method":"tools/list"}') // { method: 'tools/list' }
+ * ```
+ */
+export async function bindingOfBody(body: string | undefined): Promise<McpBinding | undefined> {
+  if (body === undefined || body === '') return undefined
+  return bindingFor(JSON.parse(body))
+}
+
+function nonceChallenged(response: Response): boolean {
+  if (response.status !== 401 && response.status !== 400) return false
+  const header = response.headers.get('www-authenticate') ?? ''
+  return parseWwwAuthenticate(header).some((c) => c.params.error === 'use_dpop_nonce')
+}
+
+/**
+ * Sends one request with `token` (when given): a fresh proof (new `jti`, `iat`, the body's `mcp`
+ * binding, `ath`, the origin's nonce) for a DPoP token, `Bearer` for a Bearer token. Redirects are
+ * not followed, so a token never travels to another URL. A token is only attached to a URL its
+ * resource covers.
+ *
+ * @throws {@link CallproofClientError} `ERR_UNSAFE_URL` when `url` is outside the token's resource
+ * @example
+ * ```ts
+ * const res = await sendWithProof(signer, url, { method: 'POST', body, headers }, tokens)
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-7
+ */
+export async function sendWithProof(
+  signer: ProofSigner,
+  url: string | URL,
+  init: RequestInit,
+  token: TokenSet | undefined,
+): Promise<Response> {
+  const target = new URL(url)
+  if (token !== undefined && !resourceCovers(token.resource, target)) {
+    throw new CallproofClientError(
+      'ERR_UNSAFE_URL',
+      `refusing to send a token for ${token.resource} to ${target.origin}${target.pathname}`,
+    )
+  }
+  const method = (init.method ?? 'GET').toUpperCase()
+  const body = bodyText(init.body)
+  const mcp = method === 'POST' ? await bindingOfBody(body) : undefined
+  const baseFetch = signer.fetch ?? fetch
+  const send = async (): Promise<Response> => {
+    const headers = new Headers(init.headers)
+    headers.delete('authorization')
+    headers.delete('dpop')
+    if (token !== undefined) {
+      if (token.tokenType === 'dpop') {
+        const nonce = signer.nonces.get(target)
+        headers.set('authorization', `DPoP ${token.accessToken}`)
+        headers.set(
+          'dpop',
+          await createProof(
+            signer.keyPair,
+            {
+              htm: method,
+              htu: normalizeHtu(target),
+              accessToken: token.accessToken,
+              ...(nonce !== undefined && { nonce }),
+              ...(mcp !== undefined && { mcp }),
+            },
+            signer.alg ? { alg: signer.alg } : undefined,
+          ),
+        )
+      } else {
+        headers.set('authorization', `Bearer ${token.accessToken}`)
+      }
+    }
+    const response = await baseFetch(target, {
+      ...init,
+      method,
+      headers,
+      ...(body !== undefined && { body }),
+      redirect: 'manual',
+    })
+    const supplied = response.headers.get('dpop-nonce')
+    if (supplied !== null && supplied !== '') signer.nonces.set(target, supplied)
+    return response
+  }
+  const first = await send()
+  if (token?.tokenType === 'dpop' && nonceChallenged(first) && first.headers.has('dpop-nonce')) {
+    // RFC 9449 §9: one retry with the nonce just supplied; a second refusal is the caller's.
+    await first.body?.cancel()
+    return send()
+  }
+  return first
+}
+
+/**
+ * A `fetch` that signs every request with a fixed token source; for custom stacks that handle
+ * challenges themselves. `connect()` uses {@link sendWithProof} through its challenge layer.
+ *
+ * @example
+ * ```ts
+ * const transport = new StreamableHTTPClientTransport(url, {
+ *   fetch: createProofFetch(signer, () => tokens),
+ * })
+ * ```
+ */
+export function createProofFetch(
+  signer: ProofSigner,
+  token: () => TokenSet | undefined | Promise<TokenSet | undefined>,
+): typeof fetch {
+  return async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input)
+    return sendWithProof(signer, url, init ?? {}, await token())
+  }
+}

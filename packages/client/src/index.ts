@@ -1,0 +1,57 @@
+/**
+ * `@callproof/client`: the MCP client side of callproof. A key that never leaves the process,
+ * DPoP-bound OAuth 2.1 through oauth4webapi, a proof bound to every single call, and server
+ * challenges (nonce, scope, step-up, per-call approval) answered by itself.
+ *
+ * @example
+ * ```ts
+ * import { connect, systemBrowserInteraction } from '@callproof/client'
+ * const client = await connect('https://drive.example/mcp', { interaction: systemBrowserInteraction() })
+ * await client.callTool({ name: 'list_files', arguments: {} })
+ * ```
+ * @packageDocumentation
+ */
+
+export { connect, createCallproofFetch } from './connect.js'
+export type { ConnectOptions } from './connect.js'
+export { CallproofSession } from './session.js'
+export type { SessionOptions, ClientCredentialsOptions, ToolCall } from './session.js'
+export { createChallengeFetch, readChallenge } from './challenges.js'
+export type { Challenge, ChallengeFetchOptions } from './challenges.js'
+export { sendWithProof, createProofFetch, bindingOfBody, DpopNonces } from './fetch.js'
+export type { ProofSigner } from './fetch.js'
+export {
+  discoverProtectedResource,
+  discoverAuthorizationServer,
+  authorizationServerMetadataUrls,
+  assertAlgorithmSupported,
+  resourceCovers,
+} from './discovery.js'
+export type { ProtectedResource, DiscoveryOptions } from './discovery.js'
+export {
+  authorizationCodeFlow,
+  refreshTokens,
+  clientCredentialsFlow,
+  privateKeyJwtAuthentication,
+  oauthContext,
+  httpOptions,
+} from './oauth.js'
+export type { OAuthContext, AuthorizationRequest } from './oauth.js'
+export { resolveClient, clientAuthentication } from './registration.js'
+export type { RegistrationOptions } from './registration.js'
+export { assertSafeUrl, guardedFetch, isLoopbackHost } from './guards.js'
+export type { UrlPolicy } from './guards.js'
+export { systemBrowserInteraction, assertOpenableUrl } from './interaction.js'
+export type { Interaction, InteractionContext, SystemBrowserOptions } from './interaction.js'
+export {
+  generateProofKeyPair,
+  proofAlgorithms,
+  loadOrCreateKeyPair,
+  MemoryKeyStore,
+  FileKeyStore,
+} from './keys.js'
+export type { KeyAlgorithm, KeyStore } from './keys.js'
+export { MemoryTokenStore, FileTokenStore } from './stores.js'
+export type { TokenSet, TokenStore, StoredClient } from './stores.js'
+export { CallproofClientError, ChallengeError } from './errors.js'
+export type { CallproofClientErrorCode } from './errors.js'

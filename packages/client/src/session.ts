@@ -1,0 +1,347 @@
+/**
+ * The client's state for one MCP server: discovery, registration, the DPoP-bound session token,
+ * and the authorizations that challenges ask for. Authorizations run one at a time, so concurrent
+ * requests that hit the same 401 trigger one login, not sixteen.
+ *
+ * @module
+ */
+
+import * as oauth from 'oauth4webapi'
+import { argsDigest } from '@callproof/core'
+import {
+  assertAlgorithmSupported,
+  discoverAuthorizationServer,
+  discoverProtectedResource,
+  type ProtectedResource,
+} from './discovery.js'
+import { CallproofClientError } from './errors.js'
+import { assertSafeUrl, type UrlPolicy } from './guards.js'
+import type { Interaction, InteractionContext } from './interaction.js'
+import { proofAlgorithms } from './keys.js'
+import {
+  authorizationCodeFlow,
+  clientCredentialsFlow,
+  httpOptions,
+  oauthContext,
+  privateKeyJwtAuthentication,
+  refreshTokens,
+  type OAuthContext,
+} from './oauth.js'
+import { clientAuthentication, resolveClient, type RegistrationOptions } from './registration.js'
+import { MemoryTokenStore, type TokenSet, type TokenStore } from './stores.js'
+
+/**
+ * A client without a user (an agent): the client credentials grant.
+ *
+ * @example
+ * ```ts
+ * const cc: ClientCredentialsOptions = { clientId: 'agent-1', privateKey: pem, alg: 'ES256' }
+ * ```
+ */
+export interface ClientCredentialsOptions {
+  /** The pre-registered client id. */
+  clientId: string
+  /** `private_key_jwt`: a private `CryptoKey` or a PKCS #8 PEM. */
+  privateKey?: CryptoKey | string
+  /** The assertion's algorithm (default ES256). */
+  alg?: string
+  /** The assertion key's `kid`. */
+  kid?: string
+  /** `client_secret_basic` instead, for servers without private_key_jwt. */
+  clientSecret?: string
+}
+
+/**
+ * Options of a {@link CallproofSession}.
+ *
+ * @example
+ * ```ts
+ * const options: SessionOptions = { keyPair, interaction, development: true }
+ * ```
+ */
+export interface SessionOptions {
+  /** The proof key pair (non-extractable). */
+  keyPair: CryptoKeyPair
+  /** Who approves authorization requests (required unless `clientCredentials`). */
+  interaction?: Interaction
+  /** Client credentials grant instead of user authorization. */
+  clientCredentials?: ClientCredentialsOptions
+  /** Registration: pre-registered client, metadata document URL, or dynamic registration metadata. */
+  registration?: RegistrationOptions
+  /** Token store (default: memory). */
+  tokenStore?: TokenStore
+  /** Scopes to request initially (default: the challenge's `scope`, else `scopes_supported`). */
+  scopes?: readonly string[]
+  /** Development: allows http and loopback addresses (never in production). */
+  development?: boolean
+  /** Allows private and link-local addresses for servers the client is told about. */
+  allowPrivateNetworks?: boolean
+  /** Refuse unbound Bearer tokens (default true; the conformance client turns it off). */
+  requireBoundTokens?: boolean
+  /** The underlying fetch. */
+  fetch?: typeof fetch
+}
+
+/**
+ * A per-call approval request for one `tools/call`.
+ *
+ * @example
+ * ```ts
+ * const call: ToolCall = { tool: 'share_file', arguments: { path: 'a.txt', with: 'bob' } }
+ * ```
+ */
+export interface ToolCall {
+  /** `params.name`. */
+  tool: string
+  /** `params.arguments` (sent for display; the digest is what the server checks). */
+  arguments: unknown
+}
+
+/**
+ * The state for one MCP server. Use through `connect()` / `createCallproofFetch()`; exported for
+ * custom stacks and tests.
+ *
+ * @example
+ * ```ts
+ * const session = new CallproofSession('https://drive.example/mcp', { keyPair, interaction })
+ * const tokens = await session.authorize({ reason: 'authorize' })
+ * ```
+ */
+export class CallproofSession {
+  /** The MCP endpoint. */
+  readonly serverUrl: URL
+  /** The options, validated. */
+  readonly options: SessionOptions
+  /** The token store. */
+  readonly store: TokenStore
+  /** What server-supplied URLs may point at. */
+  readonly urlPolicy: UrlPolicy
+  #resource: ProtectedResource | undefined
+  #oauth: OAuthContext | undefined
+  #redirectUri: string | undefined
+  #queue: Promise<unknown> = Promise.resolve()
+
+  /** @throws {@link CallproofClientError} `ERR_INVALID_OPTIONS` on bad options */
+  constructor(serverUrl: string | URL, options: SessionOptions) {
+    try {
+      this.serverUrl = new URL(serverUrl)
+    } catch (err) {
+      throw new CallproofClientError('ERR_INVALID_OPTIONS', `server URL ${String(serverUrl)} is not a URL`, {
+        cause: err,
+      })
+    }
+    if (!options.keyPair?.privateKey || !options.keyPair.publicKey) {
+      throw new CallproofClientError('ERR_INVALID_OPTIONS', 'keyPair is required')
+    }
+    proofAlgorithms(options.keyPair)
+    if (!options.interaction && !options.clientCredentials) {
+      throw new CallproofClientError(
+        'ERR_INVALID_OPTIONS',
+        'an interaction (or clientCredentials for an agent without a user) is required',
+      )
+    }
+    if (
+      options.clientCredentials &&
+      options.clientCredentials.privateKey === undefined &&
+      options.clientCredentials.clientSecret === undefined
+    ) {
+      throw new CallproofClientError(
+        'ERR_INVALID_OPTIONS',
+        'clientCredentials needs privateKey (private_key_jwt) or clientSecret',
+      )
+    }
+    this.options = options
+    this.store = options.tokenStore ?? new MemoryTokenStore()
+    this.urlPolicy = {
+      allowLoopbackHttp: options.development === true,
+      allowPrivateNetworks: options.allowPrivateNetworks === true,
+    }
+  }
+
+  /** The protected resource (after discovery). */
+  get resource(): ProtectedResource | undefined {
+    return this.#resource
+  }
+
+  /** The algorithms this client's proofs use. */
+  get algorithms(): readonly string[] {
+    return proofAlgorithms(this.options.keyPair)
+  }
+
+  /** Runs `task` after every earlier authorization finished (one login at a time). */
+  #serialize<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task)
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  /**
+   * Discovers the server's protected resource metadata and its authorization server (once), and
+   * checks that both accept this client's proof algorithm.
+   *
+   * @param resourceMetadataUrl - `resource_metadata` from a challenge
+   * @param challengeAlgs - `algs` from a challenge
+   */
+  async discover(resourceMetadataUrl?: string, challengeAlgs?: string): Promise<OAuthContext> {
+    if (this.#oauth && this.#resource) return this.#oauth
+    await assertSafeUrl(this.serverUrl, this.urlPolicy)
+    const discovery = {
+      urlPolicy: this.urlPolicy,
+      ...(this.options.fetch && { fetch: this.options.fetch }),
+    }
+    const resource = await discoverProtectedResource(this.serverUrl, resourceMetadataUrl, discovery)
+    const ours = this.algorithms
+    if (challengeAlgs !== undefined) assertAlgorithmSupported(challengeAlgs, ours, this.serverUrl.origin)
+    assertAlgorithmSupported(
+      resource.metadata.dpop_signing_alg_values_supported,
+      ours,
+      resource.resource,
+    )
+    const issuer = resource.metadata.authorization_servers?.[0] as string
+    const as = await discoverAuthorizationServer(issuer, discovery)
+    assertAlgorithmSupported(as.dpop_signing_alg_values_supported, ours, as.issuer)
+    const http = httpOptions(this.urlPolicy, this.options.fetch)
+    let client: oauth.Client
+    let clientAuth: oauth.ClientAuth
+    const cc = this.options.clientCredentials
+    if (cc) {
+      client = { client_id: cc.clientId }
+      if (cc.privateKey !== undefined) {
+        clientAuth = await privateKeyJwtAuthentication(cc.privateKey, cc.alg, cc.kid)
+      } else {
+        clientAuth = oauth.ClientSecretBasic(cc.clientSecret as string)
+      }
+    } else {
+      this.#redirectUri = await this.options.interaction?.redirectUri()
+      const stored = await resolveClient(
+        as,
+        this.#redirectUri,
+        this.options.registration ?? {},
+        this.store,
+        http,
+      )
+      client = { client_id: stored.clientId }
+      clientAuth = clientAuthentication(stored)
+    }
+    this.#resource = resource
+    this.#oauth = oauthContext(as, client, clientAuth, this.options.keyPair, this.urlPolicy, {
+      ...(this.options.fetch && { fetch: this.options.fetch }),
+      ...(this.options.requireBoundTokens !== undefined && {
+        requireBoundTokens: this.options.requireBoundTokens,
+      }),
+    })
+    return this.#oauth
+  }
+
+  /** The stored session token for this server's issuer and resource, if any. */
+  async token(): Promise<TokenSet | undefined> {
+    if (!this.#oauth || !this.#resource) return undefined
+    return this.store.get(this.#oauth.as.issuer, this.#resource.resource)
+  }
+
+  #initialScopes(challengeScope: string | undefined): readonly string[] | undefined {
+    if (this.options.scopes) return this.options.scopes
+    if (challengeScope) return challengeScope.split(' ').filter(Boolean)
+    const supported = this.#resource?.metadata.scopes_supported
+    return Array.isArray(supported) ? supported : undefined
+  }
+
+  /**
+   * Obtains and stores a new session token: a user authorization (with the scopes, `acr_values`
+   * and `max_age` given) or, for agents, the client credentials grant.
+   *
+   * @param request - why, and what to ask for
+   */
+  authorize(request: {
+    reason: InteractionContext['reason']
+    scopes?: readonly string[]
+    challengeScope?: string
+    acrValues?: readonly string[]
+    maxAge?: number
+  }): Promise<TokenSet> {
+    return this.#serialize(async () => {
+      const ctx = await this.discover()
+      const resource = (this.#resource as ProtectedResource).resource
+      const scopes = request.scopes ?? this.#initialScopes(request.challengeScope)
+      let tokens: TokenSet
+      if (this.options.clientCredentials) {
+        tokens = await clientCredentialsFlow(ctx, { resource, ...(scopes && { scopes }) })
+      } else {
+        tokens = await authorizationCodeFlow(
+          ctx,
+          this.options.interaction as Interaction,
+          this.#redirectUri as string,
+          {
+            resource,
+            reason: request.reason,
+            ...(scopes && { scopes }),
+            ...(request.acrValues && { acrValues: request.acrValues }),
+            ...(request.maxAge !== undefined && { maxAge: request.maxAge }),
+          },
+        )
+      }
+      await this.store.set(ctx.as.issuer, resource, tokens)
+      return tokens
+    })
+  }
+
+  /**
+   * Refreshes the session token (rotation kept); `undefined` when there is nothing to refresh
+   * with or the authorization server refused.
+   */
+  refresh(): Promise<TokenSet | undefined> {
+    return this.#serialize(async () => {
+      const ctx = await this.discover()
+      const current = await this.token()
+      if (current?.refreshToken === undefined) return undefined
+      try {
+        const tokens = await refreshTokens(ctx, current)
+        await this.store.set(ctx.as.issuer, current.resource, tokens)
+        return tokens
+      } catch (err) {
+        if (err instanceof CallproofClientError && err.code === 'ERR_TOKEN_REQUEST_FAILED') {
+          await this.store.delete(ctx.as.issuer, current.resource)
+          return undefined
+        }
+        throw err
+      }
+    })
+  }
+
+  /**
+   * Asks for the approval of exactly one tool call (RFC 9396 `authorization_details` of type
+   * `mcp_tool_call` naming this resource, the tool and the arguments' digest). The returned token
+   * is used for that call only and never stored.
+   */
+  approve(call: ToolCall): Promise<TokenSet> {
+    return this.#serialize(async () => {
+      const ctx = await this.discover()
+      if (this.options.clientCredentials) {
+        throw new CallproofClientError(
+          'ERR_ACCESS_DENIED',
+          `tool ${call.tool} needs a per-call approval, which an agent without a user cannot give`,
+        )
+      }
+      const resource = (this.#resource as ProtectedResource).resource
+      const current = await this.token()
+      const detail = {
+        type: 'mcp_tool_call',
+        resource,
+        tool: call.tool,
+        args: await argsDigest(call.arguments),
+        arguments: call.arguments ?? {},
+      }
+      return authorizationCodeFlow(
+        ctx,
+        this.options.interaction as Interaction,
+        this.#redirectUri as string,
+        {
+          resource,
+          reason: 'approval',
+          authorizationDetails: [detail],
+          ...(current && current.scopes.length > 0 && { scopes: current.scopes }),
+        },
+      )
+    })
+  }
+}
