@@ -1,0 +1,47 @@
+// Test support: the real development authorization server (oidc-provider) and the real drive
+// example, both on 127.0.0.1 with free ports.
+import { createServer } from 'node:net'
+import { startDevAuthServer } from '@callproof/dev-auth-server'
+import { startDrive } from '@callproof/example-drive'
+
+export const DRIVE_SCOPES = ['drive:read', 'drive:write', 'drive:share'] as const
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export interface World {
+  issuer: string
+  drive: { url: string; origin: string; resource: string }
+  close(): Promise<void>
+}
+
+export async function startWorld(options: { nonce?: boolean; accessTokenTtl?: number } = {}): Promise<World> {
+  const port = await freePort()
+  const resource = `http://127.0.0.1:${port}/mcp`
+  const auth = await startDevAuthServer({
+    resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
+    logger: { warn: () => {}, info: () => {} },
+    ...(options.accessTokenTtl !== undefined && { accessTokenTtl: options.accessTokenTtl }),
+  })
+  const drive = await startDrive({
+    port,
+    issuer: auth.issuer,
+    ...(options.nonce !== undefined && { nonce: options.nonce }),
+  })
+  return {
+    issuer: auth.issuer,
+    drive,
+    async close() {
+      await drive.close()
+      await auth.close()
+    },
+  }
+}
