@@ -1,0 +1,115 @@
+/**
+ * The pinned start command, in a fresh process:
+ * `npm run start -w @callproof/example-drive -- --port <free port> --issuer <issuer url>`.
+ * The drive must come up on 127.0.0.1:<port>/mcp, find the issuer's keys, and serve a call.
+ */
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { startIssuer } from './support/issuer.js'
+import type { TestIssuer } from './support/issuer.js'
+import { McpCaller, toolCall, toolText } from './support/mcp.js'
+import { newCallerKey } from './support/proof.js'
+import { dpopChallenge } from './support/http.js'
+import { readAnswer } from './support/http.js'
+
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+let issuer: TestIssuer
+let child: ChildProcess | undefined
+let output = ''
+beforeAll(async () => {
+  issuer = await startIssuer()
+})
+afterAll(async () => {
+  if (child?.pid !== undefined && child.exitCode === null) {
+    // npm starts a shell that starts node: end the whole group this test created, by its id.
+    process.kill(-child.pid, 'SIGTERM')
+    await new Promise((resolve) => child!.once('exit', resolve))
+  }
+  await issuer?.close()
+})
+
+it('starts with the pinned command and serves a verified call', { timeout: 60_000 }, async () => {
+  const port = await freePort()
+  child = spawn(
+    'npm',
+    [
+      'run',
+      'start',
+      '-w',
+      '@callproof/example-drive',
+      '--',
+      '--port',
+      String(port),
+      '--issuer',
+      issuer.url,
+    ],
+    { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+  )
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()))
+
+  const url = `http://127.0.0.1:${port}/mcp`
+  const metadata = `http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp`
+  const deadline = Date.now() + 45_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`drive exited with ${child.exitCode}:\n${output}`)
+    const ok = await fetch(metadata).then(
+      (r) => r.status === 200,
+      () => false,
+    )
+    if (ok) break
+    if (Date.now() > deadline) throw new Error(`drive did not come up on ${port}:\n${output}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+
+  const doc = (await (await fetch(metadata)).json()) as Record<string, unknown>
+  expect(doc.resource).toBe(url)
+  expect(doc.authorization_servers).toEqual([issuer.url])
+
+  // Refusal first: no credentials → 401 challenge pointing at this metadata.
+  const bare = await readAnswer(
+    await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify(toolCall('whoami')),
+    }),
+  )
+  expect(bare.status).toBe(401)
+  expect(dpopChallenge(bare)?.params.resource_metadata).toBe(metadata)
+
+  issuer.resource = url
+  const key = await newCallerKey()
+  const caller = new McpCaller(
+    { url, resource: url },
+    key,
+    await issuer.mint({ jkt: key.jkt, sub: 'dave' }),
+  )
+  const who = JSON.parse(toolText(await caller.callTool('whoami'))) as Record<string, unknown>
+  expect(who.sub).toBe('dave')
+  expect(who.jkt).toBe(key.jkt)
+  toolText(
+    await caller.callTool('write_file', { path: 'hello.txt', content: 'from a fresh process' }),
+  )
+  expect(toolText(await caller.callTool('read_file', { path: 'hello.txt' }))).toBe(
+    'from a fresh process',
+  )
+  expect(issuer.jwksFetches).toBeGreaterThan(0)
+})
