@@ -1,0 +1,310 @@
+/**
+ * Two server instances behind one resource URI, sharing one real Redis (replay, approvals,
+ * sessions) and one nonce secret, on real HTTP: what one instance consumed, the other refuses;
+ * a session follows its caller to the other instance and nobody else; Redis down is 503 with
+ * Retry-After and no tool runs.
+ *
+ * The instances are `createCallproof` + `@callproof/server/redis` directly (the wiring the drive
+ * example's `--redis` / `--nonce` needs), so this test does not depend on the example.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { Hono } from 'hono'
+import { serve } from '@hono/node-server'
+import type { AddressInfo } from 'node:net'
+import { argsDigest, bindingFor, createNonceSource, createProof } from '@callproof/core'
+import { callerOf, createCallproof, createToolRegistry } from '../src/index.js'
+import type { CallproofEnv } from '../src/index.js'
+import { createRedisStores, type RedisStores } from '../src/redis/index.js'
+import { startRedisServer, type TestRedisServer } from './support/redis-server.js'
+import { clientKey, startIssuer } from './helpers/issuer.js'
+import type { ClientKey, TestIssuer } from './helpers/issuer.js'
+
+const RESOURCE = 'https://drive.example/mcp'
+const NONCE_SECRET = crypto.getRandomValues(new Uint8Array(32))
+
+interface Instance {
+  url: string
+  stores: RedisStores
+  close(): Promise<void>
+}
+
+let redis: TestRedisServer
+let issuer: TestIssuer
+let a: Instance
+let b: Instance
+/** Tool runs, by tool name: a refusal must leave these unchanged. */
+const runs = new Map<string, number>()
+
+async function startInstance(): Promise<Instance> {
+  const tools = createToolRegistry({ name: 'drive', version: '1.0.0' })
+  const count = (name: string) => runs.set(name, (runs.get(name) ?? 0) + 1)
+  tools.register('whoami', { policy: { scopes: ['drive:read'] } }, (extra) => {
+    count('whoami')
+    return { content: [{ type: 'text', text: callerOf(extra).sub }] }
+  })
+  tools.register(
+    'share_file',
+    { policy: { scopes: ['drive:share'], approval: 'per-call' } },
+    () => {
+      count('share_file')
+      return { content: [{ type: 'text', text: 'shared' }] }
+    },
+  )
+  const stores = createRedisStores({ url: redis.url, timeoutMs: 300, maxReconnectDelayMs: 100 })
+  await stores.ready()
+  const callproof = createCallproof({
+    resource: RESOURCE,
+    issuers: issuer.issuer,
+    tools,
+    replay: stores.replay,
+    nonce: createNonceSource({ secret: NONCE_SECRET }),
+    sessions: { mode: 'stateful', store: stores.sessions, ttlSeconds: 600 },
+  })
+  const app = new Hono<CallproofEnv>()
+  callproof.mount(app)
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+  await new Promise<void>((resolve) =>
+    server.listening ? resolve() : server.once('listening', resolve),
+  )
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    stores,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        if ('closeAllConnections' in server) server.closeAllConnections()
+      })
+      await stores.close()
+    },
+  }
+}
+
+/** A caller: one key, a token, and the last nonce any instance handed out. */
+interface Caller {
+  key: ClientKey
+  token: string
+}
+
+let nonce: string | undefined
+
+async function caller(claims: Record<string, unknown> = {}, key?: ClientKey): Promise<Caller> {
+  const k = key ?? (await clientKey())
+  const token = await issuer.mint({
+    aud: RESOURCE,
+    cnf: { jkt: k.jkt },
+    scope: 'drive:read drive:share',
+    ...claims,
+  })
+  return { key: k, token }
+}
+
+let nextId = 1
+function toolCall(name: string, args: Record<string, unknown> = {}) {
+  return { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name, arguments: args } }
+}
+function initialize() {
+  return {
+    jsonrpc: '2.0',
+    id: nextId++,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 'redis-e2e', version: '0.0.0' },
+    },
+  }
+}
+
+/** The headers and body of one request, with a fresh proof bound to `message` and the nonce. */
+async function request(
+  who: Caller,
+  message: unknown,
+  options: { sessionId?: string; method?: string } = {},
+): Promise<RequestInit> {
+  const method = options.method ?? 'POST'
+  const headers: Record<string, string> = {
+    accept: 'application/json, text/event-stream',
+    'content-type': 'application/json',
+    'mcp-protocol-version': '2025-06-18',
+    authorization: `DPoP ${who.token}`,
+    dpop: await createProof(who.key.keyPair, {
+      htm: method,
+      htu: RESOURCE,
+      accessToken: who.token,
+      ...(nonce !== undefined ? { nonce } : {}),
+      ...(message !== undefined ? { mcp: await bindingFor(message) } : {}),
+    }),
+  }
+  if (options.sessionId !== undefined) headers['mcp-session-id'] = options.sessionId
+  return { method, headers, ...(message !== undefined ? { body: JSON.stringify(message) } : {}) }
+}
+
+async function send(instance: Instance, init: RequestInit): Promise<Response> {
+  const response = await fetch(instance.url, init)
+  const fresh = response.headers.get('dpop-nonce')
+  if (fresh !== null) nonce = fresh
+  return response
+}
+
+/** Sends with a fresh proof; on a nonce challenge, retries once with the nonce it carried. */
+async function call(
+  instance: Instance,
+  who: Caller,
+  message: unknown,
+  options: { sessionId?: string; method?: string } = {},
+): Promise<Response> {
+  const first = await send(instance, await request(who, message, options))
+  if (first.status !== 401 || !/use_dpop_nonce/.test(first.headers.get('www-authenticate') ?? '')) {
+    return first
+  }
+  return send(instance, await request(who, message, options))
+}
+
+function challengeOf(response: Response): string {
+  return response.headers.get('www-authenticate') ?? ''
+}
+
+beforeAll(async () => {
+  redis = await startRedisServer()
+  issuer = await startIssuer()
+  a = await startInstance()
+  b = await startInstance()
+})
+
+afterAll(async () => {
+  await a?.close()
+  await b?.close()
+  await issuer?.close()
+  await redis?.stop()
+})
+
+beforeEach(() => {
+  runs.clear()
+})
+
+describe('two instances sharing Redis', () => {
+  it('hands out nonces that the other instance accepts, and demands one', async () => {
+    nonce = undefined
+    const alice = await caller()
+    const refused = await send(a, await request(alice, toolCall('whoami')))
+    expect(refused.status).toBe(401)
+    expect(challengeOf(refused)).toMatch(/error="use_dpop_nonce"/)
+    expect(nonce).toBeDefined()
+    expect(runs.get('whoami')).toBeUndefined()
+    // The nonce from A works on B.
+    const ok = await send(b, await request(alice, toolCall('whoami')))
+    expect(ok.status).toBe(200)
+    expect(runs.get('whoami')).toBe(1)
+  })
+
+  it('refuses on B a proof already used on A', async () => {
+    const alice = await caller()
+    expect((await call(a, alice, toolCall('whoami'))).status).toBe(200) // also fetches a nonce
+    const init = await request(alice, toolCall('whoami'))
+    expect((await send(a, init)).status).toBe(200)
+    expect(runs.get('whoami')).toBe(2)
+
+    // The very same request (token, proof, body) again, now to the other instance.
+    const replayed = await send(b, init)
+    expect(replayed.status).toBe(401)
+    expect(challengeOf(replayed)).toMatch(/error="invalid_dpop_proof"/)
+    expect(((await replayed.json()) as { code: string }).code).toBe('ERR_REPLAY')
+    expect(runs.get('whoami')).toBe(2)
+  })
+
+  it('refuses on B a per-call approval already used on A', async () => {
+    const args = { path: 'report.txt', with: 'bob' }
+    const message = toolCall('share_file', args)
+    const approval = await caller({
+      authorization_details: [
+        {
+          type: 'mcp_tool_call',
+          resource: RESOURCE,
+          tool: 'share_file',
+          args: await argsDigest(args),
+        },
+      ],
+    })
+    const used = await call(a, approval, message)
+    expect(used.status).toBe(200)
+    expect(runs.get('share_file')).toBe(1)
+
+    // A fresh proof (so not a replay), the same approval token, the same call: on the other instance.
+    const again = await call(b, approval, toolCall('share_file', args))
+    expect(again.status).toBe(403)
+    expect(challengeOf(again)).toMatch(/error="insufficient_authorization_details"/)
+    expect(runs.get('share_file')).toBe(1)
+  })
+
+  it('serves a session opened on A on B for its caller only, and ends it everywhere', async () => {
+    const key = await clientKey()
+    const alice = await caller({}, key)
+    const opened = await call(a, alice, initialize())
+    expect(opened.status).toBe(200)
+    const sessionId = opened.headers.get('mcp-session-id')
+    expect(sessionId).toMatch(/^[\x21-\x7e]+$/)
+
+    // Same caller (subject, client, key) with another token, on the other instance: served.
+    const aliceAgain = await caller({}, key)
+    const onB = await call(b, aliceAgain, toolCall('whoami'), { sessionId: sessionId! })
+    expect(onB.status).toBe(200)
+    expect(runs.get('whoami')).toBe(1)
+
+    // Another caller with a valid token of its own: 404, as for an unknown session.
+    for (const other of [await caller({ sub: 'bob' }), await caller()]) {
+      const stolen = await call(b, other, toolCall('whoami'), { sessionId: sessionId! })
+      expect(stolen.status).toBe(404)
+    }
+    const unknown = await call(b, alice, toolCall('whoami'), { sessionId: 'no-such-session' })
+    expect(unknown.status).toBe(404)
+    expect(runs.get('whoami')).toBe(1)
+
+    // Ended on B: gone on A.
+    const ended = await call(b, alice, undefined, { sessionId: sessionId!, method: 'DELETE' })
+    expect(ended.status).toBe(200)
+    const afterEnd = await call(a, alice, toolCall('whoami'), { sessionId: sessionId! })
+    expect(afterEnd.status).toBe(404)
+    expect(runs.get('whoami')).toBe(1)
+  })
+
+  it('answers 503 with Retry-After while Redis is down, runs nothing, and recovers by itself', async () => {
+    const alice = await caller()
+    expect((await call(a, alice, toolCall('whoami'))).status).toBe(200)
+    expect(runs.get('whoami')).toBe(1)
+    const key = await clientKey()
+    const bob = await caller({ sub: 'bob' }, key)
+    const opened = await call(a, bob, initialize())
+    expect(opened.status).toBe(200)
+    const sessionId = opened.headers.get('mcp-session-id')!
+
+    await redis.kill()
+    try {
+      for (const instance of [a, b]) {
+        const started = performance.now()
+        const down = await call(instance, alice, toolCall('whoami'))
+        expect(performance.now() - started).toBeLessThan(2_000)
+        expect(down.status).toBe(503)
+        expect(down.headers.get('retry-after')).toMatch(/^\d+$/)
+        const inSession = await call(instance, bob, toolCall('whoami'), { sessionId })
+        expect(inSession.status).toBe(503)
+        const init = await call(instance, bob, initialize())
+        expect(init.status).toBe(503)
+      }
+      expect(runs.get('whoami')).toBe(1)
+    } finally {
+      await redis.start()
+    }
+
+    // No restart of the instances: they reconnect by themselves.
+    const deadline = Date.now() + 10_000
+    let status = 0
+    while (Date.now() < deadline) {
+      status = (await call(b, alice, toolCall('whoami'))).status
+      if (status === 200) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(status).toBe(200)
+    expect(runs.get('whoami')).toBe(2)
+  })
+})
