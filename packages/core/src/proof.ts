@@ -388,7 +388,9 @@ export async function verifyProofWith(
       currentDate: new Date(clock()),
     }))
   } catch (cause) {
-    throw invalid('the DPoP proof signature or claims are invalid', cause)
+    // jose's messages name the failed check ("signature verification failed", "iat" claim …).
+    const detail = cause instanceof Error ? `: ${cause.message}` : ''
+    throw invalid(`the DPoP proof signature or claims are invalid${detail}`, cause)
   }
 
   const jti = payload.jti

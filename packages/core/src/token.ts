@@ -233,10 +233,8 @@ export async function verifyAccessToken(
       requiredClaims: ['exp', 'iat', 'jti', 'sub'],
     }))
   } catch (cause) {
-    const reason =
-      cause instanceof Error && 'code' in cause
-        ? ` (${String((cause as { code: unknown }).code)})`
-        : ''
+    // jose's messages name the failed check ('"aud" claim check failed', …), never the token.
+    const reason = cause instanceof Error ? `: ${cause.message}` : ''
     throw invalid(`the access token is invalid${reason}`, cause)
   }
 
