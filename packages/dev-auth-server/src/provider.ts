@@ -317,5 +317,20 @@ export function createProvider(options: ProviderOptions): Provider {
 
   const provider = new Provider(options.issuer, configuration)
   provider.use(oauthStepUpParams)
+  // oidc-provider keeps the precise reason of a refused token or registration request in
+  // `error_detail` and answers with a generic description. A development server should say what
+  // was wrong ("DPoP proof JWT not provided"), so the detail is appended.
+  for (const event of ['grant.error', 'registration_create.error']) {
+    provider.on(event, (ctx, error) => {
+      const body = (ctx as { body?: unknown }).body
+      const detail = (error as { error_detail?: unknown }).error_detail
+      if (body && typeof body === 'object' && typeof detail === 'string') {
+        const out = body as { error_description?: string }
+        out.error_description = out.error_description
+          ? `${out.error_description}: ${detail}`
+          : detail
+      }
+    })
+  }
   return provider
 }

@@ -1,4 +1,5 @@
 import * as oauth from 'oauth4webapi'
+import { expect } from 'vitest'
 import { calculateJwkThumbprint, createRemoteJWKSet, exportJWK, jwtVerify } from 'jose'
 import type { JWTHeaderParameters, JWTPayload } from 'jose'
 import { DEV_CLIENT_ID, DEV_REDIRECT_URI, startDevAuthServer } from '../src/index.js'
@@ -129,6 +130,23 @@ export class TestClient {
     })
     return { header: protectedHeader, payload: payload as JWTPayload & Record<string, unknown> }
   }
+}
+
+/** Expects an oauth4webapi error response with this `error` code and a matching description. */
+export async function expectOAuthError(
+  promise: Promise<unknown>,
+  error: string,
+  description: RegExp,
+): Promise<void> {
+  const failure = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  if (!(failure instanceof oauth.ResponseBodyError)) {
+    throw new Error(`expected an OAuth error response ${error}, got ${String(failure)}`)
+  }
+  expect(failure.error).toBe(error)
+  expect(failure.error_description ?? '').toMatch(description)
 }
 
 export { oauth, insecure }
