@@ -1,0 +1,104 @@
+/**
+ * Audit events: one per decision, allowed or refused.
+ *
+ * An event names who called (subject, client, key thumbprint), what (JSON-RPC method, tool, the
+ * digest of the arguments) and what callproof decided, with a reason code. It never carries the
+ * access token, the proof or the arguments themselves: an audit log is read by more people than
+ * the data it describes, and a token in a log is a token anyone with the log can replay until it
+ * expires.
+ *
+ * @module
+ */
+import { createWriteStream } from 'node:fs'
+
+/** One decision. Only verified facts name the caller: a refused request before the token was
+ * verified has no `sub`, `clientId` or `jkt`, so a forged token cannot frame someone else. */
+export interface AuditEvent {
+  /** ISO 8601 time of the decision. */
+  readonly time: string
+  /** A random id per HTTP request, also sent back as `x-request-id`. */
+  readonly requestId: string
+  /** `allowed` when the request was handed to the MCP transport. */
+  readonly decision: 'allowed' | 'refused'
+  /** `allowed` / `public`, or the refusal's `CallproofErrorCode` (e.g. `ERR_REPLAY`). */
+  readonly reason: string
+  /** The HTTP status of a refusal (absent when allowed). */
+  readonly status?: number
+  /** HTTP method. */
+  readonly httpMethod: string
+  /** JSON-RPC method of the body, when one was parsed. */
+  readonly method?: string
+  /** Tool name for `tools/call`. */
+  readonly tool?: string
+  /** base64url SHA-256 of the RFC 8785 form of the arguments (the proof's `mcp.args`). */
+  readonly argsDigest?: string
+  readonly sub?: string
+  readonly clientId?: string
+  readonly jkt?: string
+  /** The `jti` of the access token (identifies the token without revealing it). */
+  readonly tokenId?: string
+  /** The `jti` of a consumed one-time approval token. */
+  readonly approvalId?: string
+}
+
+/** Receives audit events. A sink that throws on an `allowed` event stops the call (no audit, no
+ * call); errors on `refused` events are ignored because the request is refused anyway. */
+export interface AuditSink {
+  write(event: AuditEvent): void | Promise<void>
+}
+
+/** Something with a `write(string)` method, such as `process.stdout` or a `fs.WriteStream`. */
+export interface TextWritable {
+  write(chunk: string): unknown
+}
+
+/**
+ * A sink that writes one JSON object per line, to a writable stream or appended to a file.
+ *
+ * @example
+ * ```ts
+ * createCallproof({ ..., audit: jsonLinesSink('/var/log/callproof/audit.jsonl') })
+ * createCallproof({ ..., audit: jsonLinesSink(process.stdout) })
+ * ```
+ * @see https://jsonlines.org/
+ */
+export function jsonLinesSink(
+  target: TextWritable | string,
+): AuditSink & { close(): Promise<void> } {
+  const stream =
+    typeof target === 'string'
+      ? createWriteStream(target, { flags: 'a', encoding: 'utf8' })
+      : target
+  return {
+    write(event) {
+      stream.write(`${JSON.stringify(event)}\n`)
+    },
+    close() {
+      if (typeof target !== 'string') return Promise.resolve()
+      const file = stream as ReturnType<typeof createWriteStream>
+      return new Promise((resolve, reject) => {
+        file.end((error?: Error | null) => (error ? reject(error) : resolve()))
+      })
+    },
+  }
+}
+
+/**
+ * A sink that keeps events in an array: for tests and for the `callproof audit` demo views.
+ *
+ * @example
+ * ```ts
+ * const audit = memorySink()
+ * createCallproof({ ..., audit })
+ * audit.events.at(-1)?.reason // 'ERR_REPLAY'
+ * ```
+ */
+export function memorySink(): AuditSink & { readonly events: AuditEvent[] } {
+  const events: AuditEvent[] = []
+  return {
+    events,
+    write(event) {
+      events.push(event)
+    },
+  }
+}

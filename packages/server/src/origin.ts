@@ -1,0 +1,83 @@
+/**
+ * Origin and Host validation against DNS rebinding.
+ *
+ * A web page on `evil.example` can re-point its own host name at 127.0.0.1 and then talk to a
+ * local MCP server from the victim's browser; the browser sends the attacker's host name in
+ * `Host` and the attacker's page in `Origin`. Checking both against what the server expects
+ * refuses such requests before anything else runs.
+ *
+ * @see https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#security-warning
+ * @module
+ */
+
+/** What requests may name in `Host` and `Origin`. */
+export interface OriginPolicy {
+  /**
+   * Allowed `Host` header values (`host:port`, compared case-insensitively). `undefined` skips the
+   * Host check (a server behind a proxy that rewrites Host).
+   */
+  readonly allowedHosts?: readonly string[]
+  /**
+   * Allowed `Origin` values (`scheme://host:port`). A request without `Origin` (not a browser) is
+   * allowed; a request with any other `Origin`, including `null`, is refused.
+   */
+  readonly allowedOrigins: readonly string[]
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost'])
+
+/** True for 127.0.0.1, ::1 and localhost, the names DNS rebinding attacks aim at. */
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK.has(hostname.toLowerCase())
+}
+
+/**
+ * The default policy for a resource: its own origin may call it; when the resource lives on a
+ * loopback address, `Host` must name that address (any loopback name with the same port).
+ *
+ * @example
+ * ```ts
+ * defaultOriginPolicy('http://127.0.0.1:3000/mcp')
+ * // { allowedOrigins: ['http://127.0.0.1:3000'], allowedHosts: ['127.0.0.1:3000', 'localhost:3000', '[::1]:3000'] }
+ * ```
+ */
+export function defaultOriginPolicy(resource: string): OriginPolicy {
+  const url = new URL(resource)
+  if (!isLoopbackHost(url.hostname)) return { allowedOrigins: [url.origin] }
+  const port = url.port === '' ? '' : `:${url.port}`
+  const hosts = [...LOOPBACK].map((name) => `${name}${port}`)
+  return {
+    allowedOrigins: [...LOOPBACK].map((name) => `${url.protocol}//${name}${port}`),
+    allowedHosts: hosts,
+  }
+}
+
+/**
+ * Checks a request's `Host` and `Origin`. Returns `undefined` when the request may proceed, else a
+ * description of what was wrong (for the 403 answer and the audit event).
+ *
+ * @example
+ * ```ts
+ * const problem = checkOrigin(request, defaultOriginPolicy(resource))
+ * if (problem !== undefined) return forbidden(problem)
+ * ```
+ */
+export function checkOrigin(request: Request, policy: OriginPolicy): string | undefined {
+  const headers = request.headers
+  if (policy.allowedHosts !== undefined) {
+    // Runtimes that build the Request from the socket put Host into the URL; fall back to it.
+    const host = headers.get('host') ?? new URL(request.url).host
+    const allowed = policy.allowedHosts.map((h) => h.toLowerCase())
+    if (!allowed.includes(host.toLowerCase())) {
+      return `Host ${JSON.stringify(host)} is not one of ${allowed.join(', ')}`
+    }
+  }
+  const origin = headers.get('origin')
+  if (origin !== null) {
+    const allowed = policy.allowedOrigins.map((o) => o.toLowerCase())
+    if (!allowed.includes(origin.toLowerCase())) {
+      return `Origin ${JSON.stringify(origin)} is not one of ${allowed.join(', ')}`
+    }
+  }
+  return undefined
+}

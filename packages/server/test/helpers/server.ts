@@ -1,0 +1,30 @@
+/** Starts a Hono app on 127.0.0.1 with a free port. */
+import { serve } from '@hono/node-server'
+import type { AddressInfo } from 'node:net'
+
+export interface Running {
+  readonly origin: string
+  close(): Promise<void>
+}
+
+/** Listens first (port 0), then builds the fetch handler once the origin is known. */
+export async function listen(
+  build: (origin: string) => { fetch: (r: Request) => Response | Promise<Response> },
+): Promise<Running> {
+  const slot: { handler?: (r: Request) => Response | Promise<Response> } = {}
+  const server = serve({ fetch: (r: Request) => slot.handler!(r), port: 0, hostname: '127.0.0.1' })
+  await new Promise<void>((resolve) =>
+    server.listening ? resolve() : server.once('listening', () => resolve()),
+  )
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const app = build(origin)
+  slot.handler = (r) => app.fetch(r)
+  return {
+    origin,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        if ('closeAllConnections' in server) server.closeAllConnections()
+      }),
+  }
+}
