@@ -11,16 +11,87 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { Hono } from 'hono'
 import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
-import { argsDigest, bindingFor, createNonceSource, createProof } from '@callproof/core'
+import {
+  argsDigest,
+  bindingFor,
+  createNonceSource,
+  createProof,
+  jwkThumbprint,
+} from '@callproof/core'
 import { callerOf, createCallproof, createToolRegistry } from '../src/index.js'
 import type { CallproofEnv } from '../src/index.js'
 import { createRedisStores, type RedisStores } from '../src/redis/index.js'
 import { startRedisServer, type TestRedisServer } from './support/redis-server.js'
-import { clientKey, startIssuer } from './helpers/issuer.js'
-import type { ClientKey, TestIssuer } from './helpers/issuer.js'
+import { createServer } from 'node:http'
+import { SignJWT, exportJWK, generateKeyPair } from 'jose'
+import type { JWK } from 'jose'
 
 const RESOURCE = 'https://drive.example/mcp'
 const NONCE_SECRET = crypto.getRandomValues(new Uint8Array(32))
+
+/** A minimal authorization server: RFC 8414 metadata, a JWKS, and a token minter. */
+interface TestIssuer {
+  issuer: string
+  mint(claims: Record<string, unknown>): Promise<string>
+  close(): Promise<void>
+}
+
+async function startIssuer(): Promise<TestIssuer> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256')
+  const kid = crypto.randomUUID()
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }
+  let issuer = ''
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname
+    const body =
+      path === '/.well-known/oauth-authorization-server'
+        ? { issuer, jwks_uri: `${issuer}/jwks` }
+        : path === '/jwks'
+          ? { keys: [jwk] }
+          : undefined
+    res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(body ?? { error: 'not_found' }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return {
+    issuer,
+    mint(claims) {
+      const now = Math.floor(Date.now() / 1000)
+      return new SignJWT({
+        iss: issuer,
+        iat: now,
+        exp: now + 300,
+        jti: crypto.randomUUID(),
+        sub: 'alice',
+        client_id: 'test-client',
+        ...claims,
+      })
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+        .sign(privateKey)
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+/** A client's non-extractable P-256 key pair and its RFC 7638 thumbprint. */
+interface ClientKey {
+  keyPair: CryptoKeyPair
+  jkt: string
+}
+
+async function clientKey(): Promise<ClientKey> {
+  const keyPair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair
+  const jwk = await crypto.subtle.exportKey('jwk', keyPair.publicKey)
+  return { keyPair, jkt: await jwkThumbprint(jwk as JWK) }
+}
 
 interface Instance {
   url: string
