@@ -5,13 +5,23 @@ import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { UsageError } from './io.js'
 
-type Options = NonNullable<ParseArgsConfig['options']>
+/** An option table, as `parseArgs` takes it. */
+export type OptionTable = NonNullable<ParseArgsConfig['options']>
+
+/** What {@link parse} returns for an option table. */
+export type ParsedArgs<O extends OptionTable> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>
+>
 
 /**
  * Parses `argv` for `command`. Unknown options and missing values become a {@link UsageError}
  * that names the command, so the user is pointed at the right `--help`.
  */
-export function parse<const O extends Options>(command: string, argv: string[], options: O) {
+export function parse<const O extends OptionTable>(
+  command: string,
+  argv: string[],
+  options: O,
+): ParsedArgs<O> {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true })
   } catch (error) {

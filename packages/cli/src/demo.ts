@@ -1,0 +1,497 @@
+/**
+ * `callproof demo`: the attack and the defence, played on loopback with the real pieces.
+ *
+ * alice's agent (the callproof client, in this process) signs in, reads, writes, is stepped up to
+ * MFA to delete, and approves one share. A second agent, in its own process with its own key and
+ * no authorization of its own, then tries to ride on alice's authorization with everything it
+ * could capture on loopback. Every step has an expected outcome; the run passes when every actual
+ * outcome matches. `--insecure` plays the same story against the insecure baseline, where the
+ * expected outcomes are the attacks succeeding.
+ */
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { connect } from '@callproof/client'
+import type { Interaction, InteractionContext } from '@callproof/client'
+import { devInteraction } from '@callproof/dev-auth-server'
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { parse } from './args.js'
+import { CliError, UsageError, style, table } from './io.js'
+import type { Io } from './io.js'
+import { startStack } from './stack.js'
+import type { Stack } from './stack.js'
+import { ATTACKS, PLAN, expectedRefusal, outcomeOf } from './story.js'
+import type { AttackPlan, AttackReport, Captured, DemoMode } from './story.js'
+import { observe } from './wire.js'
+import type { Observation, WireRequest } from './wire.js'
+
+export type { DemoMode } from './story.js'
+
+/** One row of the demo's table. */
+export interface DemoRow {
+  readonly step: number
+  readonly actor: 'alice' | 'second agent'
+  readonly action: string
+  readonly expected: string
+  readonly actual: string
+  /** `expected === actual`. */
+  readonly ok: boolean
+  /** The server's reason or the tool's answer, in a few words. */
+  readonly detail: string
+}
+
+/** The whole run. */
+export interface DemoReport {
+  readonly mode: DemoMode
+  readonly ok: boolean
+  readonly rows: readonly DemoRow[]
+  readonly issuer: string
+  readonly server: string
+  /** The second agent's process id and key thumbprint. */
+  readonly secondAgent?: { readonly pid: number; readonly jkt: string }
+  readonly durationMs: number
+}
+
+/** Options of {@link runDemo}. */
+export interface DemoOptions {
+  readonly mode?: DemoMode
+  /** Narration lines, as they happen. */
+  readonly narrate?: (line: string) => void
+  /** Colour for narration (see {@link Io}). */
+  readonly color?: boolean
+  /** Give up on the second agent after this long (default 20 s). */
+  readonly attackerTimeoutMs?: number
+  /** Called with the running stack (tests use it to look inside). */
+  readonly onStack?: (stack: Stack) => void
+}
+
+/** One HTTP exchange between alice's agent and the drive, as a sniffer on loopback would see it. */
+interface Exchange {
+  readonly request: WireRequest
+  readonly status: number
+  readonly challenge?: string
+  readonly challengeHeader?: string
+  readonly rpcMethod?: string
+  readonly tool?: string
+}
+
+/** A `fetch` that records every exchange with `origin` and passes everything through unchanged. */
+function recordingFetch(origin: string) {
+  const exchanges: Exchange[] = []
+  const recording: typeof fetch = async (input, init) => {
+    const request = new Request(input, init)
+    const response = await fetch(input, init)
+    if (!request.url.startsWith(origin)) return response
+    const body = typeof init?.body === 'string' ? init.body : undefined
+    let rpcMethod: string | undefined
+    let tool: string | undefined
+    if (body !== undefined) {
+      try {
+        const message = JSON.parse(body) as { method?: unknown; params?: { name?: unknown } }
+        if (typeof message.method === 'string') rpcMethod = message.method
+        if (typeof message.params?.name === 'string') tool = message.params.name
+      } catch {
+        // not JSON: recorded without a method
+      }
+    }
+    const headers: Record<string, string> = {}
+    request.headers.forEach((value, key) => (headers[key] = value))
+    const challengeHeader = response.headers.get('www-authenticate') ?? undefined
+    const challenge =
+      challengeHeader === undefined ? undefined : (/error="([^"]*)"/.exec(challengeHeader)?.[1] ?? '')
+    exchanges.push({
+      request: {
+        method: request.method,
+        url: request.url,
+        headers,
+        ...(body === undefined ? {} : { body }),
+      },
+      status: response.status,
+      ...(challenge === undefined ? {} : { challenge }),
+      ...(challengeHeader === undefined ? {} : { challengeHeader }),
+      ...(rpcMethod === undefined ? {} : { rpcMethod }),
+      ...(tool === undefined ? {} : { tool }),
+    })
+    return response
+  }
+  return { fetch: recording, exchanges }
+}
+
+/**
+ * Dynamic registration metadata of the demo's agents: they declare the RAR type they use, so the
+ * authorization server lets them ask for per-call approvals (RFC 9396 §10).
+ */
+export const AGENT_METADATA = (name: string) => ({
+  client_name: name,
+  authorization_details_types: ['mcp_tool_call'],
+})
+
+const AFTER: Record<InteractionContext['reason'], string> = {
+  authorize: 'sign-in',
+  scope: 'scope step-up',
+  step_up: 'MFA step-up',
+  approval: 'approving this call',
+}
+
+function describeChallenge(exchange: Exchange): string {
+  const header = exchange.challengeHeader ?? ''
+  const param = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(header)?.[1]
+  switch (exchange.challenge) {
+    case '':
+      return `${exchange.status} no credentials yet`
+    case 'insufficient_user_authentication':
+      return `${exchange.status} insufficient_user_authentication (acr_values=${param('acr_values') ?? '?'}, max_age=${/max_age="?(\d+)/.exec(header)?.[1] ?? '?'})`
+    case 'insufficient_scope':
+      return `${exchange.status} insufficient_scope (scope=${param('scope') ?? '?'})`
+    default:
+      return `${exchange.status} ${exchange.challenge ?? ''}`.trim()
+  }
+}
+
+function toolText(result: unknown): string {
+  const content = (result as { content?: { type?: string; text?: string }[] }).content ?? []
+  return content
+    .filter((c) => c.type === 'text')
+    .map((c) => c.text ?? '')
+    .join('\n')
+}
+
+function short(text: string, max = 60): string {
+  const one = text.replace(/\s+/g, ' ').trim()
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one
+}
+
+/**
+ * Plays the story and returns the table. Starts and stops every server and process it uses,
+ * also when a step throws.
+ *
+ * @example
+ * ```ts
+ * const report = await runDemo({ mode: 'callproof' })
+ * process.exitCode = report.ok ? 0 : 1
+ * ```
+ */
+export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
+  const mode = options.mode ?? 'callproof'
+  const started = Date.now()
+  const say = options.narrate ?? (() => undefined)
+  const io = { color: options.color ?? false }
+  const rows: DemoRow[] = []
+  const stack = await startStack({ drive: mode === 'baseline' ? 'baseline' : 'callproof' })
+  options.onStack?.(stack)
+  let client: Client | undefined
+  try {
+    say(
+      mode === 'baseline'
+        ? style(io, 'yellow', '⚠ INSECURE BASELINE: authorization cached process-wide, no per-tool checks, no DPoP')
+        : style(io, 'bold', 'callproof: every call proves who is calling; every tool decides per call'),
+    )
+    say(`  authorization server  ${stack.issuer}  (development only; users alice, bob)`)
+    say(`  drive server          ${stack.url}  (${mode === 'baseline' ? 'insecure baseline' : 'callproof'})`)
+    say('')
+    say(style(io, 'bold', 'alice’s agent (this process, its own non-extractable key)'))
+
+    const recorder = recordingFetch(new URL(stack.url).origin)
+    const reasons: InteractionContext['reason'][] = []
+    const headless = devInteraction({ user: 'alice' })
+    const interaction: Interaction = {
+      redirectUri: () => headless.redirectUri(),
+      authorize: (url, context) => {
+        reasons.push(context.reason)
+        return headless.authorize(url, context)
+      },
+    }
+
+    const aliceStep = async (
+      action: string,
+      expected: string,
+      run: () => Promise<unknown>,
+    ): Promise<unknown> => {
+      const step = rows.length + 1
+      say(`  ${step}. ${action}`)
+      const since = recorder.exchanges.length
+      const reasonMark = reasons.length
+      let actual: string
+      let detail: string
+      let result: unknown
+      try {
+        result = await run()
+        const seen = recorder.exchanges.slice(since).filter((e) => e.status === 401 || e.status === 403)
+        for (const e of seen) say(`     ← ${describeChallenge(e)}`)
+        const after = reasons.slice(reasonMark).map((r) => AFTER[r])
+        for (const a of after) say(`     ↻ the agent handles it: ${a}`)
+        const failed = (result as { isError?: boolean } | undefined)?.isError === true
+        actual = failed ? 'tool error' : after.length === 0 ? 'allowed' : `allowed after ${after.join(', ')}`
+        detail = short(toolText(result))
+      } catch (error) {
+        actual = 'failed'
+        detail = short(error instanceof Error ? error.message : String(error), 100)
+      }
+      const ok = actual === expected
+      say(`     ${mark(io, ok)} ${actual}${detail === '' ? '' : style(io, 'dim', ` — ${detail}`)}`)
+      rows.push({ step, actor: 'alice', action, expected, actual, ok, detail })
+      return result
+    }
+
+    const secure = mode === 'callproof'
+    await aliceStep('signs in and lists her files', 'allowed after sign-in', async () => {
+      client = await connect(stack.url, {
+        interaction,
+        fetch: recorder.fetch,
+        development: true,
+        clientInfo: { name: 'alice-agent', version: '0.1.0' },
+        registration: { clientMetadata: AGENT_METADATA('alice’s agent (callproof demo)') },
+      })
+      return client.callTool({ name: 'list_files', arguments: {} })
+    })
+    const call = (name: string, args: Record<string, unknown>) => {
+      if (client === undefined) throw new Error('alice’s agent is not connected')
+      return client.callTool({ name, arguments: args })
+    }
+    await aliceStep(`reads ${PLAN.read}`, 'allowed', () => call('read_file', { path: PLAN.read }))
+    await aliceStep(`writes ${PLAN.write.path}`, 'allowed', () => call('write_file', PLAN.write))
+    await aliceStep(
+      `deletes ${PLAN.delete} (needs MFA within 5 min)`,
+      secure ? 'allowed after MFA step-up' : 'allowed',
+      () => call('delete_file', { path: PLAN.delete }),
+    )
+    await aliceStep(
+      `shares ${PLAN.share.path} with ${PLAN.share.with} (needs approval of this call)`,
+      secure ? 'allowed after approving this call' : 'allowed',
+      () => call('share_file', PLAN.share),
+    )
+
+    const captured = capture(recorder.exchanges, stack.url)
+    say('')
+    say(style(io, 'bold', 'a second agent (another process, its own key, no authorization of its own)'))
+    say(
+      style(
+        io,
+        'dim',
+        `  it captured from loopback: alice’s access token, her session id, her write_file and delete_file requests with their proofs`,
+      ),
+    )
+    const report = await runAttackerProcess(
+      { captured, attacks: ATTACKS },
+      options.attackerTimeoutMs ?? 20_000,
+    )
+    say(style(io, 'dim', `  second agent: pid ${report.pid}, key thumbprint ${report.jkt}`))
+    for (const attack of ATTACKS) {
+      const step = rows.length + 1
+      const observation = report.results[attack.id]
+      const expected = secure ? expectedRefusal(attack) : 'allowed'
+      const actual = observation === undefined ? 'not played' : outcomeOf(observation)
+      const detail = observation === undefined ? '' : attackDetail(observation)
+      const ok = actual === expected
+      say(`  ${step}. ${attack.story}`)
+      say(`     ${mark(io, ok)} ${actual}${detail === '' ? '' : style(io, 'dim', ` — ${detail}`)}`)
+      rows.push({ step, actor: 'second agent', action: attack.title, expected, actual, ok, detail })
+    }
+
+    say('')
+    say(style(io, 'bold', 'alice checks her drive'))
+    {
+      const step = rows.length + 1
+      const action = 'checks her files after the attacks'
+      const expected = secure
+        ? 'intact'
+        : 'damaged: README.md overwritten, reports/q3.csv deleted, notes/plan.md deleted'
+      say(`  ${step}. ${action}`)
+      const actual = await checkDrive(call).catch(
+        (error: unknown) => `failed: ${error instanceof Error ? error.message : String(error)}`,
+      )
+      const ok = actual === expected
+      say(`     ${mark(io, ok)} ${actual}`)
+      rows.push({ step, actor: 'alice', action, expected, actual, ok, detail: '' })
+    }
+    return {
+      mode,
+      ok: rows.every((r) => r.ok),
+      rows,
+      issuer: stack.issuer,
+      server: stack.url,
+      secondAgent: { pid: report.pid, jkt: report.jkt },
+      durationMs: Date.now() - started,
+    }
+  } finally {
+    await client?.close().catch(() => undefined)
+    await stack.close()
+  }
+}
+
+function mark(io: { color: boolean }, ok: boolean): string {
+  return ok ? style(io, 'green', '✓') : style(io, 'red', '✗')
+}
+
+function attackDetail(observation: Observation): string {
+  if (observation.status >= 200 && observation.status < 300) {
+    const text = observation.rpc?.error?.message ?? toolText(observation.rpc?.result ?? {})
+    return short(`ran as alice: ${text}`)
+  }
+  return short(observation.description ?? '', 80)
+}
+
+/** Reads back what alice's drive should hold and names every difference. */
+async function checkDrive(
+  call: (name: string, args: Record<string, unknown>) => Promise<unknown>,
+): Promise<string> {
+  const listing = JSON.parse(toolText(await call('list_files', {}))) as {
+    path: string
+    sharedWith: string[]
+  }[]
+  const file = (path: string) => listing.find((f) => f.path === path)
+  const damage: string[] = []
+  const readme = file('README.md')
+  if (readme === undefined) damage.push('README.md deleted')
+  else if (toolText(await call('read_file', { path: 'README.md' })).includes('pwned')) {
+    damage.push('README.md overwritten')
+  }
+  const report = file('reports/q3.csv')
+  if (report === undefined) damage.push('reports/q3.csv deleted')
+  else if (report.sharedWith.includes('mallory')) damage.push('reports/q3.csv shared with mallory')
+  const plan = file(PLAN.write.path)
+  if (plan === undefined) damage.push(`${PLAN.write.path} deleted`)
+  // README first: an overwrite and a later delete of the same file read as "deleted".
+  return damage.length === 0 ? 'intact' : `damaged: ${damage.join(', ')}`
+}
+
+/** The last successful exchange of each captured call, as the second agent will replay it. */
+function capture(exchanges: readonly Exchange[], url: string): Captured {
+  const lastOk = (tool: string) => {
+    const found = exchanges.filter((e) => e.tool === tool && e.status >= 200 && e.status < 300).at(-1)
+    if (found === undefined) throw new CliError(`alice’s ${tool} request was not seen on the wire`)
+    return found
+  }
+  const write = lastOk('write_file')
+  const del = lastOk('delete_file')
+  const authorization = del.request.headers.authorization ?? ''
+  return {
+    url,
+    accessToken: authorization.replace(/^\S+\s+/, ''),
+    sessionId: del.request.headers['mcp-session-id'] ?? '',
+    protocolVersion: del.request.headers['mcp-protocol-version'] ?? '2025-11-25',
+    requests: { write: write.request, delete: del.request },
+  }
+}
+
+/**
+ * Runs the second agent as its own Node process (its own key, its own memory) and reads its
+ * report. The process is killed if it outlives `timeoutMs`.
+ */
+async function runAttackerProcess(plan: AttackPlan, timeoutMs: number): Promise<AttackReport> {
+  const fromSource = import.meta.url.endsWith('.ts')
+  const entry = fileURLToPath(
+    new URL(fromSource ? './attacker-process.ts' : './attacker-process.js', import.meta.url),
+  )
+  const args = fromSource
+    ? ['--conditions=@callproof/source', '--import', 'tsx', entry]
+    : [entry]
+  const child = spawn(process.execPath, args, {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  })
+  const kill = () => child.kill('SIGKILL')
+  process.once('exit', kill)
+  try {
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    child.stdin.end(JSON.stringify(plan))
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        kill()
+        reject(new CliError(`the second agent did not finish within ${timeoutMs / 1000} s`))
+      }, timeoutMs)
+      child.once('error', (error) => {
+        clearTimeout(timer)
+        reject(error)
+      })
+      child.once('exit', (exitCode) => {
+        clearTimeout(timer)
+        resolve(exitCode)
+      })
+    })
+    if (code !== 0) {
+      throw new CliError(`the second agent failed (exit ${String(code)}): ${stderr.trim().split('\n').at(-1) ?? ''}`)
+    }
+    return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as AttackReport
+  } finally {
+    process.off('exit', kill)
+    if (child.exitCode === null && child.signalCode === null) kill()
+  }
+}
+
+/** Renders the report's table. */
+export function formatDemoTable(io: Pick<Io, 'color'>, report: DemoReport): string {
+  const rows = report.rows.map((r) => [
+    String(r.step),
+    r.actor,
+    r.action,
+    r.expected,
+    r.ok ? style(io, 'green', r.actual) : style(io, 'red', r.actual),
+    r.ok ? style(io, 'green', '✓') : style(io, 'red', '✗'),
+  ])
+  const title =
+    report.mode === 'baseline'
+      ? style(io, 'yellow', 'INSECURE BASELINE — the attacks are expected to succeed')
+      : style(io, 'bold', 'callproof — the attacks are expected to be refused')
+  const passed = report.rows.filter((r) => r.ok).length
+  const verdict = report.ok
+    ? style(io, 'green', `${passed}/${report.rows.length} outcomes as expected`)
+    : style(io, 'red', `${report.rows.length - passed} of ${report.rows.length} outcomes NOT as expected`)
+  return `${title}\n\n${table(['#', 'who', 'step', 'expected', 'actual', ''], rows)}\n\n${verdict} (${(report.durationMs / 1000).toFixed(1)} s)`
+}
+
+const HELP = `Usage: callproof demo [options]
+
+Plays caller identity confusion and its defence on loopback, with a real authorization
+server (oidc-provider), the drive server and the callproof client:
+
+  alice's agent signs in, reads, writes, is stepped up to MFA to delete a file and
+  approves one share; then a second agent — another process with its own key and no
+  authorization of its own — tries to ride on alice's authorization: her token, her
+  session, her captured proofs, altered arguments. Each attempt is refused, with the reason.
+
+Ends with a table of every step, expected and actual outcome.
+
+Options:
+  --insecure   play the same story against the insecure baseline (authorization cached
+               process-wide, no per-tool checks): the attacks succeed
+  --json       print the table as JSON on stdout (narration goes to stderr)
+  -h, --help   show this help
+
+Exit code: 0 when every outcome is as expected, 1 otherwise.`
+
+/** Runs `callproof demo`. */
+export async function demoCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse('demo', argv, {
+    insecure: { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  })
+  if (values.help === true) {
+    io.out(HELP)
+    return 0
+  }
+  if (positionals.length > 0) throw new UsageError(`demo takes no arguments, got "${positionals[0]}"`, 'demo')
+  const json = values.json === true
+  const narrate = json ? io.err : io.out
+  const report = await runDemo({
+    mode: values.insecure === true ? 'baseline' : 'callproof',
+    narrate,
+    color: io.color,
+  })
+  if (json) {
+    io.out(JSON.stringify(report, null, 2))
+  } else {
+    io.out('')
+    io.out(formatDemoTable(io, report))
+  }
+  return report.ok ? 0 : 1
+}
+
+/** For tests: the expected outcome of an attack against callproof. */
+export { expectedRefusal } from './story.js'
+/** For tests: reduces a raw response to the demo's view of it. */
+export { observe }

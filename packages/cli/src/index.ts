@@ -1,0 +1,19 @@
+/**
+ * `@callproof/cli`: the `callproof` command (`demo`, `dev`, `call`, `inspect`, `audit`) and the
+ * functions behind it, for programs and tests that want the demo or the inspector in-process.
+ *
+ * @packageDocumentation
+ */
+export { main, report, VERSION } from './main.js'
+export { processIo, memoryIo, CliError, UsageError } from './io.js'
+export type { Io, ExitCode } from './io.js'
+export { runDemo, formatDemoTable } from './demo.js'
+export type { DemoMode, DemoOptions, DemoReport, DemoRow } from './demo.js'
+export { ATTACKS, PLAN } from './story.js'
+export type { AttackId, AttackSpec } from './story.js'
+export { inspectJwt, formatInspection, extractJwt } from './inspect.js'
+export type { Inspection, InspectOptions, InspectCheck, ExplainedField } from './inspect.js'
+export { readAudit, formatAudit, matchesFilter } from './audit.js'
+export type { AuditLine, AuditFilter } from './audit.js'
+export { startStack, freePort, DRIVE_SCOPES } from './stack.js'
+export type { Stack, StackOptions, DriveKind } from './stack.js'

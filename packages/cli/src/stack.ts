@@ -1,0 +1,185 @@
+/**
+ * The development stack on loopback: the development authorization server and a drive server
+ * (callproof's, or the insecure baseline), each on a free port, closed together.
+ */
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import type { AuditSink } from '@callproof/server'
+import { startDrive } from '@callproof/example-drive'
+import { CliError } from './io.js'
+
+/** The scopes the drive's tools use. */
+export const DRIVE_SCOPES = ['drive:read', 'drive:write', 'drive:share'] as const
+
+/** Which drive server to start. */
+export type DriveKind = 'callproof' | 'baseline'
+
+/** Options of {@link startStack}. */
+export interface StackOptions {
+  readonly drive: DriveKind
+  /** Port of the drive server (0 or absent: a free one). */
+  readonly drivePort?: number
+  /** Port of the authorization server (0 or absent: a free one). */
+  readonly authPort?: number
+  /** Require DPoP nonces on the callproof drive. */
+  readonly nonce?: boolean
+  /** Audit sink of the callproof drive. */
+  readonly audit?: AuditSink
+  /** Print oidc-provider's warnings (default: silent, the CLI prints its own lines). */
+  readonly verbose?: boolean
+}
+
+/** The running stack. */
+export interface Stack {
+  readonly kind: DriveKind
+  /** The authorization server's issuer URL. */
+  readonly issuer: string
+  /** The drive's MCP endpoint. */
+  readonly url: string
+  /** The drive's resource URI (what tokens name in `aud`). */
+  readonly resource: string
+  /** For the baseline: who the process currently acts for. */
+  readonly baseline?: InsecureDriveHandle
+  /** Closes both servers; safe to call twice. */
+  close(): Promise<void>
+}
+
+/** What the CLI uses of `@callproof/example-insecure-baseline` (loaded on demand). */
+export interface InsecureDriveHandle {
+  readonly url: string
+  readonly origin: string
+  readonly resource: string
+  cachedSubject(): string | undefined
+  files(sub: string): ReadonlyMap<string, { content: string; sharedWith: string[] }>
+  close(): Promise<void>
+}
+
+interface BaselineModule {
+  startInsecureDrive(options: { issuer: string; port?: number }): Promise<InsecureDriveHandle>
+}
+
+/**
+ * Loads the insecure baseline example. By package name when the workspace is linked; otherwise
+ * from the repository checkout next to this package (sources when running from `src/`, the
+ * build when running from `dist/`), so a checkout works before `npm install` relinks workspaces.
+ */
+async function loadBaseline(): Promise<BaselineModule> {
+  const name = '@callproof/example-insecure-baseline'
+  try {
+    return (await import(/* @vite-ignore */ name)) as BaselineModule
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' && !String(error).includes(name)) {
+      throw error
+    }
+  }
+  const fromSource = import.meta.url.endsWith('.ts')
+  const file = new URL(
+    `../../../examples/insecure-baseline/${fromSource ? 'src/index.ts' : 'dist/index.js'}`,
+    import.meta.url,
+  )
+  try {
+    return (await import(/* @vite-ignore */ file.href)) as BaselineModule
+  } catch (cause) {
+    throw new CliError('cannot load the insecure baseline (examples/insecure-baseline)', {
+      hint: 'run `npm install` then `npm run build` at the repository root',
+      cause,
+    })
+  }
+}
+
+/**
+ * Runs `step` with oidc-provider's start-up notices filtered out: it warns about the Node version
+ * and its in-memory adapter, both expected for a development server, and the CLI prints its own
+ * lines about what it started. Other console output passes through.
+ */
+async function withoutProviderNotices<T>(step: () => Promise<T>): Promise<T> {
+  const { warn, info } = console
+  // eslint-disable-next-line no-control-regex
+  const fromProvider = (args: unknown[]) => /^(\u001b\[[0-9;]*m)?oidc-provider /.test(String(args[0]))
+  console.warn = (...args: unknown[]) => void (fromProvider(args) || warn(...args))
+  console.info = (...args: unknown[]) => void (fromProvider(args) || info(...args))
+  try {
+    return await step()
+  } finally {
+    console.warn = warn
+    console.info = info
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (the drive's port must be known before the authorization server starts). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * Starts the authorization server and a drive on loopback. The authorization server issues
+ * tokens only for the drive's resource URI, so the drive's port is chosen first.
+ */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const closers: (() => Promise<void>)[] = []
+  const close = async () => {
+    const pending = closers.splice(0).reverse()
+    for (const c of pending) await c().catch(() => undefined)
+  }
+  try {
+    const drivePort =
+      options.drivePort === undefined || options.drivePort === 0 ? await freePort() : options.drivePort
+    const resource = `http://127.0.0.1:${drivePort}/mcp`
+    const start = async () => {
+      // Imported here: oidc-provider announces itself when its module loads.
+      const { startDevAuthServer } = await import('@callproof/dev-auth-server')
+      return startDevAuthServer({
+        resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
+        headless: true,
+        ...(options.authPort === undefined ? {} : { port: options.authPort }),
+        logger: options.verbose === true ? {} : { warn: () => undefined, info: () => undefined },
+      })
+    }
+    const auth = await (options.verbose === true ? start() : withoutProviderNotices(start)).catch(
+      (cause: unknown) => {
+        throw portError('authorization server', options.authPort, cause)
+      },
+    )
+    closers.push(() => auth.close())
+    if (options.drive === 'baseline') {
+      const { startInsecureDrive } = await loadBaseline()
+      const baseline = await startInsecureDrive({ issuer: auth.issuer, port: drivePort }).catch(
+        (cause: unknown) => {
+          throw portError('insecure baseline', drivePort, cause)
+        },
+      )
+      closers.push(() => baseline.close())
+      return { kind: 'baseline', issuer: auth.issuer, url: baseline.url, resource, baseline, close }
+    }
+    const drive = await startDrive({
+      issuer: auth.issuer,
+      port: drivePort,
+      ...(options.nonce === true ? { nonce: true } : {}),
+      ...(options.audit === undefined ? {} : { audit: options.audit }),
+    }).catch((cause: unknown) => {
+      throw portError('drive server', drivePort, cause)
+    })
+    closers.push(() => drive.close())
+    return { kind: 'callproof', issuer: auth.issuer, url: drive.url, resource: drive.resource, close }
+  } catch (error) {
+    await close()
+    throw error
+  }
+}
+
+function portError(what: string, port: number | undefined, cause: unknown): unknown {
+  if ((cause as { code?: string }).code === 'EADDRINUSE') {
+    return new CliError(`cannot start the ${what}: port ${port ?? '?'} is already in use`, {
+      hint: 'choose another port, or leave the port out to pick a free one',
+      cause,
+    })
+  }
+  return cause
+}
