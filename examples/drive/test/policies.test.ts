@@ -24,7 +24,11 @@ afterAll(async () => {
 const scopeSet = (s: string | undefined) => (s ?? '').split(' ').filter(Boolean).sort()
 
 function expectScope(answer: HttpAnswer, required: string[]) {
-  const ch = expectChallenge(fx, answer, { status: 403, error: 'insufficient_scope' })
+  const ch = expectChallenge(fx, answer, {
+    status: 403,
+    error: 'insufficient_scope',
+    code: 'ERR_INSUFFICIENT_SCOPE',
+  })
   expect(scopeSet(ch.params.scope)).toEqual([...required].sort())
 }
 
@@ -170,10 +174,15 @@ describe('share_file: approval per call', () => {
     return { c, path, args: { path, with: 'bob' } }
   }
 
-  async function expectApprovalRefused(answer: HttpAnswer, path: string) {
+  async function expectApprovalRefused(
+    answer: HttpAnswer,
+    path: string,
+    code = 'ERR_APPROVAL_REQUIRED',
+  ) {
     const ch = expectChallenge(fx, answer, {
       status: 403,
       error: 'insufficient_authorization_details',
+      code,
     })
     expect(ch.params.error).toBe('insufficient_authorization_details')
     expect((await fx.file('alice', path))?.sharedWith).toEqual([])
@@ -257,10 +266,18 @@ describe('share_file: approval per call', () => {
     await fx.write('alice', path, 'secret plan')
     expect((await fx.file('alice', path))?.sharedWith).toEqual([])
     // Same approval again, with a fresh proof: it is spent.
-    await expectApprovalRefused(await c.callTool('share_file', args, { token: approval }), path)
+    await expectApprovalRefused(
+      await c.callTool('share_file', args, { token: approval }),
+      path,
+      'ERR_APPROVAL_USED',
+    )
     // And on a brand-new session of the same caller: still spent.
     c.sessionId = undefined
-    await expectApprovalRefused(await c.callTool('share_file', args, { token: approval }), path)
+    await expectApprovalRefused(
+      await c.callTool('share_file', args, { token: approval }),
+      path,
+      'ERR_APPROVAL_USED',
+    )
   })
 
   it('control: an approval token naming several resources uses the entry for this resource', async () => {
@@ -293,6 +310,7 @@ describe('unknown tools and the verified caller', () => {
     const answer = await c.callTool('format_disk', { path: 'README.md' })
     expect(answer.status, answer.text).toBe(403)
     expect(answer.headers.get('www-authenticate') ?? '').toMatch(/error="access_denied"/)
+    expect((answer.json as { code?: string }).code).toBe('ERR_TOOL_DENIED')
     expect(answer.messages.some((m) => 'result' in m)).toBe(false)
     expect(await fx.read('alice', 'README.md')).toContain('My drive')
   })

@@ -5,8 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { exportJWK, generateKeyPair } from 'jose'
-import { expectChallenge, invalidProof, startFixture, uniquePath } from './support/drive.js'
-import type { Fixture } from './support/drive.js'
+import {
+  bindingMismatch,
+  expectChallenge,
+  invalidProof,
+  replayed,
+  startFixture,
+  uniquePath,
+} from './support/drive.js'
+import type { Expected, Fixture } from './support/drive.js'
 import { McpCaller, toolCall, toolText } from './support/mcp.js'
 import {
   argsDigest,
@@ -50,11 +57,12 @@ async function refusedThenControl(
   c: McpCaller,
   path: string,
   send: (msg: Record<string, unknown>) => Promise<Awaited<ReturnType<McpCaller['send']>>>,
-  content = 'x',
+  expected: Expected = invalidProof,
 ) {
+  const content = 'x'
   const msg = toolCall('write_file', { path, content })
   const answer = await send(msg)
-  expectChallenge(fx, answer, invalidProof)
+  expectChallenge(fx, answer, expected)
   expect(await fx.file('alice', path)).toBeUndefined()
   const ok = await c.send(toolCall('write_file', { path, content }))
   toolText(ok)
@@ -72,7 +80,7 @@ describe('replay', () => {
     toolText(await c.send(toolCall('write_file', { path, content: 'v2' })))
     // The exact same request again (same proof, same body): a captured request replayed.
     const replay = await c.send(msg, { proof })
-    expectChallenge(fx, replay, invalidProof)
+    expectChallenge(fx, replay, replayed)
     expect(await fx.read('alice', path)).toBe('v2')
     // Also outside the session (a replay on a fresh initialize cannot reuse it either).
     const again = await c.send(msg, { proof, sessionId: null })
@@ -93,7 +101,7 @@ describe('call binding (mcp claim)', () => {
       params: { name: 'write_file', arguments: { path, content: 'evil' } },
     }
     const answer = await c.send(tampered, { proof })
-    expectChallenge(fx, answer, invalidProof)
+    expectChallenge(fx, answer, bindingMismatch)
     expect(await fx.file('alice', path)).toBeUndefined()
     // Control: that very proof with the body it was made for.
     toolText(await c.send(signed, { proof }))
@@ -103,50 +111,73 @@ describe('call binding (mcp claim)', () => {
   it('a proof for one tool is refused on another (same arguments)', async () => {
     const c = await alice()
     const path = uniquePath('swap')
-    await refusedThenControl(c, path, async (msg) => {
-      const args = (msg.params as { arguments: unknown }).arguments
-      const mcp = { method: 'tools/call', name: 'read_file', args: await argsDigest(args) }
-      return c.send(msg, { proofInput: { mcp } })
-    })
+    await refusedThenControl(
+      c,
+      path,
+      async (msg) => {
+        const args = (msg.params as { arguments: unknown }).arguments
+        const mcp = { method: 'tools/call', name: 'read_file', args: await argsDigest(args) }
+        return c.send(msg, { proofInput: { mcp } })
+      },
+      bindingMismatch,
+    )
   })
 
   it('a proof naming another JSON-RPC method is refused', async () => {
     const c = await alice()
     for (const method of ['tools/list', 'prompts/get', 'initialize']) {
       const path = uniquePath('method')
-      await refusedThenControl(c, path, async (msg) => {
-        const mcp =
-          method === 'tools/list'
-            ? { method }
-            : {
-                method,
-                name: 'write_file',
-                args: ((await bindingOf(msg)) as { args: string }).args,
-              }
-        return c.send(msg, { proofInput: { mcp } })
-      })
+      await refusedThenControl(
+        c,
+        path,
+        async (msg) => {
+          const mcp =
+            method === 'tools/list'
+              ? { method }
+              : {
+                  method,
+                  name: 'write_file',
+                  args: ((await bindingOf(msg)) as { args: string }).args,
+                }
+          return c.send(msg, { proofInput: { mcp } })
+        },
+        bindingMismatch,
+      )
     }
   })
 
   it('a POST proof without an mcp claim is refused', async () => {
     const c = await alice()
-    await refusedThenControl(c, uniquePath('nomcp'), (msg) =>
-      c.send(msg, { proofInput: { mcp: undefined } }),
+    await refusedThenControl(
+      c,
+      uniquePath('nomcp'),
+      (msg) => c.send(msg, { proofInput: { mcp: undefined } }),
+      bindingMismatch,
     )
   })
 
   it('a binding with extra or missing members is refused', async () => {
     const c = await alice()
-    await refusedThenControl(c, uniquePath('extra'), async (msg) => {
-      const b = (await bindingOf(msg)) as Record<string, unknown>
-      return c.send(msg, {
-        proofInput: { mcp: { method: b.method as string, name: b.name as string } },
-      })
-    })
-    await refusedThenControl(c, uniquePath('digest-of-empty'), async (msg) => {
-      const mcp = { method: 'tools/call', name: 'write_file', args: await argsDigest({}) }
-      return c.send(msg, { proofInput: { mcp } })
-    })
+    await refusedThenControl(
+      c,
+      uniquePath('extra'),
+      async (msg) => {
+        const b = (await bindingOf(msg)) as Record<string, unknown>
+        return c.send(msg, {
+          proofInput: { mcp: { method: b.method as string, name: b.name as string } },
+        })
+      },
+      bindingMismatch,
+    )
+    await refusedThenControl(
+      c,
+      uniquePath('digest-of-empty'),
+      async (msg) => {
+        const mcp = { method: 'tools/call', name: 'write_file', args: await argsDigest({}) }
+        return c.send(msg, { proofInput: { mcp } })
+      },
+      bindingMismatch,
+    )
   })
 
   it('the digest is over canonical JSON: reordered keys in the body still match', async () => {
@@ -365,10 +396,16 @@ describe('proof header and signature', () => {
       expect(await fx.read('alice', path)).toBe('x')
       return
     }
-    await refusedThenControl(c, uniquePath('hdr'), async (msg) => {
-      const t = await tamper(c, await honestClaims(c, msg))
-      return c.send(msg, { proof: await rawProof(t) })
-    })
+    await refusedThenControl(
+      c,
+      uniquePath('hdr'),
+      async (msg) => {
+        const t = await tamper(c, await honestClaims(c, msg))
+        return c.send(msg, { proof: await rawProof(t) })
+      },
+      // A non-object `mcp` is no binding at all: refused at the binding step.
+      label === 'mcp as a string' ? bindingMismatch : invalidProof,
+    )
   })
 
   it('control: an honest raw proof (same maker as the refusals) is accepted', async () => {

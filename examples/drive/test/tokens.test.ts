@@ -51,14 +51,14 @@ describe('credentials', () => {
       authorization: null,
       proof: null,
     })
-    expectChallenge(fx, answer, { status: 401, error: null })
+    expectChallenge(fx, answer, { status: 401, error: null, code: 'ERR_NO_CREDENTIALS' })
     expect(await fx.file('alice', path)).toBeUndefined()
   })
 
   it('no credentials on initialize: 401 with no error code', async () => {
     const alice = await fx.caller()
     const answer = await alice.connect({ authorization: null, proof: null })
-    expectChallenge(fx, answer, { status: 401, error: null })
+    expectChallenge(fx, answer, { status: 401, error: null, code: 'ERR_NO_CREDENTIALS' })
     expect(answer.headers.get('mcp-session-id')).toBeNull()
   })
 
@@ -68,7 +68,7 @@ describe('credentials', () => {
     const path = uniquePath('bearer')
     const msg = toolCall('write_file', { path, content: 'x' })
     const withProof = await alice.send(msg, { authorization: `Bearer ${alice.token}` })
-    expectChallenge(fx, withProof, invalidToken)
+    expectChallenge(fx, withProof, { ...invalidToken, code: 'ERR_BEARER_NOT_ALLOWED' })
     const withoutProof = await alice.send(msg, {
       authorization: `Bearer ${alice.token}`,
       proof: null,

@@ -4,7 +4,7 @@
  * metadata document every challenge points at.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { expectChallenge, invalidProof, startFixture, uniquePath } from './support/drive.js'
+import { bindingMismatch, expectChallenge, startFixture, uniquePath } from './support/drive.js'
 import type { Fixture } from './support/drive.js'
 import { rawHttp } from './support/http.js'
 import { rpc, toolCall, toolText } from './support/mcp.js'
@@ -31,6 +31,8 @@ describe('batches and body size', () => {
       body: batch,
     })
     expect(bare.status, bare.text).toBe(400)
+    expect((bare.json as { code?: string }).code).toBe('ERR_BATCH_NOT_SUPPORTED')
+    expect(bare.headers.get('www-authenticate')).toBeNull()
     // With honest credentials and a proof bound to the (only) message: still 400.
     const c = await fx.caller()
     await c.connect()
@@ -53,6 +55,7 @@ describe('batches and body size', () => {
     const big = toolCall('write_file', { path, content: 'a'.repeat(1024 * 1024 + 1) })
     const answer = await c.send(big)
     expect(answer.status, answer.text.slice(0, 200)).toBe(413)
+    expect((answer.json as { code?: string }).code).toBe('ERR_BODY_TOO_LARGE')
     expect(await fx.file('alice', path)).toBeUndefined()
     // Without credentials too: the size limit comes before anything is parsed.
     const bare = await c.send(big, { authorization: null, proof: null })
@@ -108,6 +111,7 @@ describe('sessions', () => {
       sessionId: crypto.randomUUID(),
     })
     expect(onAlice.status).toBe(404)
+    expect((onAlice.json as { code?: string }).code).toBe('ERR_SESSION_NOT_FOUND')
     expect(unknown.status).toBe(404)
     const shape = (a: typeof onAlice) => {
       const j = a.json as Record<string, unknown> | undefined
@@ -168,7 +172,7 @@ describe('initialize and notification binding', () => {
       { response: 1 },
     ]) {
       const answer = await c.send(initialize(), { proofInput: { mcp }, sessionId: null })
-      expectChallenge(fx, answer, invalidProof)
+      expectChallenge(fx, answer, bindingMismatch)
       expect(answer.headers.get('mcp-session-id')).toBeNull()
     }
     const ok = await c.send(initialize(), { sessionId: null })
@@ -184,9 +188,9 @@ describe('initialize and notification binding', () => {
     expectChallenge(
       fx,
       await c.send(note, { proofInput: { mcp: { method: 'initialize' } } }),
-      invalidProof,
+      bindingMismatch,
     )
-    expectChallenge(fx, await c.send(note, { proofInput: { mcp: undefined } }), invalidProof)
+    expectChallenge(fx, await c.send(note, { proofInput: { mcp: undefined } }), bindingMismatch)
     expect((await c.send(note)).status).toBe(202)
   })
 })
@@ -199,7 +203,7 @@ describe('GET and DELETE', () => {
       method: 'GET',
       proofInput: { mcp: { method: 'tools/call', name: 'whoami', args: 'x' } },
     })
-    expectChallenge(fx, bad, invalidProof)
+    expectChallenge(fx, bad, bindingMismatch)
     const controller = new AbortController()
     const res = await fetch(fx.url, {
       method: 'GET',
@@ -227,7 +231,7 @@ describe('GET and DELETE', () => {
       method: 'DELETE',
       proofInput: { mcp: { method: 'DELETE' } },
     })
-    expectChallenge(fx, bad, invalidProof)
+    expectChallenge(fx, bad, bindingMismatch)
     toolText(await c.callTool('whoami'))
     const ok = await c.send(undefined, { method: 'DELETE' })
     expect(ok.status).toBe(200)

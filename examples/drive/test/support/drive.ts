@@ -98,6 +98,8 @@ export interface Expected {
   error: string | null
   /** Other parameters that must be present with exactly this value. */
   params?: Record<string, string>
+  /** The JSON body's `code` (CONTRACT.md's CallproofErrorCode), when the test pins the reason. */
+  code?: string
   /** Require `algs` (docs/protocol.md §11.1: REQUIRED on every 401 challenge). Default: on 401. */
   algs?: boolean
 }
@@ -123,17 +125,37 @@ export function expectChallenge(fx: Fixture, answer: HttpAnswer, expected: Expec
   for (const [name, value] of Object.entries(expected.params ?? {})) {
     expect(params[name], `${name} in ${where}`).toBe(value)
   }
+  // The JSON body repeats the error (docs/protocol.md §11.2); `code` pins WHY it was refused, so
+  // a refusal for another reason than the one under test does not pass silently.
+  const body = answer.json as { error?: string; code?: string } | undefined
+  if (expected.error !== null) expect(body?.error, where).toBe(expected.error)
+  if (expected.code !== undefined) expect(body?.code, where).toBe(expected.code)
   // A refusal is an HTTP refusal: no JSON-RPC result may ride along with it.
   expect(answer.messages.some((m) => 'result' in m)).toBe(false)
   return challenge!
 }
 
 /** Shorthands for the table's rows. */
-export const invalidToken: Expected = { status: 401, error: 'invalid_token' }
-export const invalidProof: Expected = { status: 401, error: 'invalid_dpop_proof' }
+export const invalidToken: Expected = {
+  status: 401,
+  error: 'invalid_token',
+  code: 'ERR_INVALID_TOKEN',
+}
+export const invalidProof: Expected = {
+  status: 401,
+  error: 'invalid_dpop_proof',
+  code: 'ERR_INVALID_PROOF',
+}
+export const bindingMismatch: Expected = {
+  status: 401,
+  error: 'invalid_dpop_proof',
+  code: 'ERR_BINDING_MISMATCH',
+}
+export const replayed: Expected = { status: 401, error: 'invalid_dpop_proof', code: 'ERR_REPLAY' }
 export const mfaRequired = (maxAge = false): Expected => ({
   status: 401,
   error: 'insufficient_user_authentication',
+  code: 'ERR_INSUFFICIENT_USER_AUTHENTICATION',
   params: maxAge ? { acr_values: ACR_MFA, max_age: '300' } : { acr_values: ACR_MFA },
 })
 
