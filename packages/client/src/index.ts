@@ -37,7 +37,7 @@ export {
   httpOptions,
 } from './oauth.js'
 export type { OAuthContext, AuthorizationRequest } from './oauth.js'
-export { resolveClient, clientAuthentication } from './registration.js'
+export { resolveClient, clientAuthentication, clientSecretBasic } from './registration.js'
 export type { RegistrationOptions } from './registration.js'
 export { assertSafeUrl, guardedFetch, isLoopbackHost } from './guards.js'
 export type { UrlPolicy } from './guards.js'

@@ -93,7 +93,23 @@ export async function resolveClient(
   let registered: Awaited<ReturnType<typeof oauth.processDynamicClientRegistrationResponse>>
   try {
     const response = await oauth.dynamicClientRegistrationRequest(as, metadata, http)
-    registered = await oauth.processDynamicClientRegistrationResponse(response)
+    const copy = response.clone()
+    try {
+      registered = await oauth.processDynamicClientRegistrationResponse(response)
+    } catch (err) {
+      // RFC 7591 §3.2.1 makes client_secret_expires_at REQUIRED with a secret, and oauth4webapi
+      // insists; several deployed servers omit it. Its absence changes nothing for us (we never
+      // rotate secrets), so that one omission is tolerated and everything else stays strict.
+      if (
+        !(err instanceof oauth.OperationProcessingError) ||
+        !err.message.includes('client_secret_expires_at')
+      ) {
+        throw err
+      }
+      const body = (await copy.json()) as Record<string, oauth.JsonValue>
+      if (body.client_secret_expires_at !== undefined || typeof body.client_id !== 'string') throw err
+      registered = body as typeof registered
+    }
   } catch (err) {
     if (err instanceof CallproofClientError) throw err
     throw new CallproofClientError(
@@ -118,6 +134,28 @@ export async function resolveClient(
   return client
 }
 
+function formEncode(value: string): string {
+  return new URLSearchParams([['', value]]).toString().slice(1)
+}
+
+/**
+ * `client_secret_basic` (RFC 6749 §2.3.1) with the WHATWG form encoding of id and secret.
+ * oauth4webapi's `ClientSecretBasic` also escapes `-_.!~*'()`; that is valid, but servers that
+ * compare the Basic credentials without form-decoding them (as deployed ones do) then reject a
+ * client id such as `pre-registered-client`. Both encodings decode to the same values.
+ *
+ * @example
+ * ```ts
+ * const auth = clientSecretBasic('s3cret')
+ * ```
+ */
+export function clientSecretBasic(clientSecret: string): oauth.ClientAuth {
+  return (_as, client, _body, headers) => {
+    const credentials = `${formEncode(client.client_id)}:${formEncode(clientSecret)}`
+    headers.set('authorization', `Basic ${btoa(credentials)}`)
+  }
+}
+
 /**
  * The oauth4webapi client authentication for a resolved client.
  *
@@ -140,7 +178,7 @@ export function clientAuthentication(client: StoredClient): oauth.ClientAuth {
       }
       return client.tokenEndpointAuthMethod === 'client_secret_post'
         ? oauth.ClientSecretPost(client.clientSecret)
-        : oauth.ClientSecretBasic(client.clientSecret)
+        : clientSecretBasic(client.clientSecret)
     }
     default:
       throw new CallproofClientError(

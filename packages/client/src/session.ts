@@ -27,7 +27,12 @@ import {
   refreshTokens,
   type OAuthContext,
 } from './oauth.js'
-import { clientAuthentication, resolveClient, type RegistrationOptions } from './registration.js'
+import {
+  clientAuthentication,
+  clientSecretBasic,
+  resolveClient,
+  type RegistrationOptions,
+} from './registration.js'
 import { MemoryTokenStore, type TokenSet, type TokenStore } from './stores.js'
 
 /**
@@ -209,7 +214,7 @@ export class CallproofSession {
       if (cc.privateKey !== undefined) {
         clientAuth = await privateKeyJwtAuthentication(cc.privateKey, cc.alg, cc.kid)
       } else {
-        clientAuth = oauth.ClientSecretBasic(cc.clientSecret as string)
+        clientAuth = clientSecretBasic(cc.clientSecret as string)
       }
     } else {
       this.#redirectUri = await this.options.interaction?.redirectUri()

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// The callproof conformance client for @modelcontextprotocol/conformance (`client --suite auth`).
+//
+//   node packages/client/conformance/client.mjs <server-url>                 (after `npm run build`)
+//   node --conditions=@callproof/source --import tsx packages/client/conformance/client.mjs <url>
+//
+// The suite sets MCP_CONFORMANCE_SCENARIO and, for scenarios that need it, MCP_CONFORMANCE_CONTEXT
+// (JSON: pre-registered client id/secret, private key for private_key_jwt). The client connects
+// with `connect()`, lists tools, calls `test-tool`, and exits 0; any error exits 1 (scenarios that
+// test refusals expect exactly that).
+import { connect } from '@callproof/client'
+
+// The suite's authorization servers answer the authorization request with an immediate redirect
+// to the redirect URI, so the headless interaction reads the Location header instead of a user.
+const REDIRECT_URI = 'http://localhost:3000/callback'
+const CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json'
+
+/** @type {import('@callproof/client').Interaction} */
+const redirectFollower = {
+  redirectUri: () => REDIRECT_URI,
+  async authorize(url) {
+    let next = url
+    for (let hop = 0; hop < 10; hop++) {
+      const response = await fetch(next, { redirect: 'manual' })
+      await response.body?.cancel()
+      const location = response.headers.get('location')
+      if (!location) throw new Error(`authorization endpoint answered ${response.status} without a redirect`)
+      const target = new URL(location, next)
+      if (target.href.startsWith(REDIRECT_URI)) return target
+      next = target
+    }
+    throw new Error('too many redirects during authorization')
+  },
+}
+
+function context() {
+  const raw = process.env.MCP_CONFORMANCE_CONTEXT
+  return raw ? JSON.parse(raw) : {}
+}
+
+function optionsFor(scenario) {
+  const ctx = context()
+  const base = {
+    development: true, // the suite's servers run on http://localhost
+    requireBoundTokens: false, // most scenarios issue Bearer tokens; DPoP ones are bound
+    clientInfo: { name: 'callproof-conformance-client', version: '0.1.0' },
+  }
+  switch (scenario) {
+    case 'auth/client-credentials-jwt':
+      return {
+        ...base,
+        clientCredentials: {
+          clientId: ctx.client_id,
+          privateKey: ctx.private_key_pem,
+          alg: ctx.signing_algorithm ?? 'ES256',
+        },
+      }
+    case 'auth/client-credentials-basic':
+      return {
+        ...base,
+        clientCredentials: { clientId: ctx.client_id, clientSecret: ctx.client_secret },
+      }
+    case 'auth/pre-registration':
+      return {
+        ...base,
+        interaction: redirectFollower,
+        registration: {
+          clientId: ctx.client_id,
+          ...(ctx.client_secret && { clientSecret: ctx.client_secret }),
+        },
+      }
+    default:
+      return {
+        ...base,
+        interaction: redirectFollower,
+        registration: { clientMetadataUrl: CLIENT_METADATA_URL },
+      }
+  }
+}
+
+async function main() {
+  const serverUrl = process.argv[2]
+  const scenario = process.env.MCP_CONFORMANCE_SCENARIO ?? ''
+  if (!serverUrl) {
+    console.error('usage: client.mjs <server-url>')
+    process.exit(2)
+  }
+  const client = await connect(serverUrl, optionsFor(scenario))
+  const { tools } = await client.listTools()
+  if (tools.some((t) => t.name === 'test-tool')) {
+    await client.callTool({ name: 'test-tool', arguments: {} })
+  }
+  await client.close()
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`callproof conformance client: ${err?.name ?? 'Error'}: ${err?.message ?? err}`)
+    process.exit(1)
+  },
+)

