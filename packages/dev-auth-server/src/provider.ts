@@ -165,6 +165,8 @@ export function createProvider(options: ProviderOptions): Provider {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       id_token_signed_response_alg: 'ES256',
+      // Clients may ask for per-call approvals unless they register a narrower list.
+      authorization_details_types: [MCP_TOOL_CALL],
     },
     enabledJWA: {
       dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],

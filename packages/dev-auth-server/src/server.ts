@@ -6,7 +6,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
 import type { JWK } from 'jose'
 import { createInteractionHandler } from './interactions.js'
 import type { DevLogger } from './interactions.js'
-import { sendPage } from './pages/layout.js'
+import { pageHeaders, pageHtml } from './pages/layout.js'
 import { errorPage } from './pages/pages.js'
 import { createProvider } from './provider.js'
 import type { ClientMetadata, DevResource } from './provider.js'
@@ -178,9 +178,12 @@ export async function createDevAuthServer(
     accessTokenTtl,
     approvalTtl,
     renderError(ctx, out) {
-      ctx.type = 'html'
-      // renderError only sets the body; oidc-provider keeps the error status.
-      ctx.body = errorPageHtml(out)
+      // oidc-provider keeps the error status; the page gets the same headers as every other.
+      for (const [name, value] of Object.entries(pageHeaders())) ctx.set(name, value)
+      ctx.body = pageHtml(
+        'Error',
+        errorPage({ error: out['error'] ?? 'error', description: out['error_description'] }),
+      )
     },
   })
   provider.on('server_error', (_ctx, error) => logger.error('dev-auth-server: server error', error))
@@ -219,23 +222,6 @@ export async function createDevAuthServer(
   }
 
   return { issuer: iss, provider, handler }
-}
-
-function errorPageHtml(out: Record<string, string>): string {
-  // Rendered through a throwaway response object so the error page shares the layout and headers.
-  let body = ''
-  const fake = {
-    statusCode: 0,
-    setHeader() {},
-    end(chunk: string) {
-      body = chunk
-    },
-  } as unknown as ServerResponse
-  sendPage(fake, {
-    title: 'Error',
-    body: errorPage({ error: out['error'] ?? 'error', description: out['error_description'] }),
-  })
-  return body
 }
 
 /**

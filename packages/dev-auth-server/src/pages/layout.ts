@@ -71,26 +71,37 @@ export function formTargetFor(redirectUri: unknown): string | undefined {
 }
 
 /**
- * Sends a complete page with strict security headers: a CSP that allows no script at all, no
- * framing (clickjacking an Approve button is the obvious attack on a consent page), no caching.
+ * The security headers of every page: a CSP that allows no script at all, no framing
+ * (clickjacking an Approve button is the obvious attack on a consent page), no caching.
  */
-export function sendPage(res: ServerResponse, options: PageOptions): void {
+export function pageHeaders(formTargets: readonly string[] = []): Record<string, string> {
   // Browsers apply form-action to the redirects that follow a form post too, so the client's
   // redirect URI must be allowed or the final hop back to the client would be blocked.
-  const targets = ["'self'", ...(options.formTargets ?? [])].join(' ')
-  const csp = [
-    "default-src 'none'",
-    `style-src 'sha256-${STYLE_HASH}'`,
-    `form-action ${targets}`,
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-  ].join('; ')
-  const page = html`<!doctype html>
+  const targets = ["'self'", ...formTargets].join(' ')
+  return {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Security-Policy': [
+      "default-src 'none'",
+      `style-src 'sha256-${STYLE_HASH}'`,
+      `form-action ${targets}`,
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+    ].join('; '),
+    'X-Frame-Options': 'DENY',
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'Cache-Control': 'no-store',
+  }
+}
+
+/** The complete HTML document around a page body. */
+export function pageHtml(title: string, body: Html): string {
+  return html`<!doctype html>
     <html lang="en">
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${options.title} · callproof dev authorization server</title>
+        <title>${title} · callproof dev authorization server</title>
         <style>
           ${{ html: STYLE }}
         </style>
@@ -100,15 +111,16 @@ export function sendPage(res: ServerResponse, options: PageOptions): void {
           <strong>Development server.</strong> Test users and codes are public. Never use it in
           production.
         </p>
-        <main>${options.body}</main>
+        <main>${body}</main>
       </body>
-    </html> `
+    </html> `.html
+}
+
+/** Sends a complete page with {@link pageHeaders}. */
+export function sendPage(res: ServerResponse, options: PageOptions): void {
   res.statusCode = options.status ?? 200
-  res.setHeader('Content-Type', 'text/html; charset=utf-8')
-  res.setHeader('Content-Security-Policy', csp)
-  res.setHeader('X-Frame-Options', 'DENY')
-  res.setHeader('X-Content-Type-Options', 'nosniff')
-  res.setHeader('Referrer-Policy', 'no-referrer')
-  res.setHeader('Cache-Control', 'no-store')
-  res.end(page.html)
+  for (const [name, value] of Object.entries(pageHeaders(options.formTargets))) {
+    res.setHeader(name, value)
+  }
+  res.end(pageHtml(options.title, options.body))
 }
