@@ -7,7 +7,7 @@
  * The instances are `createCallproof` + `@callproof/server/redis` directly (the wiring the drive
  * example's `--redis` / `--nonce` needs), so this test does not depend on the example.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { Hono } from 'hono'
 import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
@@ -25,6 +25,9 @@ import { startRedisServer, type TestRedisServer } from './support/redis-server.j
 import { createServer } from 'node:http'
 import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 import type { JWK } from 'jose'
+
+// Real processes and reconnections: more room than the 5 s default on a busy machine.
+vi.setConfig({ testTimeout: 20_000 })
 
 const RESOURCE = 'https://drive.example/mcp'
 const NONCE_SECRET = crypto.getRandomValues(new Uint8Array(32))

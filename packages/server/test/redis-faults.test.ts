@@ -3,10 +3,15 @@
  * The rule under test: every failure is ERR_STORE_UNAVAILABLE within the timeout (never "not seen",
  * never a hang), and the stores recover by themselves when Redis returns.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { CallproofError } from '@callproof/core'
 import { createRedisStores, type RedisStores } from '../src/redis/index.js'
 import { startRedisServer, type TestRedisServer } from './support/redis-server.js'
+
+// Real processes and reconnections: more room than the 5 s default on a busy machine.
+vi.setConfig({ testTimeout: 20_000 })
 
 const TIMEOUT = 200
 /** Scheduling slack on a busy CI machine, on top of the configured timeout. */
@@ -193,5 +198,73 @@ describe('Redis down at start', () => {
     await s.close()
     expect(performance.now() - start).toBeLessThan(TIMEOUT + SLACK)
     expect(await pending).toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' })
+  })
+})
+
+/**
+ * A TCP relay in front of Redis that can turn every existing connection into a black hole (bytes
+ * accepted, nothing delivered, no reset) and send new connections elsewhere: a hard failover.
+ */
+async function relay(targetPort: number) {
+  let target = targetPort
+  const pairs: Array<{ dead: boolean; sockets: Socket[] }> = []
+  const server: Server = createServer((downstream) => {
+    const upstream = createConnection({ host: '127.0.0.1', port: target })
+    const pair = { dead: false, sockets: [downstream, upstream] }
+    pairs.push(pair)
+    downstream.on('data', (d) => pair.dead || upstream.write(d))
+    upstream.on('data', (d) => pair.dead || downstream.write(d))
+    for (const socket of pair.sockets) {
+      socket.on('error', () => pair.sockets.forEach((s) => s.destroy()))
+      socket.on('close', () => pair.dead || pair.sockets.forEach((s) => s.destroy()))
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    failover(to: number) {
+      target = to
+      for (const pair of pairs) pair.dead = true
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const pair of pairs) pair.sockets.forEach((s) => s.destroy())
+        server.close(() => resolve())
+      }),
+  }
+}
+
+describe('Redis failover behind a half-open connection', () => {
+  it('fails closed while nothing answers, then reconnects to the new address by itself', async () => {
+    const primary = await server()
+    const replica = await server()
+    const proxy = await relay(primary.port)
+    try {
+      const s = createRedisStores({
+        url: proxy.url,
+        prefix: 'fault:',
+        timeoutMs: TIMEOUT,
+        stallResetMs: 600,
+        maxReconnectDelayMs: 100,
+      })
+      open.push(s)
+      await s.ready()
+      expect(await s.replay.consume('jkt:before', Date.now() + 60_000)).toBe(true)
+
+      proxy.failover(replica.port)
+      // The old connection still looks open: commands time out (closed, not admitted)...
+      expect(
+        await expectUnavailable(() => s.replay.consume('jkt:during', Date.now() + 60_000)),
+      ).toBeLessThan(TIMEOUT + SLACK)
+      // ...until the stall reset opens a new connection, which reaches the new primary.
+      const recovered = await eventually(
+        () => s.replay.consume('jkt:after', Date.now() + 60_000),
+        10_000,
+      )
+      expect(recovered).toBe(true)
+      expect(await replica.command('EXISTS', 'fault:replay:jkt:after')).toBe(':1\r\n')
+    } finally {
+      await proxy.close()
+    }
   })
 })

@@ -2,11 +2,14 @@
  * The Redis stores against a real redis-server: atomic consume-once across instances, exact expiry,
  * one-time approvals, sessions shared between instances, and what a restarted instance remembers.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createClient } from 'redis'
 import { CallproofError } from '@callproof/core'
 import { createRedisStores, type RedisStores } from '../src/redis/index.js'
 import { startRedisServer, type TestRedisServer } from './support/redis-server.js'
+
+// Real processes and reconnections: more room than the 5 s default on a busy machine.
+vi.setConfig({ testTimeout: 20_000 })
 
 let server: TestRedisServer
 const open: RedisStores[] = []

@@ -63,6 +63,12 @@ export interface RedisStoresOptions {
   /** Longest pause between reconnection attempts, in ms (default 1 000). Only with `url`. */
   maxReconnectDelayMs?: number
   /**
+   * After this many ms in which every command timed out, the connection is dropped and opened
+   * again (default the larger of 5 000 and twice `timeoutMs`; at least `timeoutMs`). Only with
+   * `url`. This is what recovers from a half-open connection after a hard Redis failover.
+   */
+  stallResetMs?: number
+  /**
    * Called with every connection error of an owned client (the client would otherwise emit them
    * on nobody). Operations report failures themselves, by throwing.
    */
@@ -137,17 +143,21 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
     1,
     600_000,
   )
+  const stallResetMs = integerOption(
+    'stallResetMs',
+    options.stallResetMs,
+    Math.max(5_000, 2 * timeoutMs),
+    timeoutMs,
+    3_600_000,
+  )
   const onError = options.onError
   if (onError !== undefined && typeof onError !== 'function') {
     throw invalid('redis onError must be a function')
   }
 
-  let owned: ReturnType<typeof createClient> | undefined
-  let closed = false
-  let client: RedisCommandClient
-  if (url !== undefined) {
-    owned = createClient({
-      url,
+  const connect = (redisUrl: string) => {
+    const fresh = createClient({
+      url: redisUrl,
       // Queueing while offline would hold requests until Redis returns (or forever) and then run
       // them late: refuse at once instead, the caller answers 503 and the client retries.
       disableOfflineQueue: true,
@@ -163,13 +173,34 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
       },
     })
     // node-redis emits connection errors as events; without a listener Node would crash.
-    owned.on('error', (error: Error) => onError?.(error))
-    owned.connect().catch((error: unknown) => {
+    fresh.on('error', (error: Error) => onError?.(error))
+    fresh.connect().catch((error: unknown) => {
       onError?.(error instanceof Error ? error : new Error(String(error)))
     })
+    return fresh
+  }
+
+  let owned = url !== undefined ? connect(url) : undefined
+  let client: RedisCommandClient = owned ?? given!
+  let closed = false
+  /** When commands started timing out with no success since (undefined while healthy). */
+  let stalledSince: number | undefined
+
+  /**
+   * A connection that takes commands but never answers (the Redis host vanished without a TCP
+   * reset, or a failover moved the address) looks open to the client for many minutes. After
+   * `stallResetMs` of nothing but timeouts, drop it and connect afresh.
+   */
+  function noteTimeout(): void {
+    const now = Date.now()
+    stalledSince ??= now
+    if (owned === undefined || closed || now - stalledSince < stallResetMs) return
+    stalledSince = undefined
+    const stale = owned
+    owned = connect(url!)
     client = owned
-  } else {
-    client = given!
+    onError?.(new Error(`redis answered nothing for ${stallResetMs} ms: reconnecting`))
+    if (stale.isOpen) stale.destroy()
   }
 
   /** Runs one command with a deadline; every failure becomes ERR_STORE_UNAVAILABLE. */
@@ -187,8 +218,14 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
       }, timeoutMs)
     })
     try {
-      return await Promise.race([client.sendCommand(args, { abortSignal: abort.signal }), deadline])
+      const reply = await Promise.race([
+        client.sendCommand(args, { abortSignal: abort.signal }),
+        deadline,
+      ])
+      stalledSince = undefined
+      return reply
     } catch (error) {
+      if (abort.signal.aborted) noteTimeout()
       if (error instanceof CallproofError) throw error
       throw unavailable(`redis ${args[0]} failed: ${messageOf(error)}`, error)
     } finally {
