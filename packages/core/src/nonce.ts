@@ -120,7 +120,7 @@ export function createNonceSource(options: NonceSourceOptions): WindowedNonceSou
         .then((full) => new Uint8Array(full, 0, MAC_BYTES))
       macs.set(window, mac)
       // Keep only windows that can still be current or previous.
-      for (const w of macs.keys()) if (w < window - 2) macs.delete(w)
+      for (const w of macs.keys()) if (w < window - 2 || w > window + 1) macs.delete(w)
     }
     return mac
   }
