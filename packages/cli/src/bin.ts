@@ -6,4 +6,7 @@
 import { processIo } from './io.js'
 import { main } from './main.js'
 
-process.exitCode = await main(process.argv.slice(2), processIo())
+const code = await main(process.argv.slice(2), processIo())
+process.exitCode = code
+// The command is done: a socket or timer some library forgot must not keep the process alive.
+setTimeout(() => process.exit(code), 1500).unref()

@@ -12,7 +12,6 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { connect } from '@callproof/client'
 import type { Interaction, InteractionContext } from '@callproof/client'
-import { devInteraction } from '@callproof/dev-auth-server'
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { parse } from './args.js'
 import { CliError, UsageError, style, table } from './io.js'
@@ -192,7 +191,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     const recorder = recordingFetch(new URL(stack.url).origin)
     const reasons: InteractionContext['reason'][] = []
-    const headless = devInteraction({ user: 'alice' })
+    const headless = stack.devInteraction({ user: 'alice' })
     const interaction: Interaction = {
       redirectUri: () => headless.redirectUri(),
       authorize: (url, context) => {
@@ -205,6 +204,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       action: string,
       expected: string,
       run: () => Promise<unknown>,
+      note?: string,
     ): Promise<unknown> => {
       const step = rows.length + 1
       say(`  ${step}. ${action}`)
@@ -228,6 +228,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       }
       const ok = actual === expected
       say(`     ${mark(io, ok)} ${actual}${detail === '' ? '' : style(io, 'dim', ` — ${detail}`)}`)
+      if (note !== undefined) say(`     ${style(io, 'yellow', `⚠ ${note}`)}`)
       rows.push({ step, actor: 'alice', action, expected, actual, ok, detail })
       return result
     }
@@ -253,11 +254,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       `deletes ${PLAN.delete} (needs MFA within 5 min)`,
       secure ? 'allowed after MFA step-up' : 'allowed',
       () => call('delete_file', { path: PLAN.delete }),
+      secure ? undefined : 'no MFA was asked: the baseline checks no tool policy',
     )
     await aliceStep(
       `shares ${PLAN.share.path} with ${PLAN.share.with} (needs approval of this call)`,
       secure ? 'allowed after approving this call' : 'allowed',
       () => call('share_file', PLAN.share),
+      secure ? undefined : 'no approval was asked: the baseline checks no tool policy',
     )
 
     const captured = capture(recorder.exchanges, stack.url)
@@ -283,7 +286,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       const detail = observation === undefined ? '' : attackDetail(observation)
       const ok = actual === expected
       say(`  ${step}. ${attack.story}`)
-      say(`     ${mark(io, ok)} ${actual}${detail === '' ? '' : style(io, 'dim', ` — ${detail}`)}`)
+      const shown = secure ? actual : style(io, 'yellow', `${actual} (the baseline let it through)`)
+      say(`     ${mark(io, ok)} ${shown}${detail === '' ? '' : style(io, 'dim', ` — ${detail}`)}`)
       rows.push({ step, actor: 'second agent', action: attack.title, expected, actual, ok, detail })
     }
 
@@ -440,7 +444,14 @@ export function formatDemoTable(io: Pick<Io, 'color'>, report: DemoReport): stri
   const verdict = report.ok
     ? style(io, 'green', `${passed}/${report.rows.length} outcomes as expected`)
     : style(io, 'red', `${report.rows.length - passed} of ${report.rows.length} outcomes NOT as expected`)
-  return `${title}\n\n${table(['#', 'who', 'step', 'expected', 'actual', ''], rows)}\n\n${verdict} (${(report.durationMs / 1000).toFixed(1)} s)`
+  const grid = table(['#', 'who', 'step', 'expected', 'actual', ''], rows, [
+    undefined,
+    undefined,
+    36,
+    30,
+    30,
+  ])
+  return `${title}\n\n${grid}\n\n${verdict} (${(report.durationMs / 1000).toFixed(1)} s)`
 }
 
 const HELP = `Usage: callproof demo [options]
@@ -477,11 +488,25 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`demo takes no arguments, got "${positionals[0]}"`, 'demo')
   const json = values.json === true
   const narrate = json ? io.err : io.out
-  const report = await runDemo({
-    mode: values.insecure === true ? 'baseline' : 'callproof',
-    narrate,
-    color: io.color,
-  })
+  // Ctrl-C: exit through process.exit so that the 'exit' hook kills the second agent; the
+  // servers live in this process and go with it.
+  const interrupted = () => {
+    io.err('callproof: demo interrupted')
+    process.exit(130)
+  }
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
+  let report: DemoReport
+  try {
+    report = await runDemo({
+      mode: values.insecure === true ? 'baseline' : 'callproof',
+      narrate,
+      color: io.color,
+    })
+  } finally {
+    process.off('SIGINT', interrupted)
+    process.off('SIGTERM', interrupted)
+  }
   if (json) {
     io.out(JSON.stringify(report, null, 2))
   } else {

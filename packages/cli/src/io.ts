@@ -141,17 +141,58 @@ export async function progress<T>(io: Io, label: string, step: () => Promise<T>)
   }
 }
 
-/** Renders rows as an aligned text table; cells may carry colour codes. */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Splits `text` into lines of at most `width` visible characters, at spaces where it can. */
+export function wrap(text: string, width: number): string[] {
+  if (stripAnsi(text).length <= width) return [text]
+  // Colour codes would be cut in half: wrap the plain text.
+  const words = stripAnsi(text).split(' ')
+  const lines: string[] = []
+  let line = ''
+  for (const word of words) {
+    for (let w = word; w.length > 0; ) {
+      const candidate = line === '' ? w : `${line} ${w}`
+      if (candidate.length <= width) {
+        line = candidate
+        w = ''
+      } else if (line === '') {
+        lines.push(w.slice(0, width))
+        w = w.slice(width)
+      } else {
+        lines.push(line)
+        line = ''
+      }
+    }
+  }
+  if (line !== '') lines.push(line)
+  return lines
+}
+
+/**
+ * Renders rows as an aligned text table; cells may carry colour codes. A column with a maximum
+ * width in `maxWidths` wraps its cells onto several lines instead of widening the table.
+ */
+export function table(
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+  maxWidths: readonly (number | undefined)[] = [],
+): string {
+  const cells = rows.map((r) => headers.map((_, i) => wrap(r[i] ?? '', maxWidths[i] ?? Infinity)))
   const widths = headers.map((h, i) =>
-    Math.max(stripAnsi(h).length, ...rows.map((r) => stripAnsi(r[i] ?? '').length)),
+    Math.max(
+      stripAnsi(h).length,
+      ...cells.map((r) => Math.max(...(r[i] ?? ['']).map((l) => stripAnsi(l).length))),
+    ),
   )
-  const line = (cells: readonly string[]) =>
-    cells
+  const line = (parts: readonly string[]) =>
+    parts
       .map((c, i) => c + ' '.repeat(Math.max(0, (widths[i] ?? 0) - stripAnsi(c).length)))
       .join('  ')
       .trimEnd()
-  return [line(headers), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+  const body = cells.flatMap((r) => {
+    const height = Math.max(...r.map((c) => c.length))
+    return Array.from({ length: height }, (_, k) => line(r.map((c) => c[k] ?? '')))
+  })
+  return [line(headers), line(widths.map((w) => '─'.repeat(w))), ...body].join('\n')
 }
 
 /** "12 s ago", "in 4 min", for claims like `iat`, `exp` and `auth_time` (seconds). */

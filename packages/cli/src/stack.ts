@@ -4,6 +4,7 @@
  */
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import type { DevInteraction, DevInteractionOptions } from '@callproof/dev-auth-server'
 import type { AuditSink } from '@callproof/server'
 import { startDrive } from '@callproof/example-drive'
 import { CliError } from './io.js'
@@ -40,6 +41,8 @@ export interface Stack {
   readonly resource: string
   /** For the baseline: who the process currently acts for. */
   readonly baseline?: InsecureDriveHandle
+  /** The development server's headless sign-in, as a test user (see `devInteraction`). */
+  devInteraction(options: DevInteractionOptions): DevInteraction
   /** Closes both servers; safe to call twice. */
   close(): Promise<void>
 }
@@ -132,10 +135,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const drivePort =
       options.drivePort === undefined || options.drivePort === 0 ? await freePort() : options.drivePort
     const resource = `http://127.0.0.1:${drivePort}/mcp`
+    // Imported here, not at the top: oidc-provider announces itself when its module loads.
+    const devAuth = await (options.verbose === true
+      ? import('@callproof/dev-auth-server')
+      : withoutProviderNotices(() => import('@callproof/dev-auth-server')))
     const start = async () => {
-      // Imported here: oidc-provider announces itself when its module loads.
-      const { startDevAuthServer } = await import('@callproof/dev-auth-server')
-      return startDevAuthServer({
+      return devAuth.startDevAuthServer({
         resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
         headless: true,
         ...(options.authPort === undefined ? {} : { port: options.authPort }),
@@ -156,7 +161,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         },
       )
       closers.push(() => baseline.close())
-      return { kind: 'baseline', issuer: auth.issuer, url: baseline.url, resource, baseline, close }
+      return {
+        kind: 'baseline',
+        issuer: auth.issuer,
+        url: baseline.url,
+        resource,
+        baseline,
+        devInteraction: devAuth.devInteraction,
+        close,
+      }
     }
     const drive = await startDrive({
       issuer: auth.issuer,
@@ -167,7 +180,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       throw portError('drive server', drivePort, cause)
     })
     closers.push(() => drive.close())
-    return { kind: 'callproof', issuer: auth.issuer, url: drive.url, resource: drive.resource, close }
+    return {
+      kind: 'callproof',
+      issuer: auth.issuer,
+      url: drive.url,
+      resource: drive.resource,
+      devInteraction: devAuth.devInteraction,
+      close,
+    }
   } catch (error) {
     await close()
     throw error

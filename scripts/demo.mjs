@@ -1,0 +1,59 @@
+// `npm run demo`: works on a fresh clone. Installs npm packages when needed, builds the workspaces
+// when a dist/ is missing or older than its sources, then runs `callproof demo` with the extra
+// arguments (e.g. `npm run demo -- --insecure`, `npm run demo -- --json`) and exits with its code.
+import { spawn } from 'node:child_process'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { ensureNpmPackages, root, run } from './ensure.mjs'
+
+/** Newest modification time of any file under `dir` (0 when it does not exist). */
+function newest(dir) {
+  if (!existsSync(dir)) return 0
+  let latest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs)
+  }
+  return latest
+}
+
+/** Workspaces with a build (a tsconfig.build.json) whose dist/ is missing or older than src/. */
+function staleWorkspaces() {
+  const stale = []
+  for (const group of ['packages', 'examples']) {
+    const base = join(root, group)
+    if (!existsSync(base)) continue
+    for (const name of readdirSync(base)) {
+      const dir = join(base, name)
+      if (!existsSync(join(dir, 'tsconfig.build.json')) || !existsSync(join(dir, 'src'))) continue
+      const built = newest(join(dir, 'dist'))
+      if (built === 0 || built < newest(join(dir, 'src'))) stale.push(`${group}/${name}`)
+    }
+  }
+  return stale
+}
+
+try {
+  ensureNpmPackages()
+} catch (error) {
+  console.error(`callproof: ${error.message}`)
+  process.exit(1)
+}
+
+const stale = staleWorkspaces()
+if (stale.length > 0) {
+  console.error(`callproof: building (${stale.join(', ')} out of date)…`)
+  if (run('npm', ['run', '--silent', 'build', '--', '--output-logs=errors-only']) !== 0) {
+    console.error('callproof: npm run build failed: see the errors above')
+    process.exit(1)
+  }
+}
+
+const child = spawn(
+  process.execPath,
+  [join(root, 'packages/cli/dist/bin.js'), 'demo', ...process.argv.slice(2)],
+  { stdio: 'inherit', cwd: root },
+)
+// Ctrl-C reaches the demo through the terminal; it cleans up and exits on its own.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
+child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 1)))
