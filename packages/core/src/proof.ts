@@ -284,6 +284,14 @@ export function normalizeHtu(url: string | URL): string {
   return `${parsed.protocol}//${parsed.host}${path}`
 }
 
+let lastExpected: { url: string; normalized: string } | undefined
+
+/** normalizeHtu of the (trusted, rarely changing) expected URL, remembered for the next call. */
+function normalizedExpectedHtu(url: string): string {
+  if (lastExpected?.url !== url) lastExpected = { url, normalized: normalizeHtu(url) }
+  return lastExpected.normalized
+}
+
 function invalid(message: string, cause?: unknown): CallproofError {
   return new CallproofError(
     'ERR_INVALID_PROOF',
@@ -405,15 +413,18 @@ export async function verifyProofWith(
   if (htu.includes('?') || htu.includes('#')) {
     throw invalid('proof htu must not carry a query or fragment')
   }
-  let actualHtu: string
-  try {
-    actualHtu = normalizeHtu(htu)
-  } catch {
-    throw invalid(`proof htu ${short(htu)} is not an absolute URL`)
-  }
-  const expectedHtu = normalizeHtu(options.htu)
-  if (actualHtu !== expectedHtu) {
-    throw invalid(`proof htu ${short(htu)} does not match request URL ${expectedHtu}`)
+  const expectedHtu = normalizedExpectedHtu(options.htu)
+  // Fast path: an honest client sends the resource URI exactly; anything else is normalized.
+  if (htu !== expectedHtu && htu !== options.htu) {
+    let actualHtu: string
+    try {
+      actualHtu = normalizeHtu(htu)
+    } catch {
+      throw invalid(`proof htu ${short(htu)} is not an absolute URL`)
+    }
+    if (actualHtu !== expectedHtu) {
+      throw invalid(`proof htu ${short(htu)} does not match request URL ${expectedHtu}`)
+    }
   }
   const iat = payload.iat
   if (typeof iat !== 'number' || !Number.isFinite(iat)) throw invalid('proof iat is missing')

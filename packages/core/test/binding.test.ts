@@ -6,9 +6,16 @@ describe('bindingFor', () => {
   it('binds tools/call and prompts/get to method, name and argument digest', async () => {
     const args = { path: 'a.txt', with: 'bob' }
     expect(
-      await bindingFor({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'share_file', arguments: args } }),
+      await bindingFor({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'share_file', arguments: args },
+      }),
     ).toEqual({ method: 'tools/call', name: 'share_file', args: await argsDigest(args) })
-    expect(await bindingFor({ jsonrpc: '2.0', id: 'p', method: 'prompts/get', params: { name: 'p1' } })).toEqual({
+    expect(
+      await bindingFor({ jsonrpc: '2.0', id: 'p', method: 'prompts/get', params: { name: 'p1' } }),
+    ).toEqual({
       method: 'prompts/get',
       name: 'p1',
       args: await argsDigest({}),
@@ -17,7 +24,9 @@ describe('bindingFor', () => {
 
   it('binds resources/read and subscriptions to their uri', async () => {
     for (const method of ['resources/read', 'resources/subscribe', 'resources/unsubscribe']) {
-      expect(await bindingFor({ jsonrpc: '2.0', id: 2, method, params: { uri: 'file:///a' } })).toEqual({
+      expect(
+        await bindingFor({ jsonrpc: '2.0', id: 2, method, params: { uri: 'file:///a' } }),
+      ).toEqual({
         method,
         name: 'file:///a',
       })
@@ -26,19 +35,30 @@ describe('bindingFor', () => {
 
   it('binds initialize, notifications and other requests to the method only', async () => {
     expect(
-      await bindingFor({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: 'x', capabilities: {} } }),
+      await bindingFor({
+        jsonrpc: '2.0',
+        id: 0,
+        method: 'initialize',
+        params: { protocolVersion: 'x', capabilities: {} },
+      }),
     ).toEqual({ method: 'initialize' })
     expect(await bindingFor({ jsonrpc: '2.0', method: 'notifications/initialized' })).toEqual({
       method: 'notifications/initialized',
     })
     // A notification named like a tool call still binds the method only (it has no id).
-    expect(await bindingFor({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'x' } })).toEqual({ method: 'tools/call' })
-    expect(await bindingFor({ jsonrpc: '2.0', id: 3, method: 'tools/list' })).toEqual({ method: 'tools/list' })
+    expect(
+      await bindingFor({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'x' } }),
+    ).toEqual({ method: 'tools/call' })
+    expect(await bindingFor({ jsonrpc: '2.0', id: 3, method: 'tools/list' })).toEqual({
+      method: 'tools/list',
+    })
   })
 
   it('binds responses and errors to their id, type preserved', async () => {
     expect(await bindingFor({ jsonrpc: '2.0', id: 7, result: {} })).toEqual({ response: 7 })
-    expect(await bindingFor({ jsonrpc: '2.0', id: '7', error: { code: -1, message: 'x' } })).toEqual({ response: '7' })
+    expect(
+      await bindingFor({ jsonrpc: '2.0', id: '7', error: { code: -1, message: 'x' } }),
+    ).toEqual({ response: '7' })
   })
 
   it('refuses a batch with ERR_BATCH_NOT_SUPPORTED', async () => {
@@ -57,11 +77,22 @@ describe('bindingFor', () => {
     ['an object id', { jsonrpc: '2.0', id: {}, method: 'ping' }],
     ['params that are an array', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: ['x'] }],
     ['tools/call without a name', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: {} }],
-    ['tools/call with a numeric name', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 1 } }],
+    [
+      'tools/call with a numeric name',
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 1 } },
+    ],
     ['resources/read without uri', { jsonrpc: '2.0', id: 1, method: 'resources/read', params: {} }],
     ['a response with a null id', { jsonrpc: '2.0', id: null, result: {} }],
     ['neither request nor response', { jsonrpc: '2.0', id: 1 }],
-    ['arguments with a lone surrogate', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x', arguments: { a: '\ud800' } } }],
+    [
+      'arguments with a lone surrogate',
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'x', arguments: { a: '\ud800' } },
+      },
+    ],
   ])('refuses %s with ERR_MALFORMED_BODY', async (_, message) => {
     await expect(bindingFor(message)).rejects.toMatchObject({ code: 'ERR_MALFORMED_BODY' })
   })
@@ -70,7 +101,9 @@ describe('bindingFor', () => {
 describe('bindingsEqual', () => {
   const binding = { method: 'tools/call', name: 'read_file', args: 'abc' }
   it('accepts exactly the same members', () => {
-    expect(bindingsEqual({ args: 'abc', name: 'read_file', method: 'tools/call' }, binding)).toBe(true)
+    expect(bindingsEqual({ args: 'abc', name: 'read_file', method: 'tools/call' }, binding)).toBe(
+      true,
+    )
     expect(bindingsEqual({ response: 1 }, { response: 1 })).toBe(true)
   })
   it('refuses any difference: value, missing member, extra member, type, shape', () => {

@@ -33,7 +33,9 @@ function challenge(error: unknown) {
 
 describe('toHttpAnswer: DESIGN.md error table', () => {
   it('no credentials: 401, no error, resource_metadata and algs', () => {
-    const { answer, header, parsed, params } = challenge(new CallproofError('ERR_NO_CREDENTIALS', 'none'))
+    const { answer, header, parsed, params } = challenge(
+      new CallproofError('ERR_NO_CREDENTIALS', 'none'),
+    )
     expect(answer.status).toBe(401)
     expect(header).toBe(
       'DPoP resource_metadata="https://drive.example.com/.well-known/oauth-protected-resource/mcp", algs="ES256 EdDSA Ed25519"',
@@ -53,7 +55,12 @@ describe('toHttpAnswer: DESIGN.md error table', () => {
   ])('%s: 401 error="%s" with resource_metadata and algs', (code, error) => {
     const { answer, params } = challenge(new CallproofError(code, 'why'))
     expect(answer.status).toBe(401)
-    expect(params).toMatchObject({ error, error_description: 'why', resource_metadata: ctx.resourceMetadata, algs: 'ES256 EdDSA Ed25519' })
+    expect(params).toMatchObject({
+      error,
+      error_description: 'why',
+      resource_metadata: ctx.resourceMetadata,
+      algs: 'ES256 EdDSA Ed25519',
+    })
     expect(answer.body).toEqual({ error, error_description: 'why', code })
   })
 
@@ -68,12 +75,19 @@ describe('toHttpAnswer: DESIGN.md error table', () => {
   it('insufficient scope: 403 with every required scope', () => {
     const { answer, params } = challenge(new InsufficientScopeError(['drive:read', 'drive:write']))
     expect(answer.status).toBe(403)
-    expect(params).toMatchObject({ error: 'insufficient_scope', scope: 'drive:read drive:write', resource_metadata: ctx.resourceMetadata })
+    expect(params).toMatchObject({
+      error: 'insufficient_scope',
+      scope: 'drive:read drive:write',
+      resource_metadata: ctx.resourceMetadata,
+    })
   })
 
   it('insufficient user authentication: 401 with acr_values and integer max_age', () => {
     const { answer, params } = challenge(
-      new InsufficientUserAuthenticationError({ acrValues: ['urn:callproof:acr:mfa', 'urn:x'], maxAge: 300 }),
+      new InsufficientUserAuthenticationError({
+        acrValues: ['urn:callproof:acr:mfa', 'urn:x'],
+        maxAge: 300,
+      }),
     )
     expect(answer.status).toBe(401)
     expect(params).toMatchObject({
@@ -86,22 +100,30 @@ describe('toHttpAnswer: DESIGN.md error table', () => {
     expect(onlyAge.acr_values).toBeUndefined()
   })
 
-  it.each<['ERR_APPROVAL_REQUIRED' | 'ERR_APPROVAL_USED']>([['ERR_APPROVAL_REQUIRED'], ['ERR_APPROVAL_USED']])(
-    '%s: 403 insufficient_authorization_details with the details to request',
+  it.each<['ERR_APPROVAL_REQUIRED' | 'ERR_APPROVAL_USED']>([
+    ['ERR_APPROVAL_REQUIRED'],
+    ['ERR_APPROVAL_USED'],
+  ])('%s: 403 insufficient_authorization_details with the details to request', (code) => {
+    const { answer, params } = challenge(new ApprovalRequiredError([detail], undefined, { code }))
+    expect(answer.status).toBe(403)
+    expect(params.error).toBe('insufficient_authorization_details')
+    expect(
+      JSON.parse(new TextDecoder().decode(base64url.decode(params.authorization_details!))),
+    ).toEqual([detail])
+    expect(answer.body).toMatchObject({ code, authorization_details: [detail] })
+  })
+
+  it.each<[CallproofErrorCode]>([['ERR_CALLER_NOT_ALLOWED'], ['ERR_TOOL_DENIED']])(
+    '%s: 403 access_denied',
     (code) => {
-      const { answer, params } = challenge(new ApprovalRequiredError([detail], undefined, { code }))
+      const { answer, params } = challenge(new CallproofError(code, 'no'))
       expect(answer.status).toBe(403)
-      expect(params.error).toBe('insufficient_authorization_details')
-      expect(JSON.parse(new TextDecoder().decode(base64url.decode(params.authorization_details!)))).toEqual([detail])
-      expect(answer.body).toMatchObject({ code, authorization_details: [detail] })
+      expect(params).toMatchObject({
+        error: 'access_denied',
+        resource_metadata: ctx.resourceMetadata,
+      })
     },
   )
-
-  it.each<[CallproofErrorCode]>([['ERR_CALLER_NOT_ALLOWED'], ['ERR_TOOL_DENIED']])('%s: 403 access_denied', (code) => {
-    const { answer, params } = challenge(new CallproofError(code, 'no'))
-    expect(answer.status).toBe(403)
-    expect(params).toMatchObject({ error: 'access_denied', resource_metadata: ctx.resourceMetadata })
-  })
 
   it.each<[CallproofErrorCode, number, string]>([
     ['ERR_SESSION_NOT_FOUND', 404, 'not_found'],
@@ -116,12 +138,15 @@ describe('toHttpAnswer: DESIGN.md error table', () => {
     expect(header).toBeUndefined()
   })
 
-  it.each<[CallproofErrorCode]>([['ERR_REPLAY_STORE_FULL'], ['ERR_STORE_UNAVAILABLE']])('%s: 503 + Retry-After (fail closed)', (code) => {
-    const answer = toHttpAnswer(new CallproofError(code, 'x'), { ...ctx, retryAfterSeconds: 2.5 })
-    expect(answer.status).toBe(503)
-    expect(answer.headers['retry-after']).toBe('3')
-    expect(toHttpAnswer(new CallproofError(code, 'x'), ctx).headers['retry-after']).toBe('1')
-  })
+  it.each<[CallproofErrorCode]>([['ERR_REPLAY_STORE_FULL'], ['ERR_STORE_UNAVAILABLE']])(
+    '%s: 503 + Retry-After (fail closed)',
+    (code) => {
+      const answer = toHttpAnswer(new CallproofError(code, 'x'), { ...ctx, retryAfterSeconds: 2.5 })
+      expect(answer.status).toBe(503)
+      expect(answer.headers['retry-after']).toBe('3')
+      expect(toHttpAnswer(new CallproofError(code, 'x'), ctx).headers['retry-after']).toBe('1')
+    },
+  )
 
   it('an unknown error is a 500 that reveals nothing', () => {
     const answer = toHttpAnswer(new Error('secret token abc'), ctx)
@@ -170,7 +195,10 @@ describe('toResponse', () => {
     expect(res.status).toBe(403)
     expect(res.headers.get('www-authenticate')).toContain('scope="drive:write"')
     expect(res.headers.get('content-type')).toBe('application/json')
-    expect(await res.json()).toMatchObject({ error: 'insufficient_scope', code: 'ERR_INSUFFICIENT_SCOPE' })
+    expect(await res.json()).toMatchObject({
+      error: 'insufficient_scope',
+      code: 'ERR_INSUFFICIENT_SCOPE',
+    })
   })
 })
 
@@ -187,7 +215,16 @@ describe('parseWwwAuthenticate', () => {
   })
 
   it('never throws on garbage', () => {
-    for (const h of ['', ',,,', '"', '=', 'DPoP ="x"', 'DPoP error="unterminated', 'a=b=c', '\u0000']) {
+    for (const h of [
+      '',
+      ',,,',
+      '"',
+      '=',
+      'DPoP ="x"',
+      'DPoP error="unterminated',
+      'a=b=c',
+      '\u0000',
+    ]) {
       expect(() => parseWwwAuthenticate(h)).not.toThrow()
     }
     expect(parseWwwAuthenticate(undefined as unknown as string)).toEqual([])

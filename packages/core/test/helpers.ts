@@ -11,11 +11,16 @@ export const NOW = NOW_MS / 1000
 export const clock = (): number => NOW_MS
 
 export async function clientKeys(kind: 'P-256' | 'Ed25519' = 'P-256'): Promise<CryptoKeyPair> {
-  return (await crypto.subtle.generateKey(
-    kind === 'P-256' ? { name: 'ECDSA', namedCurve: 'P-256' } : { name: 'Ed25519' },
-    false,
-    ['sign', 'verify'],
-  )) as CryptoKeyPair
+  if (kind === 'Ed25519') {
+    return (await crypto.subtle.generateKey({ name: 'Ed25519' }, false, [
+      'sign',
+      'verify',
+    ])) as CryptoKeyPair
+  }
+  return crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
+    'sign',
+    'verify',
+  ])
 }
 
 export async function publicJwk(keys: CryptoKeyPair): Promise<JWK> {
@@ -73,7 +78,11 @@ export async function signRaw(
   return `${input}.${base64url.encode(new Uint8Array(sig))}`
 }
 
-export const toolCall = (name = 'read_file', args: unknown = { path: 'notes.txt' }, id: number | string = 1) => ({
+export const toolCall = (
+  name = 'read_file',
+  args: unknown = { path: 'notes.txt' },
+  id: number | string = 1,
+) => ({
   jsonrpc: '2.0',
   id,
   method: 'tools/call',
@@ -84,7 +93,14 @@ export async function proofFor(
   keys: CryptoKeyPair,
   token: string,
   message: unknown,
-  overrides: Partial<{ htm: string; htu: string; iat: number; jti: string; nonce: string; mcp: McpBinding }> = {},
+  overrides: Partial<{
+    htm: string
+    htu: string
+    iat: number
+    jti: string
+    nonce: string
+    mcp: McpBinding
+  }> = {},
 ): Promise<string> {
   const input: Parameters<typeof createProof>[1] = {
     htm: overrides.htm ?? 'POST',

@@ -1,14 +1,13 @@
 /** evaluatePolicy / canEverBeGranted / assertValidPolicy: every decision and its reason. */
 import { describe, expect, it } from 'vitest'
 import {
-  ApprovalRequiredError,
   InsufficientScopeError,
   InsufficientUserAuthenticationError,
   assertValidPolicy,
   canEverBeGranted,
   evaluatePolicy,
 } from '../src/index.js'
-import type { Caller, PolicyInput, ToolPolicy } from '../src/index.js'
+import type { Caller, PolicyInput, ToolPolicy, ApprovalRequiredError } from '../src/index.js'
 import { NOW, NOW_MS, RESOURCE } from './helpers.js'
 
 const caller: Caller = {
@@ -39,7 +38,11 @@ const approval = (extra: Record<string, unknown> = {}) => ({
 describe('evaluatePolicy', () => {
   it('denies a tool without policy (default deny)', () => {
     const d = evaluatePolicy(undefined, input())
-    expect(d).toMatchObject({ allow: false, reason: 'no_policy', error: { code: 'ERR_TOOL_DENIED' } })
+    expect(d).toMatchObject({
+      allow: false,
+      reason: 'no_policy',
+      error: { code: 'ERR_TOOL_DENIED' },
+    })
   })
 
   it('allows {} to any verified caller, and marks public tools', () => {
@@ -48,21 +51,34 @@ describe('evaluatePolicy', () => {
   })
 
   it('still enforces requirements on a public tool', () => {
-    expect(evaluatePolicy({ public: true, scopes: ['admin'] }, input())).toMatchObject({ allow: false, reason: 'insufficient_scope' })
+    expect(evaluatePolicy({ public: true, scopes: ['admin'] }, input())).toMatchObject({
+      allow: false,
+      reason: 'insufficient_scope',
+    })
   })
 
   it('refuses callers outside callers.clientIds / callers.subjects (final)', () => {
-    for (const callers of [{ clientIds: ['other'] }, { subjects: ['bob'] }, { clientIds: ['client-1'], subjects: ['bob'] }]) {
+    for (const callers of [
+      { clientIds: ['other'] },
+      { subjects: ['bob'] },
+      { clientIds: ['client-1'], subjects: ['bob'] },
+    ]) {
       const d = evaluatePolicy({ callers, scopes: ['missing'] }, input())
-      expect(d).toMatchObject({ allow: false, reason: 'caller_not_allowed', error: { code: 'ERR_CALLER_NOT_ALLOWED' } })
+      expect(d).toMatchObject({
+        allow: false,
+        reason: 'caller_not_allowed',
+        error: { code: 'ERR_CALLER_NOT_ALLOWED' },
+      })
     }
-    expect(evaluatePolicy({ callers: { clientIds: ['client-1'], subjects: ['alice'] } }, input())).toMatchObject({ allow: true })
+    expect(
+      evaluatePolicy({ callers: { clientIds: ['client-1'], subjects: ['alice'] } }, input()),
+    ).toMatchObject({ allow: true })
   })
 
   it('names EVERY required scope when one is missing', () => {
     const d = evaluatePolicy({ scopes: ['drive:read', 'drive:write', 'drive:share'] }, input())
     expect(d).toMatchObject({ allow: false, reason: 'insufficient_scope' })
-    const error = (d as { error: InsufficientScopeError }).error
+    const error = (d as unknown as { error: InsufficientScopeError }).error
     expect(error).toBeInstanceOf(InsufficientScopeError)
     expect(error.scopes).toEqual(['drive:read', 'drive:write', 'drive:share'])
     expect(evaluatePolicy({ scopes: ['drive:read'] }, input())).toMatchObject({ allow: true })
@@ -71,33 +87,45 @@ describe('evaluatePolicy', () => {
   it('asks for a stronger login (acr), with max_age when the policy has one', () => {
     const d = evaluatePolicy({ acr: ['urn:callproof:acr:mfa'], maxAge: 3600 }, input())
     expect(d).toMatchObject({ allow: false, reason: 'insufficient_user_authentication' })
-    const error = (d as { error: InsufficientUserAuthenticationError }).error
+    const error = (d as unknown as { error: InsufficientUserAuthenticationError }).error
     expect(error).toBeInstanceOf(InsufficientUserAuthenticationError)
     expect(error).toMatchObject({ acrValues: ['urn:callproof:acr:mfa'], maxAge: 3600 })
     const noAcr = { ...caller }
     delete noAcr.acr
-    expect(evaluatePolicy({ acr: ['urn:callproof:acr:pwd'] }, input({ caller: noAcr }))).toMatchObject({ allow: false })
-    expect(evaluatePolicy({ acr: ['urn:callproof:acr:pwd'] }, input())).toMatchObject({ allow: true })
+    expect(
+      evaluatePolicy({ acr: ['urn:callproof:acr:pwd'] }, input({ caller: noAcr })),
+    ).toMatchObject({ allow: false })
+    expect(evaluatePolicy({ acr: ['urn:callproof:acr:pwd'] }, input())).toMatchObject({
+      allow: true,
+    })
   })
 
   it('asks for a fresher login when auth_time is older than maxAge or missing', () => {
     const d = evaluatePolicy({ maxAge: 300 }, input())
     expect(d).toMatchObject({ allow: false, reason: 'insufficient_user_authentication' })
-    expect((d as { error: InsufficientUserAuthenticationError }).error.maxAge).toBe(300)
-    expect((d as { error: InsufficientUserAuthenticationError }).error.acrValues).toBeUndefined()
+    expect((d as unknown as { error: InsufficientUserAuthenticationError }).error.maxAge).toBe(300)
+    expect(
+      (d as unknown as { error: InsufficientUserAuthenticationError }).error.acrValues,
+    ).toBeUndefined()
     expect(evaluatePolicy({ maxAge: 600 }, input())).toMatchObject({ allow: true })
     const noAuthTime = { ...caller }
     delete noAuthTime.authTime
-    expect(evaluatePolicy({ maxAge: 600 }, input({ caller: noAuthTime }))).toMatchObject({ allow: false })
+    expect(evaluatePolicy({ maxAge: 600 }, input({ caller: noAuthTime }))).toMatchObject({
+      allow: false,
+    })
   })
 
   it('checks in order: callers, scopes, authentication, approval', () => {
     const policy: ToolPolicy = { scopes: ['drive:share'], acr: ['mfa'], approval: 'per-call' }
     expect(evaluatePolicy(policy, input())).toMatchObject({ reason: 'insufficient_scope' })
-    expect(evaluatePolicy(policy, input({ caller: { ...caller, scopes: ['drive:share'] } }))).toMatchObject({
+    expect(
+      evaluatePolicy(policy, input({ caller: { ...caller, scopes: ['drive:share'] } })),
+    ).toMatchObject({
       reason: 'insufficient_user_authentication',
     })
-    expect(evaluatePolicy(policy, input({ caller: { ...caller, scopes: ['drive:share'], acr: 'mfa' } }))).toMatchObject({
+    expect(
+      evaluatePolicy(policy, input({ caller: { ...caller, scopes: ['drive:share'], acr: 'mfa' } })),
+    ).toMatchObject({
       reason: 'approval_required',
     })
   })
@@ -108,18 +136,33 @@ describe('evaluatePolicy', () => {
 
     it('requires an approval and says which one to request', () => {
       const d = evaluatePolicy(policy, input())
-      expect(d).toMatchObject({ allow: false, reason: 'approval_required', error: { code: 'ERR_APPROVAL_REQUIRED' } })
-      expect((d as { error: ApprovalRequiredError }).error.authorizationDetails).toEqual(wanted)
+      expect(d).toMatchObject({
+        allow: false,
+        reason: 'approval_required',
+        error: { code: 'ERR_APPROVAL_REQUIRED' },
+      })
+      expect((d as unknown as { error: ApprovalRequiredError }).error.authorizationDetails).toEqual(
+        wanted,
+      )
     })
 
     it('accepts the approval of exactly this call and names the token to consume', () => {
-      const d = evaluatePolicy(policy, input({ authorizationDetails: wanted, tokenExpiresAt: NOW_MS + 120_000 }))
-      expect(d).toEqual({ allow: true, reason: 'allowed', approval: { tokenId: 'tok-1', expiresAt: NOW_MS + 180_000 } })
+      const d = evaluatePolicy(
+        policy,
+        input({ authorizationDetails: wanted, tokenExpiresAt: NOW_MS + 120_000 }),
+      )
+      expect(d).toEqual({
+        allow: true,
+        reason: 'allowed',
+        approval: { tokenId: 'tok-1', expiresAt: NOW_MS + 180_000 },
+      })
     })
 
     it('uses the entry for this resource among several', () => {
       const details = [approval({ resource: 'https://other.example/mcp', tool: 'x' }), approval()]
-      expect(evaluatePolicy(policy, input({ authorizationDetails: details }))).toMatchObject({ allow: true })
+      expect(evaluatePolicy(policy, input({ authorizationDetails: details }))).toMatchObject({
+        allow: true,
+      })
     })
 
     it.each([
@@ -144,7 +187,9 @@ describe('canEverBeGranted', () => {
     expect(canEverBeGranted(undefined, caller)).toBe(false)
     expect(canEverBeGranted({ callers: { subjects: ['bob'] } }, caller)).toBe(false)
     expect(canEverBeGranted({ callers: { clientIds: ['x'] } }, caller)).toBe(false)
-    expect(canEverBeGranted({ scopes: ['admin'], acr: ['mfa'], approval: 'per-call' }, caller)).toBe(true)
+    expect(
+      canEverBeGranted({ scopes: ['admin'], acr: ['mfa'], approval: 'per-call' }, caller),
+    ).toBe(true)
   })
 })
 
@@ -163,10 +208,18 @@ describe('assertValidPolicy', () => {
     ['unknown callers key', { callers: { users: ['a'] } }],
     ['non-string clientIds', { callers: { clientIds: [1] } }],
   ])('refuses %s with ERR_INVALID_OPTIONS', (_, policy) => {
-    expect(() => assertValidPolicy('t', policy)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTIONS' }))
+    expect(() => assertValidPolicy('t', policy)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTIONS' }),
+    )
   })
   it('accepts the drive policies', () => {
-    for (const p of [{}, { public: true }, { scopes: ['drive:write'], acr: ['urn:callproof:acr:mfa'], maxAge: 300 }, { scopes: ['drive:share'], approval: 'per-call' }, { callers: { clientIds: ['c'], subjects: ['s'] } }]) {
+    for (const p of [
+      {},
+      { public: true },
+      { scopes: ['drive:write'], acr: ['urn:callproof:acr:mfa'], maxAge: 300 },
+      { scopes: ['drive:share'], approval: 'per-call' },
+      { callers: { clientIds: ['c'], subjects: ['s'] } },
+    ]) {
       expect(() => assertValidPolicy('t', p)).not.toThrow()
     }
   })

@@ -36,21 +36,22 @@ describe('portability', () => {
   })
 
   it('the specifier scanner sees what it must see', () => {
-    expect(specifiers(`import { x } from 'node:fs'\nimport type { Y } from "crypto"\nexport * from './a.js'\nconst m = await import('fs')\nimport 'path'`)).toEqual([
-      'node:fs',
-      'crypto',
-      './a.js',
-      'path',
-      'fs',
-    ])
+    expect(
+      specifiers(
+        `import { x } from 'node:fs'\nimport type { Y } from "crypto"\nexport * from './a.js'\nconst m = await import('fs')\nimport 'path'`,
+      ),
+    ).toEqual(['node:fs', 'crypto', './a.js', 'path', 'fs'])
   })
 
-  it.each(files(src).map((f) => [f.slice(src.length), f]))('%s imports no node: module or Node built-in', (_, file) => {
-    const offending = specifiers(readFileSync(file, 'utf8')).filter(
-      (s) => s.startsWith('node:') || builtins.has(s) || builtins.has(s.split('/')[0]!),
-    )
-    expect(offending).toEqual([])
-  })
+  it.each(files(src).map((f) => [f.slice(src.length), f]))(
+    '%s imports no node: module or Node built-in',
+    (_, file) => {
+      const offending = specifiers(readFileSync(file, 'utf8')).filter(
+        (s) => s.startsWith('node:') || builtins.has(s) || builtins.has(s.split('/')[0]!),
+      )
+      expect(offending).toEqual([])
+    },
+  )
 
   it('uses no Node-only globals (Buffer, process, require)', () => {
     for (const file of sources) {

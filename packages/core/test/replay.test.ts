@@ -21,7 +21,9 @@ describe('MemoryReplayStore', () => {
 
   it('is atomic for concurrent consumers of one key', async () => {
     const store = new MemoryReplayStore()
-    const results = await Promise.all(Array.from({ length: 50 }, () => store.consume('k', Date.now() + 60_000)))
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => store.consume('k', Date.now() + 60_000)),
+    )
     expect(results.filter(Boolean)).toHaveLength(1)
   })
 
@@ -41,7 +43,8 @@ describe('MemoryReplayStore', () => {
     const t = fakeClock()
     const store = new MemoryReplayStore({ maxEntries: 100, clock: t.clock })
     await store.consume('victim', t.clock() + 60_000)
-    for (let i = 0; i < 1000; i++) await store.consume(`flood-${i}`, t.clock() + 60_000).catch(() => undefined)
+    for (let i = 0; i < 1000; i++)
+      await store.consume(`flood-${i}`, t.clock() + 60_000).catch(() => undefined)
     expect(await store.consume('victim', t.clock() + 60_000)).toBe(false)
   })
 
@@ -50,7 +53,9 @@ describe('MemoryReplayStore', () => {
     const store = new MemoryReplayStore({ maxEntries: 2, clock: t.clock })
     await store.consume('short', t.clock() + 1_000)
     await store.consume('long', t.clock() + 10_000)
-    await expect(store.consume('x', t.clock() + 1_000)).rejects.toMatchObject({ code: 'ERR_REPLAY_STORE_FULL' })
+    await expect(store.consume('x', t.clock() + 1_000)).rejects.toMatchObject({
+      code: 'ERR_REPLAY_STORE_FULL',
+    })
     t.advance(1_000)
     expect(await store.consume('x', t.clock() + 5_000)).toBe(true)
     expect(await store.consume('long', t.clock() + 10_000)).toBe(false)
@@ -68,7 +73,11 @@ describe('MemoryReplayStore', () => {
   })
 
   it('validates its options', () => {
-    expect(() => new MemoryReplayStore({ maxEntries: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTIONS' }))
-    expect(() => new MemoryReplayStore({ maxEntries: 1.5 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTIONS' }))
+    expect(() => new MemoryReplayStore({ maxEntries: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTIONS' }),
+    )
+    expect(() => new MemoryReplayStore({ maxEntries: 1.5 })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTIONS' }),
+    )
   })
 })

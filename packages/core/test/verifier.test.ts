@@ -10,7 +10,18 @@ import {
   isVerifiedCall,
 } from '../src/index.js'
 import type { ReplayStore, VerifierOptions } from '../src/index.js'
-import { ISSUER, NOW, NOW_MS, RESOURCE, clientKeys, clock, issuer, proofFor, thumbprintOf, toolCall } from './helpers.js'
+import {
+  ISSUER,
+  NOW,
+  NOW_MS,
+  RESOURCE,
+  clientKeys,
+  clock,
+  issuer,
+  proofFor,
+  thumbprintOf,
+  toolCall,
+} from './helpers.js'
 
 const as = await issuer()
 const alice = await clientKeys()
@@ -18,15 +29,32 @@ const aliceJkt = await thumbprintOf(alice)
 
 function setup(extra: Partial<VerifierOptions> = {}) {
   const replay = new MemoryReplayStore({ clock })
-  const verifier = createVerifier({ resource: RESOURCE, issuers: [ISSUER], keys: as.keys, replay, clock, ...extra })
+  const verifier = createVerifier({
+    resource: RESOURCE,
+    issuers: [ISSUER],
+    keys: as.keys,
+    replay,
+    clock,
+    ...extra,
+  })
   return { verifier, replay }
 }
 
-function request(token: string | undefined, proof: string | undefined, message?: unknown, method = 'POST') {
+function request(
+  token: string | undefined,
+  proof: string | undefined,
+  message?: unknown,
+  method = 'POST',
+) {
   const headers = new Headers()
   if (token !== undefined) headers.set('authorization', `DPoP ${token}`)
   if (proof !== undefined) headers.set('dpop', proof)
-  return { method, url: 'http://127.0.0.1:9999/mcp', headers, ...(message === undefined ? {} : { message }) }
+  return {
+    method,
+    url: 'http://127.0.0.1:9999/mcp',
+    headers,
+    ...(message === undefined ? {} : { message }),
+  }
 }
 
 async function refusedWith(promise: Promise<unknown>, code: string, reason?: RegExp) {
@@ -41,7 +69,12 @@ async function refusedWith(promise: Promise<unknown>, code: string, reason?: Reg
 }
 
 describe('createVerifier validates options at creation', () => {
-  const good: VerifierOptions = { resource: RESOURCE, issuers: [ISSUER], keys: as.keys, replay: new MemoryReplayStore() }
+  const good: VerifierOptions = {
+    resource: RESOURCE,
+    issuers: [ISSUER],
+    keys: as.keys,
+    replay: new MemoryReplayStore(),
+  }
   it.each<[string, Partial<Record<keyof VerifierOptions, unknown>>, RegExp]>([
     ['resource not a URL', { resource: 'drive' }, /resource drive is not an absolute URL/],
     ['resource not http(s)', { resource: 'ftp://x/mcp' }, /http\(s\)/],
@@ -83,7 +116,9 @@ describe('verify', () => {
     const { verifier } = setup()
     const token = await as.token(aliceJkt, { acr: 'urn:callproof:acr:mfa', auth_time: NOW - 30 })
     const message = toolCall()
-    const call = await verifier.verify(request(token, await proofFor(alice, token, message), message))
+    const call = await verifier.verify(
+      request(token, await proofFor(alice, token, message), message),
+    )
     expect(call.caller).toMatchObject({
       sub: 'alice',
       clientId: 'client-1',
@@ -103,7 +138,9 @@ describe('verify', () => {
     const { verifier } = setup()
     const token = await as.token(aliceJkt)
     for (const method of ['GET', 'DELETE']) {
-      const call = await verifier.verify(request(token, await proofFor(alice, token, undefined, { htm: method }), undefined, method))
+      const call = await verifier.verify(
+        request(token, await proofFor(alice, token, undefined, { htm: method }), undefined, method),
+      )
       expect(call.binding).toBeUndefined()
     }
   })
@@ -136,7 +173,13 @@ describe('verify', () => {
     it('another scheme, a malformed header, or two Authorization values: ERR_INVALID_TOKEN', async () => {
       const { verifier } = setup()
       const token = await as.token(aliceJkt)
-      for (const value of ['Basic YTpi', `DPoP`, `DPoP ${token} extra`, `DPoP ${token}, DPoP ${token}`, 'DPoP a"b']) {
+      for (const value of [
+        'Basic YTpi',
+        `DPoP`,
+        `DPoP ${token} extra`,
+        `DPoP ${token}, DPoP ${token}`,
+        'DPoP a"b',
+      ]) {
         const req = request(undefined, 'x.y.z')
         req.headers.set('authorization', value)
         await refusedWith(verifier.verify(req), 'ERR_INVALID_TOKEN', /Authorization/)
@@ -147,15 +190,31 @@ describe('verify', () => {
       const { verifier } = setup()
       const token = await as.token(aliceJkt, { aud: 'https://other.example/mcp' })
       await refusedWith(verifier.verify(request(token, 'not-a-proof')), 'ERR_INVALID_TOKEN', /aud/)
-      const unbound = await as.mint({ iss: ISSUER, sub: 'a', aud: RESOURCE, client_id: 'c', jti: 'j', iat: NOW, exp: NOW + 60 })
-      await refusedWith(verifier.verify(request(unbound, 'not-a-proof')), 'ERR_INVALID_TOKEN', /cnf\.jkt/)
+      const unbound = await as.mint({
+        iss: ISSUER,
+        sub: 'a',
+        aud: RESOURCE,
+        client_id: 'c',
+        jti: 'j',
+        iat: NOW,
+        exp: NOW + 60,
+      })
+      await refusedWith(
+        verifier.verify(request(unbound, 'not-a-proof')),
+        'ERR_INVALID_TOKEN',
+        /cnf\.jkt/,
+      )
     })
 
     it('a token without proof, and several proofs', async () => {
       const { verifier } = setup()
       const token = await as.token(aliceJkt)
       const message = toolCall()
-      await refusedWith(verifier.verify(request(token, undefined, message)), 'ERR_INVALID_PROOF', /no DPoP proof/)
+      await refusedWith(
+        verifier.verify(request(token, undefined, message)),
+        'ERR_INVALID_PROOF',
+        /no DPoP proof/,
+      )
       const proof = await proofFor(alice, token, message)
       const req = request(token, proof, message)
       req.headers.append('dpop', proof)
@@ -166,9 +225,21 @@ describe('verify', () => {
       const { verifier } = setup()
       const token = await as.token(aliceJkt)
       const message = toolCall()
-      await refusedWith(verifier.verify(request(token, await proofFor(alice, token, message, { htm: 'PUT' }), message)), 'ERR_INVALID_PROOF', /htm/)
       await refusedWith(
-        verifier.verify(request(token, await proofFor(alice, token, message, { htu: 'https://other.example/mcp' }), message)),
+        verifier.verify(
+          request(token, await proofFor(alice, token, message, { htm: 'PUT' }), message),
+        ),
+        'ERR_INVALID_PROOF',
+        /htm/,
+      )
+      await refusedWith(
+        verifier.verify(
+          request(
+            token,
+            await proofFor(alice, token, message, { htu: 'https://other.example/mcp' }),
+            message,
+          ),
+        ),
         'ERR_INVALID_PROOF',
         /htu/,
       )
@@ -178,8 +249,20 @@ describe('verify', () => {
       const { verifier } = setup({ proofMaxAgeSeconds: 30, clockSkewSeconds: 2 })
       const token = await as.token(aliceJkt)
       const message = toolCall()
-      await refusedWith(verifier.verify(request(token, await proofFor(alice, token, message, { iat: NOW - 31 }), message)), 'ERR_INVALID_PROOF', /past/)
-      await refusedWith(verifier.verify(request(token, await proofFor(alice, token, message, { iat: NOW + 3 }), message)), 'ERR_INVALID_PROOF', /future/)
+      await refusedWith(
+        verifier.verify(
+          request(token, await proofFor(alice, token, message, { iat: NOW - 31 }), message),
+        ),
+        'ERR_INVALID_PROOF',
+        /past/,
+      )
+      await refusedWith(
+        verifier.verify(
+          request(token, await proofFor(alice, token, message, { iat: NOW + 3 }), message),
+        ),
+        'ERR_INVALID_PROOF',
+        /future/,
+      )
     })
 
     it('a proof made for another token of the same key (ath)', async () => {
@@ -187,7 +270,11 @@ describe('verify', () => {
       const token = await as.token(aliceJkt)
       const other = await as.token(aliceJkt)
       const message = toolCall()
-      await refusedWith(verifier.verify(request(token, await proofFor(alice, other, message), message)), 'ERR_INVALID_PROOF', /ath/)
+      await refusedWith(
+        verifier.verify(request(token, await proofFor(alice, other, message), message)),
+        'ERR_INVALID_PROOF',
+        /ath/,
+      )
     })
 
     it("another caller's token with one's own key (jkt ≠ cnf.jkt)", async () => {
@@ -196,23 +283,38 @@ describe('verify', () => {
       const alicesToken = await as.token(aliceJkt)
       const message = toolCall()
       await refusedWith(
-        verifier.verify(request(alicesToken, await proofFor(mallory, alicesToken, message), message)),
+        verifier.verify(
+          request(alicesToken, await proofFor(mallory, alicesToken, message), message),
+        ),
         'ERR_INVALID_PROOF',
         /cnf\.jkt/,
       )
     })
 
     it('a proof without the current nonce, answering with the nonce to use', async () => {
-      const nonce = { current: vi.fn(async () => 'n-2'), check: vi.fn((n: string | undefined) => n === 'n-2') }
+      const nonce = {
+        current: vi.fn(async () => 'n-2'),
+        check: vi.fn((n: string | undefined) => n === 'n-2'),
+      }
       const { verifier } = setup({ nonce })
       const token = await as.token(aliceJkt)
       const message = toolCall()
-      for (const proof of [await proofFor(alice, token, message), await proofFor(alice, token, message, { nonce: 'n-1' })]) {
-        const err = await refusedWith(verifier.verify(request(token, proof, message)), 'ERR_USE_NONCE')
+      for (const proof of [
+        await proofFor(alice, token, message),
+        await proofFor(alice, token, message, { nonce: 'n-1' }),
+      ]) {
+        const err = await refusedWith(
+          verifier.verify(request(token, proof, message)),
+          'ERR_USE_NONCE',
+        )
         expect(err).toBeInstanceOf(UseNonceError)
         expect((err as UseNonceError).nonce).toBe('n-2')
       }
-      await expect(verifier.verify(request(token, await proofFor(alice, token, message, { nonce: 'n-2' }), message))).resolves.toBeDefined()
+      await expect(
+        verifier.verify(
+          request(token, await proofFor(alice, token, message, { nonce: 'n-2' }), message),
+        ),
+      ).resolves.toBeDefined()
     })
 
     it('changed arguments, another tool, another id type, a missing or unexpected mcp claim', async () => {
@@ -226,21 +328,35 @@ describe('verify', () => {
       ]
       for (const [forProof, sent, method] of cases) {
         const proof = await proofFor(alice, token, forProof)
-        await refusedWith(verifier.verify(request(token, proof, sent, method)), 'ERR_BINDING_MISMATCH')
+        await refusedWith(
+          verifier.verify(request(token, proof, sent, method)),
+          'ERR_BINDING_MISMATCH',
+        )
       }
       // POST whose proof has no mcp claim at all
       const bare = await proofFor(alice, token, undefined)
-      await refusedWith(verifier.verify(request(token, bare, signed)), 'ERR_BINDING_MISMATCH', /none/)
+      await refusedWith(
+        verifier.verify(request(token, bare, signed)),
+        'ERR_BINDING_MISMATCH',
+        /none/,
+      )
       // GET/DELETE whose proof carries an mcp claim
       const withMcp = await proofFor(alice, token, signed, { htm: 'GET' })
-      await refusedWith(verifier.verify(request(token, withMcp, undefined, 'GET')), 'ERR_BINDING_MISMATCH', /no message/)
+      await refusedWith(
+        verifier.verify(request(token, withMcp, undefined, 'GET')),
+        'ERR_BINDING_MISMATCH',
+        /no message/,
+      )
     })
 
     it('a batch body', async () => {
       const { verifier } = setup()
       const token = await as.token(aliceJkt)
       const proof = await proofFor(alice, token, undefined, { mcp: { method: 'ping' } })
-      await refusedWith(verifier.verify(request(token, proof, [toolCall()])), 'ERR_BATCH_NOT_SUPPORTED')
+      await refusedWith(
+        verifier.verify(request(token, proof, [toolCall()])),
+        'ERR_BATCH_NOT_SUPPORTED',
+      )
     })
 
     it('a replayed proof', async () => {
@@ -257,10 +373,15 @@ describe('verify', () => {
       const message = toolCall()
       const full = setup({ replay: new MemoryReplayStore({ maxEntries: 1, clock }) })
       await full.verifier.verify(request(token, await proofFor(alice, token, message), message))
-      await refusedWith(full.verifier.verify(request(token, await proofFor(alice, token, message), message)), 'ERR_REPLAY_STORE_FULL')
+      await refusedWith(
+        full.verifier.verify(request(token, await proofFor(alice, token, message), message)),
+        'ERR_REPLAY_STORE_FULL',
+      )
       const down: ReplayStore = { consume: async () => Promise.reject(new Error('ECONNREFUSED')) }
       const err = await refusedWith(
-        setup({ replay: down }).verifier.verify(request(token, await proofFor(alice, token, message), message)),
+        setup({ replay: down }).verifier.verify(
+          request(token, await proofFor(alice, token, message), message),
+        ),
         'ERR_STORE_UNAVAILABLE',
       )
       expect(err.cause).toBeInstanceOf(Error)
@@ -272,9 +393,18 @@ describe('verify', () => {
     const { verifier } = setup({ replay: { consume }, proofMaxAgeSeconds: 60, clockSkewSeconds: 5 })
     const token = await as.token(aliceJkt)
     const message = toolCall()
-    await refusedWith(verifier.verify(request(token, await proofFor(alice, token, toolCall('x')), message)), 'ERR_BINDING_MISMATCH')
+    await refusedWith(
+      verifier.verify(request(token, await proofFor(alice, token, toolCall('x')), message)),
+      'ERR_BINDING_MISMATCH',
+    )
     expect(consume).not.toHaveBeenCalled()
-    await verifier.verify(request(token, await proofFor(alice, token, message, { jti: 'jti-9', iat: NOW - 3 }), message))
+    await verifier.verify(
+      request(
+        token,
+        await proofFor(alice, token, message, { jti: 'jti-9', iat: NOW - 3 }),
+        message,
+      ),
+    )
     expect(consume).toHaveBeenCalledWith(`dpop:${aliceJkt}:jti-9`, (NOW - 3 + 65) * 1000)
   })
 
@@ -291,7 +421,9 @@ describe('verify', () => {
     now = (NOW + 60) * 1000
     const message = toolCall()
     await refusedWith(
-      verifier.verify(request(token, await proofFor(alice, token, message, { iat: NOW + 60 }), message)),
+      verifier.verify(
+        request(token, await proofFor(alice, token, message, { iat: NOW + 60 }), message),
+      ),
       'ERR_INVALID_TOKEN',
       /expired/,
     )

@@ -1,0 +1,201 @@
+/**
+ * `npm run bench:verify`: the cost of the server's whole verification of one call (token, proof,
+ * binding, replay, policy) against the raw cost of one ES256 signature verification with Web
+ * Crypto, sequentially and at concurrency 16. Prints a table and, last, the ratio
+ * (whole verifications per second ÷ raw ES256 verifications per second; target ≥ 0.6).
+ *
+ * Proofs are signed before the timed loops: signing is the client's cost, not the server's. Each
+ * call carries a fresh proof (new jti, so the replay store records every one) with a realistic
+ * tools/call body; the access token is the same for every call, as it is for a real client, so
+ * the verifier's token cache is warm after the first call.
+ */
+import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose'
+import {
+  MemoryReplayStore,
+  bindingFor,
+  createProof,
+  createVerifier,
+  evaluatePolicy,
+  jwkThumbprint,
+} from '@callproof/core'
+import type { ToolPolicy, VerifiedCall } from '@callproof/core'
+
+const RESOURCE = 'https://drive.example.com/mcp'
+const ISSUER = 'https://as.example.com'
+const CONCURRENCY = 16
+
+// --- setup: an issuer, a client key, one token, a verifier --------------------------------------
+const as = await generateKeyPair('ES256', { extractable: true })
+const keys = createLocalJWKSet({
+  keys: [{ ...(await exportJWK(as.publicKey)), kid: 'k1', alg: 'ES256' }],
+})
+const client = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
+  'sign',
+  'verify',
+])) as CryptoKeyPair
+const jkt = await jwkThumbprint(await exportJWK(client.publicKey))
+const now = Math.floor(Date.now() / 1000)
+const token = await new SignJWT({
+  client_id: 'bench-client',
+  scope: 'drive:read drive:write',
+  cnf: { jkt },
+  acr: 'urn:callproof:acr:mfa',
+  auth_time: now,
+})
+  .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
+  .setIssuer(ISSUER)
+  .setSubject('alice')
+  .setAudience(RESOURCE)
+  .setJti('bench-token')
+  .setIssuedAt(now)
+  .setExpirationTime(now + 3600)
+  .sign(as.privateKey)
+
+const policy: ToolPolicy = { scopes: ['drive:write'], acr: ['urn:callproof:acr:mfa'], maxAge: 3600 }
+const verifier = createVerifier({
+  resource: RESOURCE,
+  issuers: [ISSUER],
+  keys,
+  replay: new MemoryReplayStore({ maxEntries: 2_000_000 }),
+})
+
+function message(i: number) {
+  return {
+    jsonrpc: '2.0',
+    id: i,
+    method: 'tools/call',
+    params: {
+      name: 'write_file',
+      arguments: {
+        path: `reports/2026/q4/summary-${i}.md`,
+        content: `# Quarterly summary ${i}\n\n${'Revenue grew; costs held. '.repeat(12)}`,
+        overwrite: true,
+      },
+    },
+  }
+}
+
+async function whole(req: { method: string; url: string; headers: Headers; message: unknown }) {
+  const call: VerifiedCall = await verifier.verify(req)
+  const binding = call.binding as { name: string; args: string }
+  const decision = evaluatePolicy(policy, {
+    caller: call.caller,
+    tool: binding.name,
+    argsDigest: binding.args,
+    resource: RESOURCE,
+    now: Date.now(),
+  })
+  if (!decision.allow) throw decision.error
+}
+
+// --- pre-generate the requests (client cost, outside the timed loops) ---------------------------
+async function makeRequests(n: number) {
+  const out = []
+  for (let i = 0; i < n; i++) {
+    const msg = message(i)
+    const proof = await createProof(client, {
+      htm: 'POST',
+      htu: RESOURCE,
+      accessToken: token,
+      mcp: await bindingFor(msg),
+    })
+    out.push({
+      method: 'POST',
+      url: RESOURCE,
+      headers: new Headers({ authorization: `DPoP ${token}`, dpop: proof }),
+      message: msg,
+    })
+  }
+  return out
+}
+
+// Raw: ES256 verify of a proof-sized JWS signing input, as jose does it (Web Crypto, IEEE P1363).
+const rawInput = new TextEncoder().encode(
+  (
+    await createProof(client, {
+      htm: 'POST',
+      htu: RESOURCE,
+      accessToken: token,
+      mcp: await bindingFor(message(0)),
+    })
+  )
+    .split('.')
+    .slice(0, 2)
+    .join('.'),
+)
+const rawSig = await crypto.subtle.sign(
+  { name: 'ECDSA', hash: 'SHA-256' },
+  client.privateKey,
+  rawInput,
+)
+const rawKey = client.publicKey
+async function raw() {
+  const ok = await crypto.subtle.verify(
+    { name: 'ECDSA', hash: 'SHA-256' },
+    rawKey,
+    rawSig,
+    rawInput,
+  )
+  if (!ok) throw new Error('raw verify failed')
+}
+
+/** Runs `count` operations with `concurrency` workers; returns the elapsed milliseconds. */
+async function run(op: () => Promise<void>, count: number, concurrency: number): Promise<number> {
+  let started = 0
+  const t0 = performance.now()
+  async function worker() {
+    while (started < count) {
+      started++
+      await op()
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  return performance.now() - t0
+}
+
+// Raw and whole are measured in alternating slices of equal work, so that the load of anything
+// else on the machine falls on both alike and the ratio stays meaningful.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
+const SLICE = Number(process.env.BENCH_SLICE ?? 400)
+const signStart = performance.now()
+const pool = await makeRequests(ROUNDS * SLICE * 2 + 300)
+const signMs = performance.now() - signStart
+let p = 0
+const take = (): (typeof pool)[number] => pool[p++]!
+
+// Warm-up: JIT, the token cache, the key cache.
+for (let i = 0; i < 300; i++) await whole(take())
+for (let i = 0; i < 300; i++) await raw()
+
+const totals = { rawSeq: 0, wholeSeq: 0, rawConc: 0, wholeConc: 0 }
+for (let r = 0; r < ROUNDS; r++) {
+  totals.rawSeq += await run(raw, SLICE, 1)
+  totals.wholeSeq += await run(() => whole(take()), SLICE, 1)
+  totals.rawConc += await run(raw, SLICE, CONCURRENCY)
+  totals.wholeConc += await run(() => whole(take()), SLICE, CONCURRENCY)
+}
+const perSecond = (ms: number) => (ROUNDS * SLICE) / (ms / 1000)
+const rawSeq = perSecond(totals.rawSeq)
+const wholeSeq = perSecond(totals.wholeSeq)
+const rawConc = perSecond(totals.rawConc)
+const wholeConc = perSecond(totals.wholeConc)
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+console.log('')
+console.log(
+  `node ${process.version}; ${ROUNDS} rounds × ${SLICE} operations per cell, interleaved; ` +
+    `${pool.length} proofs pre-signed in ${Math.round(signMs)} ms (not timed)`,
+)
+console.log(
+  `${'operation'.padEnd(34)}${'sequential/s'.padStart(14)}${`concurrency ${CONCURRENCY}/s`.padStart(18)}`,
+)
+const row = (name: string, a: string, b: string) =>
+  console.log(`${name.padEnd(34)}${a.padStart(14)}${b.padStart(18)}`)
+row('raw ES256 verify (Web Crypto)', fmt(rawSeq), fmt(rawConc))
+row('whole call verification', fmt(wholeSeq), fmt(wholeConc))
+row('ratio whole / raw', (wholeSeq / rawSeq).toFixed(2), (wholeConc / rawConc).toFixed(2))
+console.log('')
+console.log(
+  `ratio (verified calls/s ÷ raw ES256 verifies/s): sequential ${(wholeSeq / rawSeq).toFixed(2)}, ` +
+    `concurrency ${CONCURRENCY} ${(wholeConc / rawConc).toFixed(2)} (target ≥ 0.6)`,
+)
