@@ -4,8 +4,9 @@
  * a session follows its caller to the other instance and nobody else; Redis down is 503 with
  * Retry-After and no tool runs.
  *
- * The instances are `createCallproof` + `@callproof/server/redis` directly (the wiring the drive
- * example's `--redis` / `--nonce` needs), so this test does not depend on the example.
+ * Twice: with instances built from `createCallproof` + `@callproof/server/redis` in this process
+ * (counting tool runs), and with the drive example started by its real command line
+ * (`--redis <url> --nonce --resource <uri>`) as two separate processes.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { Hono } from 'hono'
@@ -22,7 +23,9 @@ import { callerOf, createCallproof, createToolRegistry } from '../src/index.js'
 import type { CallproofEnv } from '../src/index.js'
 import { createRedisStores, type RedisStores } from '../src/redis/index.js'
 import { startRedisServer, type TestRedisServer } from './support/redis-server.js'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
+import { fileURLToPath } from 'node:url'
 import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 import type { JWK } from 'jose'
 
@@ -380,5 +383,181 @@ describe('two instances sharing Redis', () => {
     }
     expect(status).toBe(200)
     expect(runs.get('whoami')).toBe(2)
+  })
+})
+
+/** One drive process started by the example's own command line. */
+interface DriveProcess {
+  url: string
+  close(): Promise<void>
+}
+
+const DRIVE_MAIN = fileURLToPath(new URL('../../../examples/drive/src/main.ts', import.meta.url))
+
+async function startDriveProcess(redisUrl: string, secret: string): Promise<DriveProcess> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      '--conditions=@callproof/source',
+      '--import',
+      'tsx',
+      DRIVE_MAIN,
+      '--port',
+      '0',
+      '--issuer',
+      issuer.issuer,
+      '--resource',
+      RESOURCE,
+      '--redis',
+      redisUrl,
+      '--nonce',
+    ],
+    {
+      cwd: fileURLToPath(new URL('../../../examples/drive/', import.meta.url)),
+      env: { ...process.env, CALLPROOF_NONCE_SECRET: secret },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let output = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`drive did not start: ${output}`)), 15_000)
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = /drive listening on (\S+)/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve(match[1]!)
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`drive exited with ${code}: ${output}`))
+    })
+  })
+  return {
+    url,
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+describe('the drive example, two processes sharing Redis (--redis --nonce --resource)', () => {
+  let driveRedis: TestRedisServer
+  let d1: DriveProcess
+  let d2: DriveProcess
+  const asInstance = (d: DriveProcess) => ({ url: d.url }) as Instance
+
+  beforeAll(async () => {
+    driveRedis = await startRedisServer()
+    const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')
+    ;[d1, d2] = await Promise.all([
+      startDriveProcess(driveRedis.url, secret),
+      startDriveProcess(driveRedis.url, secret),
+    ])
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all([d1?.close(), d2?.close()])
+    await driveRedis?.stop()
+  })
+
+  async function drive(
+    d: DriveProcess,
+    who: Caller,
+    message: unknown,
+    options: { sessionId?: string; method?: string } = {},
+  ) {
+    return call(asInstance(d), who, message, options)
+  }
+
+  async function sharedWith(d: DriveProcess, who: Caller, path: string): Promise<string[]> {
+    const answer = await drive(d, who, toolCall('list_files'))
+    expect(answer.status).toBe(200)
+    const result = ((await answer.json()) as { result: { content: { text: string }[] } }).result
+    const files = JSON.parse(result.content[0]!.text) as { path: string; sharedWith: string[] }[]
+    return files.find((f) => f.path === path)?.sharedWith ?? []
+  }
+
+  it('refuses on one process a proof already used on the other', async () => {
+    const alice = await caller()
+    expect((await drive(d1, alice, toolCall('whoami'))).status).toBe(200) // fetches a nonce
+    const init = await request(alice, toolCall('whoami'))
+    expect((await send(asInstance(d1), init)).status).toBe(200)
+    const replayed = await send(asInstance(d2), init)
+    expect(replayed.status).toBe(401)
+    expect(challengeOf(replayed)).toMatch(/error="invalid_dpop_proof"/)
+  })
+
+  it('refuses on one process a per-call approval used on the other', async () => {
+    const args = { path: 'README.md', with: 'bob' }
+    const approval = await caller({
+      scope: 'drive:read drive:share',
+      authorization_details: [
+        {
+          type: 'mcp_tool_call',
+          resource: RESOURCE,
+          tool: 'share_file',
+          args: await argsDigest(args),
+        },
+      ],
+    })
+    expect((await drive(d1, approval, toolCall('share_file', args))).status).toBe(200)
+    const again = await drive(d2, approval, toolCall('share_file', args))
+    expect(again.status).toBe(403)
+    expect(challengeOf(again)).toMatch(/error="insufficient_authorization_details"/)
+    // The share did not happen on the second process (files live per process).
+    expect(await sharedWith(d2, await caller(), 'README.md')).toEqual([])
+    expect(await sharedWith(d1, await caller(), 'README.md')).toEqual(['bob'])
+  })
+
+  it('serves a session opened on one process on the other, for its caller only', async () => {
+    const key = await clientKey()
+    const alice = await caller({}, key)
+    const opened = await drive(d1, alice, initialize())
+    expect(opened.status).toBe(200)
+    const sessionId = opened.headers.get('mcp-session-id')!
+    expect(sessionId).toBeTruthy()
+    const same = await drive(d2, await caller({}, key), toolCall('whoami'), { sessionId })
+    expect(same.status).toBe(200)
+    const bob = await drive(d2, await caller({ sub: 'bob' }), toolCall('whoami'), { sessionId })
+    expect(bob.status).toBe(404)
+  })
+
+  it('answers 503 with Retry-After while Redis is down (the write did not happen), then recovers', async () => {
+    const alice = await caller({ scope: 'drive:read drive:write' })
+    expect((await drive(d1, alice, toolCall('whoami'))).status).toBe(200)
+    await driveRedis.kill()
+    try {
+      for (const d of [d1, d2]) {
+        const down = await drive(
+          d,
+          alice,
+          toolCall('write_file', { path: 'down.txt', content: 'x' }),
+        )
+        expect(down.status).toBe(503)
+        expect(down.headers.get('retry-after')).toMatch(/^\d+$/)
+      }
+    } finally {
+      await driveRedis.start()
+    }
+    const deadline = Date.now() + 10_000
+    let listed: Response | undefined
+    while (Date.now() < deadline) {
+      listed = await drive(d1, alice, toolCall('list_files'))
+      if (listed.status === 200) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(listed?.status).toBe(200)
+    const text = ((await listed!.json()) as { result: { content: { text: string }[] } }).result
+      .content[0]!.text
+    expect(JSON.parse(text).map((f: { path: string }) => f.path)).not.toContain('down.txt')
   })
 })
