@@ -51,6 +51,9 @@ code { overflow-wrap: anywhere; }
 .hint { font-size: .9rem; }
 `
 const STYLE_HASH = createHash('sha256').update(STYLE).digest('base64')
+// Built as one string so that no formatter can put whitespace inside the element and break the
+// hash (the browser hashes the element's exact text).
+const STYLE_TAG: Html = { html: '<style>' + STYLE + '</style>' }
 
 /** What a page needs besides its body. */
 export interface PageOptions {
@@ -89,7 +92,9 @@ export function pageHeaders(formTargets: readonly string[] = []): Record<string,
     ].join('; '),
     'X-Frame-Options': 'DENY',
     'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer',
+    // Not no-referrer: with it Chromium sends `Origin: null` on the form posts, which the
+    // same-origin check must refuse.
+    'Referrer-Policy': 'same-origin',
     'Cache-Control': 'no-store',
   }
 }
@@ -102,9 +107,7 @@ export function pageHtml(title: string, body: Html): string {
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${title} · callproof dev authorization server</title>
-        <style>
-          ${{ html: STYLE }}
-        </style>
+        ${STYLE_TAG}
       </head>
       <body>
         <p class="banner" role="note">
