@@ -733,3 +733,40 @@ describe('configuration is checked at creation', () => {
 
 void runs
 void rpc
+
+describe('issuer keys through the middleware', () => {
+  it('accepts tokens signed with a rotated key (new kid) without a restart', async () => {
+    const s = await setup({ keys: { cooldownMs: 50 } })
+    try {
+      const before = await s.send({
+        token: await token(s),
+        key: alice,
+        message: toolCall('whoami'),
+      })
+      expect(before.status).toBe(200)
+      await issuer.rotate()
+      await new Promise((resolve) => setTimeout(resolve, 80))
+      const after = await s.send({ token: await token(s), key: alice, message: toolCall('whoami') })
+      expect(after.status).toBe(200)
+    } finally {
+      await s.run.close()
+    }
+  })
+
+  it('refuses a token whose issuer metadata names another issuer', async () => {
+    issuer.metadataIssuer = 'http://127.0.0.1:1'
+    const s = await setup()
+    try {
+      const response = await s.send({
+        token: await token(s),
+        key: alice,
+        message: toolCall('whoami'),
+      })
+      expect(response.status).toBe(401)
+      expect(s.seen).not.toContain('whoami')
+    } finally {
+      issuer.metadataIssuer = undefined
+      await s.run.close()
+    }
+  })
+})

@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest'
+import { Writable } from 'node:stream'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  MemorySessionStore,
+  checkOrigin,
+  defaultOriginPolicy,
+  jsonLinesSink,
+  metadataPathFor,
+  metadataUrlFor,
+  newSessionId,
+  protectedResourceMetadata,
+  readJsonBody,
+  sameOwner,
+} from '../src/index.js'
+import type { AuditEvent } from '../src/index.js'
+
+describe('metadata', () => {
+  it('inserts the well-known prefix before the resource path', () => {
+    expect(metadataPathFor('http://127.0.0.1:3000/mcp')).toBe(
+      '/.well-known/oauth-protected-resource/mcp',
+    )
+    expect(metadataPathFor('https://x.example/a/b/')).toBe(
+      '/.well-known/oauth-protected-resource/a/b',
+    )
+    expect(metadataPathFor('https://x.example/')).toBe('/.well-known/oauth-protected-resource')
+    expect(metadataUrlFor('https://x.example/mcp')).toBe(
+      'https://x.example/.well-known/oauth-protected-resource/mcp',
+    )
+  })
+
+  it('publishes what RFC 9728 and RFC 9449 ask for', () => {
+    expect(
+      protectedResourceMetadata({
+        resource: 'https://x.example/mcp',
+        authorizationServers: ['https://as.example'],
+        scopesSupported: ['b', 'a', 'b'],
+        algorithms: ['ES256'],
+      }),
+    ).toEqual({
+      resource: 'https://x.example/mcp',
+      authorization_servers: ['https://as.example'],
+      scopes_supported: ['a', 'b'],
+      bearer_methods_supported: ['header'],
+      dpop_signing_alg_values_supported: ['ES256'],
+      dpop_bound_access_tokens_required: true,
+    })
+  })
+})
+
+describe('origin policy', () => {
+  const policy = defaultOriginPolicy('http://127.0.0.1:3000/mcp')
+  const request = (headers: Record<string, string>) =>
+    new Request('http://127.0.0.1:3000/mcp', { method: 'POST', headers })
+  it('accepts loopback hosts and no Origin (non-browser clients)', () => {
+    expect(checkOrigin(request({ host: '127.0.0.1:3000' }), policy)).toBeUndefined()
+    expect(checkOrigin(request({ host: 'localhost:3000' }), policy)).toBeUndefined()
+  })
+  it('refuses a rebinding Host, a foreign Origin and the null Origin', () => {
+    expect(checkOrigin(request({ host: 'evil.example:3000' }), policy)).toMatch(/Host/)
+    expect(checkOrigin(request({ host: '127.0.0.1:3001' }), policy)).toMatch(/Host/)
+    expect(checkOrigin(request({ origin: 'http://evil.example' }), policy)).toMatch(/Origin/)
+    expect(checkOrigin(request({ origin: 'null' }), policy)).toMatch(/Origin/)
+  })
+  it('does not check Host for a public resource by default', () => {
+    const open = defaultOriginPolicy('https://drive.example/mcp')
+    expect(open.allowedHosts).toBeUndefined()
+    expect(
+      checkOrigin(
+        new Request('https://drive.example/mcp', { headers: { origin: 'https://drive.example' } }),
+        open,
+      ),
+    ).toBeUndefined()
+  })
+})
+
+describe('memory session store', () => {
+  const owner = { sub: 'alice', clientId: 'c', jkt: 'k' }
+  it('expires sessions and refuses new ones when full instead of evicting live ones', async () => {
+    let now = 0
+    const store = new MemorySessionStore({ maxSessions: 2, clock: () => now })
+    await store.create('a', owner, 10)
+    await store.create('b', owner, 20)
+    await expect(store.create('c', owner, 10)).rejects.toThrow(/full/)
+    expect(await store.owner('a')).toEqual(owner)
+    now = 10_000
+    expect(await store.owner('a')).toBeUndefined()
+    await store.create('c', owner, 10)
+    expect(await store.owner('b')).toEqual(owner)
+    await store.delete('b')
+    expect(await store.owner('b')).toBeUndefined()
+  })
+  it('compares owners on subject, client and key', () => {
+    expect(sameOwner(owner, { ...owner })).toBe(true)
+    expect(sameOwner(owner, { ...owner, sub: 'bob' })).toBe(false)
+    expect(sameOwner(owner, { ...owner, clientId: 'd' })).toBe(false)
+    expect(sameOwner(owner, { ...owner, jkt: 'other' })).toBe(false)
+  })
+  it('makes unguessable ids', () => {
+    const ids = new Set(Array.from({ length: 100 }, newSessionId))
+    expect(ids.size).toBe(100)
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/)
+  })
+})
+
+describe('jsonLinesSink', () => {
+  const event: AuditEvent = {
+    time: '2026-01-01T00:00:00.000Z',
+    requestId: 'r',
+    decision: 'refused',
+    reason: 'ERR_REPLAY',
+    httpMethod: 'POST',
+  }
+  it('writes one JSON object per line to a stream', () => {
+    let out = ''
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        out += chunk.toString()
+        callback()
+      },
+    })
+    const sink = jsonLinesSink(stream)
+    sink.write(event)
+    sink.write(event)
+    expect(
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as unknown),
+    ).toEqual([event, event])
+  })
+  it('appends to a file', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'callproof-audit-')), 'audit.jsonl')
+    const sink = jsonLinesSink(path)
+    sink.write(event)
+    await sink.close()
+    const again = jsonLinesSink(path)
+    again.write(event)
+    await again.close()
+    expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(2)
+  })
+})
+
+describe('readJsonBody', () => {
+  const post = (body: string) => new Request('http://127.0.0.1/mcp', { method: 'POST', body })
+  it('refuses a batch with ERR_BATCH_NOT_SUPPORTED', async () => {
+    await expect(
+      readJsonBody(post('[{"jsonrpc":"2.0","id":1,"method":"ping"}]'), 1024),
+    ).rejects.toMatchObject({
+      code: 'ERR_BATCH_NOT_SUPPORTED',
+    })
+  })
+  it('refuses non-objects and non-JSON with ERR_MALFORMED_BODY', async () => {
+    for (const body of ['1', '"x"', 'null', '{']) {
+      await expect(readJsonBody(post(body), 1024)).rejects.toMatchObject({
+        code: 'ERR_MALFORMED_BODY',
+      })
+    }
+  })
+  it('refuses a declared Content-Length over the limit without reading', async () => {
+    const request = new Request('http://127.0.0.1/mcp', {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-length': '5000' },
+    })
+    await expect(readJsonBody(request, 1024)).rejects.toMatchObject({ code: 'ERR_BODY_TOO_LARGE' })
+  })
+  it('parses a message', async () => {
+    await expect(readJsonBody(post('{"a":1}'), 1024)).resolves.toEqual({ a: 1 })
+  })
+})
