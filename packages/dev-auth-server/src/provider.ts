@@ -279,9 +279,18 @@ export function createProvider(options: ProviderOptions): Provider {
         enabled: true,
         types: {
           [MCP_TOOL_CALL]: {
-            validate(_ctx: unknown, detail: unknown) {
+            validate(ctx: KoaContextWithOIDC, detail: unknown) {
               try {
-                validateMcpToolCall(detail, resourceUris)
+                const call = validateMcpToolCall(detail, resourceUris)
+                // The approval must be for the resource the token is requested for; otherwise
+                // the token's audience and the call it names would point at different servers.
+                const requested = ctx.oidc.params.resource
+                const list = typeof requested === 'string' ? [requested] : (requested ?? [])
+                if (list.length > 0 && !list.includes(call.resource)) {
+                  throw new AuthorizationDetailsError(
+                    `resource ${call.resource} of the ${MCP_TOOL_CALL} is not a requested resource`,
+                  )
+                }
               } catch (error) {
                 if (error instanceof AuthorizationDetailsError) {
                   throw new errors.InvalidAuthorizationDetails(error.message)

@@ -110,7 +110,7 @@ describe('the authorization endpoint refuses', () => {
   it.each([
     ['a resource that is not configured', { resource: 'http://127.0.0.1:1/mcp' }, /resource/],
     [
-      'a resource other than the one configured, even if known',
+      'a resource URI that differs from a configured one by a slash',
       { resource: OTHER_RESOURCE + '/' },
       /resource/,
     ],
@@ -136,13 +136,22 @@ describe('the authorization endpoint refuses', () => {
     expect(result.description).toMatch(message)
   })
 
-  it('authorization_details with a resource parameter for another resource is still checked per entry', async () => {
+  it('an mcp_tool_call for a resource other than the one the token is requested for', async () => {
+    const result = await authorizationError({
+      scope: 'mail:read',
+      resource: OTHER_RESOURCE,
+      authorization_details: JSON.stringify([detail()]),
+    })
+    expect(result.error).toBe('invalid_authorization_details')
+    expect(result.description).toMatch(/not a requested resource/)
+  })
+
+  it('nothing about a valid approval request: it goes on to the sign-in page', async () => {
     const ok = await client.authorizationUrl({
       scope: 'drive:share',
       authorization_details: JSON.stringify([detail()]),
     })
     const response = await fetch(ok.url, { redirect: 'manual' })
-    // A valid request goes on to the sign-in page.
     expect(response.status).toBe(303)
     expect(response.headers.get('location')).toMatch(/\/interaction\//)
   })
