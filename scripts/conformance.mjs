@@ -69,13 +69,16 @@ for (const selection of runs) {
   } else if (r.status !== 0) {
     // Show the failed checks and the client's stderr for whatever failed.
     for (const line of out.split('\n')) {
-      if (/FAILURE|callproof conformance client:|^\s+- /.test(line)) console.log(`    ${line.trim()}`)
+      if (/FAILURE|callproof conformance client:|^\s+- /.test(line))
+        console.log(`    ${line.trim()}`)
     }
   }
 }
 
 for (const { scenario, passed, failed } of rows) {
-  console.log(`${failed === 0 ? 'PASS' : 'FAIL'}  ${scenario.padEnd(44)} ${passed} passed, ${failed} failed`)
+  console.log(
+    `${failed === 0 ? 'PASS' : 'FAIL'}  ${scenario.padEnd(44)} ${passed} passed, ${failed} failed`,
+  )
 }
 const failedScenarios = rows.filter((x) => x.failed > 0).length
 console.log(

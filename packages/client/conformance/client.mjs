@@ -24,7 +24,8 @@ const redirectFollower = {
       const response = await fetch(next, { redirect: 'manual' })
       await response.body?.cancel()
       const location = response.headers.get('location')
-      if (!location) throw new Error(`authorization endpoint answered ${response.status} without a redirect`)
+      if (!location)
+        throw new Error(`authorization endpoint answered ${response.status} without a redirect`)
       const target = new URL(location, next)
       if (target.href.startsWith(REDIRECT_URI)) return target
       next = target

@@ -112,7 +112,10 @@ export interface ChallengeFetchOptions {
 function toolCallOf(body: string | undefined): { tool: string; arguments: unknown } | undefined {
   if (body === undefined) return undefined
   try {
-    const message = JSON.parse(body) as { method?: unknown; params?: { name?: unknown; arguments?: unknown } }
+    const message = JSON.parse(body) as {
+      method?: unknown
+      params?: { name?: unknown; arguments?: unknown }
+    }
     if (message.method === 'tools/call' && typeof message.params?.name === 'string') {
       return { tool: message.params.name, arguments: message.params.arguments ?? {} }
     }
@@ -162,7 +165,12 @@ export function createChallengeFetch(
       const challenge = readChallenge(response)
       if (challenge === undefined) return response
       const giveUp = (code: 'ERR_CHALLENGE_RETRIES_EXHAUSTED' | 'ERR_ACCESS_DENIED', why: string) =>
-        new ChallengeError(code, why, response.status, 'error' in challenge ? challenge.error : challenge.kind)
+        new ChallengeError(
+          code,
+          why,
+          response.status,
+          'error' in challenge ? challenge.error : challenge.kind,
+        )
       if (challenge.kind === 'final') {
         throw new ChallengeError(
           'ERR_ACCESS_DENIED',
@@ -215,7 +223,10 @@ export function createChallengeFetch(
         case 'approval': {
           const call = toolCallOf(body)
           if (call === undefined) {
-            throw giveUp('ERR_ACCESS_DENIED', 'approval demanded for a request that is not a tool call')
+            throw giveUp(
+              'ERR_ACCESS_DENIED',
+              'approval demanded for a request that is not a tool call',
+            )
           }
           const oneTime: TokenSet = await session.approve(call)
           // The one-time token serves this call only; the session token stays for everything else.

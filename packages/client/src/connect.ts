@@ -79,6 +79,8 @@ export async function connect(serverUrl: string | URL, options: ConnectOptions):
   const client = new Client(options.clientInfo ?? { name: 'callproof-client', version: '0.1.0' }, {
     capabilities: {},
   })
-  await client.connect(new StreamableHTTPClientTransport(new URL(serverUrl), { fetch: signedFetch }))
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(serverUrl), { fetch: signedFetch }),
+  )
   return client
 }

@@ -125,7 +125,10 @@ export async function assertSafeUrl(url: string | URL, policy: UrlPolicy = {}): 
     throw new CallproofClientError('ERR_UNSAFE_URL', `${String(url)} is not a URL`, { cause: err })
   }
   if (parsed.username !== '' || parsed.password !== '') {
-    throw new CallproofClientError('ERR_UNSAFE_URL', `${parsed.host}: URLs with credentials are refused`)
+    throw new CallproofClientError(
+      'ERR_UNSAFE_URL',
+      `${parsed.host}: URLs with credentials are refused`,
+    )
   }
   const host = unbracket(parsed.hostname)
   const loopbackHost = isLoopbackHost(host)
@@ -204,7 +207,10 @@ export function guardedFetch(
         headers.delete('authorization')
         headers.delete('dpop')
       }
-      if (response.status === 303 || ((response.status === 301 || response.status === 302) && requestInit.method === 'POST')) {
+      if (
+        response.status === 303 ||
+        ((response.status === 301 || response.status === 302) && requestInit.method === 'POST')
+      ) {
         requestInit = { ...requestInit, method: 'GET', body: null, headers }
       } else {
         requestInit = { ...requestInit, headers }

@@ -67,7 +67,10 @@ export async function resolveClient(
         (options.clientSecret !== undefined ? 'client_secret_basic' : 'none'),
     }
   }
-  if (options.clientMetadataUrl !== undefined && as.client_id_metadata_document_supported === true) {
+  if (
+    options.clientMetadataUrl !== undefined &&
+    as.client_id_metadata_document_supported === true
+  ) {
     return { clientId: options.clientMetadataUrl, tokenEndpointAuthMethod: 'none' }
   }
   const remembered = await store.getClient(as.issuer)
@@ -107,7 +110,8 @@ export async function resolveClient(
         throw err
       }
       const body = (await copy.json()) as Record<string, oauth.JsonValue>
-      if (body.client_secret_expires_at !== undefined || typeof body.client_id !== 'string') throw err
+      if (body.client_secret_expires_at !== undefined || typeof body.client_id !== 'string')
+        throw err
       registered = body as typeof registered
     }
   } catch (err) {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import * as oauth from 'oauth4webapi'
+import type * as oauth from 'oauth4webapi'
 import { argsDigest } from '@callproof/core'
 import {
   assertAlgorithmSupported,
@@ -131,9 +131,13 @@ export class CallproofSession {
     try {
       this.serverUrl = new URL(serverUrl)
     } catch (err) {
-      throw new CallproofClientError('ERR_INVALID_OPTIONS', `server URL ${String(serverUrl)} is not a URL`, {
-        cause: err,
-      })
+      throw new CallproofClientError(
+        'ERR_INVALID_OPTIONS',
+        `server URL ${String(serverUrl)} is not a URL`,
+        {
+          cause: err,
+        },
+      )
     }
     if (!options.keyPair?.privateKey || !options.keyPair.publicKey) {
       throw new CallproofClientError('ERR_INVALID_OPTIONS', 'keyPair is required')
@@ -196,7 +200,8 @@ export class CallproofSession {
     }
     const resource = await discoverProtectedResource(this.serverUrl, resourceMetadataUrl, discovery)
     const ours = this.algorithms
-    if (challengeAlgs !== undefined) assertAlgorithmSupported(challengeAlgs, ours, this.serverUrl.origin)
+    if (challengeAlgs !== undefined)
+      assertAlgorithmSupported(challengeAlgs, ours, this.serverUrl.origin)
     assertAlgorithmSupported(
       resource.metadata.dpop_signing_alg_values_supported,
       ours,

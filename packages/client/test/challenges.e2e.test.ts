@@ -145,7 +145,10 @@ describe('challenges answered by the client', () => {
 function findTyped(err: unknown): { code: string } | undefined {
   let e: unknown = err
   for (let i = 0; i < 5 && e; i++) {
-    if (typeof (e as { code?: unknown }).code === 'string' && (e as Error).name.startsWith('Callproof')) {
+    if (
+      typeof (e as { code?: unknown }).code === 'string' &&
+      (e as Error).name.startsWith('Callproof')
+    ) {
       return e as { code: string }
     }
     if (e instanceof ChallengeError) return e

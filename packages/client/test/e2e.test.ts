@@ -37,9 +37,8 @@ describe('connect() against the real drive and dev authorization server', () => 
       scopes: ['drive:read'],
     })
     const { Client } = await import('@modelcontextprotocol/sdk/client/index.js')
-    const { StreamableHTTPClientTransport } = await import(
-      '@modelcontextprotocol/sdk/client/streamableHttp.js'
-    )
+    const { StreamableHTTPClientTransport } =
+      await import('@modelcontextprotocol/sdk/client/streamableHttp.js')
     const client = new Client({ name: 't', version: '1' })
     await client.connect(new StreamableHTTPClientTransport(new URL(world.drive.url), { fetch: f }))
     await client.callTool({ name: 'write_file', arguments: { path: 'notes/a.txt', content: 'hi' } })

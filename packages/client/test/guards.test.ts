@@ -17,7 +17,9 @@ const publicResolver = { resolve: async () => ['93.184.215.14'] }
 
 describe('SSRF guards', () => {
   it('accepts https on a public address', async () => {
-    await expect(assertSafeUrl('https://auth.example.com/x', publicResolver)).resolves.toBeInstanceOf(URL)
+    await expect(
+      assertSafeUrl('https://auth.example.com/x', publicResolver),
+    ).resolves.toBeInstanceOf(URL)
   })
 
   it.each([
@@ -35,7 +37,9 @@ describe('SSRF guards', () => {
     ['IPv4-mapped private', 'https://[::ffff:10.0.0.1]/'],
     ['loopback outside development', 'https://127.0.0.1/'],
   ])('refuses %s', async (_name, url) => {
-    await expect(assertSafeUrl(url, publicResolver)).rejects.toMatchObject({ code: 'ERR_UNSAFE_URL' })
+    await expect(assertSafeUrl(url, publicResolver)).rejects.toMatchObject({
+      code: 'ERR_UNSAFE_URL',
+    })
   })
 
   it('refuses a name that resolves to a private address (every address is checked)', async () => {
@@ -46,9 +50,15 @@ describe('SSRF guards', () => {
   })
 
   it('allows loopback http only in development, private networks only when allowed', async () => {
-    await expect(assertSafeUrl('http://127.0.0.1:4000/', { allowLoopbackHttp: true })).resolves.toBeDefined()
-    await expect(assertSafeUrl('http://localhost:4000/', { allowLoopbackHttp: true })).resolves.toBeDefined()
-    await expect(assertSafeUrl('http://[::1]:4000/', { allowLoopbackHttp: true })).resolves.toBeDefined()
+    await expect(
+      assertSafeUrl('http://127.0.0.1:4000/', { allowLoopbackHttp: true }),
+    ).resolves.toBeDefined()
+    await expect(
+      assertSafeUrl('http://localhost:4000/', { allowLoopbackHttp: true }),
+    ).resolves.toBeDefined()
+    await expect(
+      assertSafeUrl('http://[::1]:4000/', { allowLoopbackHttp: true }),
+    ).resolves.toBeDefined()
     await expect(
       assertSafeUrl('https://10.0.0.1/', { allowPrivateNetworks: true }),
     ).resolves.toBeDefined()

@@ -51,7 +51,11 @@ describe('keys', () => {
     expect(b.x).toBe(a.x)
     // The reloaded private key signs for the stored public key.
     const data = new TextEncoder().encode('x')
-    const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, loaded.privateKey, data)
+    const sig = await crypto.subtle.sign(
+      { name: 'ECDSA', hash: 'SHA-256' },
+      loaded.privateKey,
+      data,
+    )
     expect(
       await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, created.publicKey, sig, data),
     ).toBe(true)

@@ -40,7 +40,11 @@ describe('a proof on every request', () => {
     const recording: typeof fetch = async (input, init) => {
       const headers = new Headers(init?.headers)
       if (init?.method === 'POST') {
-        seen.push({ body: String(init.body), proof: headers.get('dpop'), auth: headers.get('authorization') })
+        seen.push({
+          body: String(init.body),
+          proof: headers.get('dpop'),
+          auth: headers.get('authorization'),
+        })
       }
       return fetch(input, init)
     }
@@ -92,7 +96,8 @@ describe('DPoP nonces', () => {
     const counting: typeof fetch = async (input, init) => {
       const proof = new Headers(init?.headers).get('dpop')
       // Only the MCP server's proofs: the authorization server demands no nonce here.
-      if (proof && String(input).startsWith(nonceWorld.drive.url)) proofNonces.push(decodeJwt(proof).nonce)
+      if (proof && String(input).startsWith(nonceWorld.drive.url))
+        proofNonces.push(decodeJwt(proof).nonce)
       const res = await fetch(input, init)
       if ((res.headers.get('www-authenticate') ?? '').includes('use_dpop_nonce')) nonceChallenges++
       return res
@@ -125,7 +130,10 @@ describe('DPoP nonces', () => {
       nonces,
       fetch: (async (input, init) => {
         const res = await fetch(input, init)
-        sent.push({ nonce: decodeJwt(new Headers(init?.headers).get('dpop')!).nonce, status: res.status })
+        sent.push({
+          nonce: decodeJwt(new Headers(init?.headers).get('dpop')!).nonce,
+          status: res.status,
+        })
         return res
       }) as typeof fetch,
     }
@@ -167,7 +175,7 @@ describe('key binding', () => {
 })
 
 describe('refusals with typed errors', () => {
-  let fakes: Fake[] = []
+  const fakes: Fake[] = []
   afterAll(async () => {
     await Promise.all(fakes.map((f) => f.close()))
   })
@@ -181,9 +189,14 @@ describe('refusals with typed errors', () => {
   it('malformed protected resource metadata → ERR_INVALID_METADATA', async () => {
     const f = await fake({
       '/mcp': unauthorized(),
-      '/.well-known/oauth-protected-resource/mcp': () => ({ body: '{not json', headers: { 'content-type': 'application/json' } }),
+      '/.well-known/oauth-protected-resource/mcp': () => ({
+        body: '{not json',
+        headers: { 'content-type': 'application/json' },
+      }),
     })
-    await expect(connect(`${f.origin}/mcp`, opts)).rejects.toMatchObject({ code: 'ERR_INVALID_METADATA' })
+    await expect(connect(`${f.origin}/mcp`, opts)).rejects.toMatchObject({
+      code: 'ERR_INVALID_METADATA',
+    })
   })
 
   it('metadata without authorization_servers → ERR_INVALID_METADATA', async () => {
@@ -191,7 +204,9 @@ describe('refusals with typed errors', () => {
       '/mcp': unauthorized(),
       '/.well-known/oauth-protected-resource/mcp': (_r, o) => ({ body: { resource: `${o}/mcp` } }),
     })
-    await expect(connect(`${f.origin}/mcp`, opts)).rejects.toMatchObject({ code: 'ERR_INVALID_METADATA' })
+    await expect(connect(`${f.origin}/mcp`, opts)).rejects.toMatchObject({
+      code: 'ERR_INVALID_METADATA',
+    })
   })
 
   it('metadata for another resource → ERR_RESOURCE_MISMATCH, and no token is sent there', async () => {
@@ -209,9 +224,9 @@ describe('refusals with typed errors', () => {
         body: { resource: world.drive.resource, authorization_servers: [world.issuer] },
       }),
     })
-    await expect(
-      connect(`${f.origin}/mcp`, { ...opts, tokenStore: store }),
-    ).rejects.toMatchObject({ code: 'ERR_RESOURCE_MISMATCH' })
+    await expect(connect(`${f.origin}/mcp`, { ...opts, tokenStore: store })).rejects.toMatchObject({
+      code: 'ERR_RESOURCE_MISMATCH',
+    })
     expect(f.requests.some((r) => r.headers.authorization !== undefined)).toBe(false)
     expect(f.requests.some((r) => r.headers.dpop !== undefined)).toBe(false)
     await real.close()
@@ -255,7 +270,9 @@ describe('refusals with typed errors', () => {
         body: { resource: `${o}/mcp`, authorization_servers: [as.origin] },
       }),
     })
-    await expect(connect(`${f.origin}/mcp`, opts)).rejects.toMatchObject({ code: 'ERR_ISSUER_MISMATCH' })
+    await expect(connect(`${f.origin}/mcp`, opts)).rejects.toMatchObject({
+      code: 'ERR_ISSUER_MISMATCH',
+    })
   })
 
   it('a server that accepts none of our proof algorithms → ERR_UNSUPPORTED_ALGORITHM', async () => {
@@ -276,7 +293,9 @@ describe('refusals with typed errors', () => {
 
   it('an authorization server that accepts none of our proof algorithms → ERR_UNSUPPORTED_ALGORITHM', async () => {
     const as = await fake({
-      '/.well-known/oauth-authorization-server': asMetadata({ dpop_signing_alg_values_supported: ['PS256'] }),
+      '/.well-known/oauth-authorization-server': asMetadata({
+        dpop_signing_alg_values_supported: ['PS256'],
+      }),
     })
     const f = await fake({
       '/mcp': unauthorized(),
@@ -291,8 +310,13 @@ describe('refusals with typed errors', () => {
 
   it('an authorization server without PKCE S256 → ERR_PKCE_NOT_SUPPORTED', async () => {
     const as = await fake({
-      '/.well-known/oauth-authorization-server': asMetadata({ code_challenge_methods_supported: ['plain'] }),
-      'POST /register': () => ({ status: 201, body: { client_id: 'c1', token_endpoint_auth_method: 'none' } }),
+      '/.well-known/oauth-authorization-server': asMetadata({
+        code_challenge_methods_supported: ['plain'],
+      }),
+      'POST /register': () => ({
+        status: 201,
+        body: { client_id: 'c1', token_endpoint_auth_method: 'none' },
+      }),
     })
     const f = await fake({
       '/mcp': unauthorized(),
@@ -300,13 +324,20 @@ describe('refusals with typed errors', () => {
         body: { resource: `${o}/mcp`, authorization_servers: [as.origin] },
       }),
     })
-    await expect(connect(`${f.origin}/mcp`, opts)).rejects.toMatchObject({ code: 'ERR_PKCE_NOT_SUPPORTED' })
+    await expect(connect(`${f.origin}/mcp`, opts)).rejects.toMatchObject({
+      code: 'ERR_PKCE_NOT_SUPPORTED',
+    })
   })
 
   it('an authorization response from the wrong issuer (RFC 9207) → ERR_AUTHORIZATION_FAILED', async () => {
     const as = await fake({
-      '/.well-known/oauth-authorization-server': asMetadata({ authorization_response_iss_parameter_supported: true }),
-      'POST /register': () => ({ status: 201, body: { client_id: 'c1', token_endpoint_auth_method: 'none' } }),
+      '/.well-known/oauth-authorization-server': asMetadata({
+        authorization_response_iss_parameter_supported: true,
+      }),
+      'POST /register': () => ({
+        status: 201,
+        body: { client_id: 'c1', token_endpoint_auth_method: 'none' },
+      }),
     })
     const f = await fake({
       '/mcp': unauthorized(),
@@ -362,8 +393,8 @@ describe('refusals with typed errors', () => {
   })
 
   it('loopback http outside development → ERR_UNSAFE_URL', async () => {
-    await expect(
-      connect(world.drive.url, { interaction: never }),
-    ).rejects.toMatchObject({ code: 'ERR_UNSAFE_URL' })
+    await expect(connect(world.drive.url, { interaction: never })).rejects.toMatchObject({
+      code: 'ERR_UNSAFE_URL',
+    })
   })
 })

@@ -29,7 +29,12 @@ export async function startFake(routes: Record<string, Route>): Promise<Fake> {
     req.on('data', (c: Buffer) => (body += c.toString()))
     req.on('end', () => {
       const url = new URL(req.url ?? '/', origin)
-      const recorded = { method: req.method ?? 'GET', path: url.pathname, headers: req.headers, body }
+      const recorded = {
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        headers: req.headers,
+        body,
+      }
       requests.push(recorded)
       const route = routes[`${recorded.method} ${url.pathname}`] ?? routes[url.pathname]
       const answer = route?.(recorded, origin)
@@ -38,9 +43,14 @@ export async function startFake(routes: Record<string, Route>): Promise<Fake> {
         return
       }
       const text =
-        typeof answer.body === 'string' ? answer.body : answer.body === undefined ? '' : JSON.stringify(answer.body)
+        typeof answer.body === 'string'
+          ? answer.body
+          : answer.body === undefined
+            ? ''
+            : JSON.stringify(answer.body)
       res.writeHead(answer.status ?? 200, {
-        ...(typeof answer.body !== 'string' && answer.body !== undefined && { 'content-type': 'application/json' }),
+        ...(typeof answer.body !== 'string' &&
+          answer.body !== undefined && { 'content-type': 'application/json' }),
         ...answer.headers,
       })
       res.end(text)

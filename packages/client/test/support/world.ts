@@ -23,7 +23,9 @@ export interface World {
   close(): Promise<void>
 }
 
-export async function startWorld(options: { nonce?: boolean; accessTokenTtl?: number } = {}): Promise<World> {
+export async function startWorld(
+  options: { nonce?: boolean; accessTokenTtl?: number } = {},
+): Promise<World> {
   const port = await freePort()
   const resource = `http://127.0.0.1:${port}/mcp`
   const auth = await startDevAuthServer({
