@@ -52,6 +52,12 @@ export function discoveryUrls(issuer: string): string[] {
 /**
  * Refuses plain-HTTP URLs except on loopback: keys fetched over HTTP from the network could be
  * swapped by anyone on the path.
+ *
+ * @example
+ * ```ts
+ * assertSecureUrl('http://127.0.0.1:4000', 'issuer') // ok: loopback
+ * assertSecureUrl('http://as.example', 'issuer') // throws
+ * ```
  */
 export function assertSecureUrl(value: string, what: string): URL {
   let url: URL

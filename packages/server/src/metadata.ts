@@ -90,6 +90,11 @@ export function protectedResourceMetadata(
 /**
  * A `Response` carrying the document. Public and cacheable for a short while; CORS is open
  * because the document holds nothing secret and browser-based clients must read it.
+ *
+ * @example
+ * ```ts
+ * app.get(metadataPathFor(resource), () => metadataResponse(document))
+ * ```
  */
 export function metadataResponse(metadata: ProtectedResourceMetadata): Response {
   return new Response(JSON.stringify(metadata), {

@@ -26,7 +26,12 @@ export interface OriginPolicy {
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost'])
 
-/** True for 127.0.0.1, ::1 and localhost, the names DNS rebinding attacks aim at. */
+/** True for 127.0.0.1, ::1 and localhost, the names DNS rebinding attacks aim at. *
+ * @example
+ * ```ts
+ * isLoopbackHost(new URL('http://[::1]:3000/mcp').hostname) // true
+ * ```
+ */
 export function isLoopbackHost(hostname: string): boolean {
   return LOOPBACK.has(hostname.toLowerCase())
 }

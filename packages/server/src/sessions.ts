@@ -115,12 +115,22 @@ export class MemorySessionStore implements SessionStore {
  * True when two owners are the same caller: same subject, same client, same key. All three count,
  * so a stolen session id is useless to another user, to another client of the same user, and to
  * the same client running with a different key.
+ *
+ * @example
+ * ```ts
+ * if (!sameOwner(await store.owner(id), caller)) throw notFound()
+ * ```
  */
 export function sameOwner(a: SessionOwner, b: SessionOwner): boolean {
   return a.sub === b.sub && a.clientId === b.clientId && a.jkt === b.jkt
 }
 
-/** A new unguessable session id: 32 random bytes, base64url (visible ASCII, as MCP requires). */
+/** A new unguessable session id: 32 random bytes, base64url (visible ASCII, as MCP requires). *
+ * @example
+ * ```ts
+ * response.headers.set('mcp-session-id', newSessionId())
+ * ```
+ */
 export function newSessionId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32))
   return Buffer.from(bytes).toString('base64url')

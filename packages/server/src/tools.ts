@@ -256,6 +256,11 @@ export function callerOf(extra: { authInfo?: AuthInfo | undefined }): CallerInfo
 /**
  * Builds `extra.authInfo` from a verified caller, the shape DESIGN.md pins:
  * `{ token, clientId, scopes, expiresAt, resource, extra: { caller } }`.
+ *
+ * @example
+ * ```ts
+ * transport.handleRequest(request, { parsedBody, authInfo: authInfoFor(caller, token, exp, resource) })
+ * ```
  */
 export function authInfoFor(
   caller: Caller,
