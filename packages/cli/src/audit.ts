@@ -45,8 +45,6 @@ export function matchesFilter(event: AuditLine, filter: AuditFilter): boolean {
 }
 
 const REASONS: Record<string, string> = {
-  allowed: 'allowed by the tool’s policy',
-  public: 'public tool',
   ERR_NO_CREDENTIALS: 'no credentials',
   ERR_INVALID_TOKEN: 'bad access token',
   ERR_BEARER_NOT_ALLOWED: 'token sent as Bearer (needs DPoP)',
@@ -77,6 +75,7 @@ export function formatAudit(io: Pick<Io, 'color'>, events: readonly AuditLine[])
     const what = e.tool === undefined ? (e.method ?? e.httpMethod ?? '') : `tools/call ${e.tool}`
     const who = e.sub === undefined ? style(io, 'dim', '(unverified)') : `${e.sub} via ${e.clientId ?? '?'}`
     const reason = e.reason ?? ''
+    // Allowed requests need no explanation; refusals name the check that stopped them.
     return [
       style(io, 'dim', when),
       refused ? style(io, 'red', `✗ ${e.status ?? ''}`.trimEnd()) : style(io, 'green', '✓'),

@@ -1,7 +1,258 @@
+/**
+ * `callproof call <server-url> <tool> [key=value …]`: the secure client in a terminal. Every
+ * request carries a fresh DPoP proof bound to the call; sign-in, step-up and per-call approvals
+ * happen as the server asks for them, and are shown as they happen.
+ */
+import { join } from 'node:path'
+import {
+  CallproofClientError,
+  ChallengeError,
+  FileKeyStore,
+  FileTokenStore,
+  connect,
+  systemBrowserInteraction,
+} from '@callproof/client'
+import type { ConnectOptions, Interaction, InteractionContext } from '@callproof/client'
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { parse } from './args.js'
+import { CliError, UsageError, style } from './io.js'
 import type { Io } from './io.js'
-import { CliError } from './io.js'
+import { loadDevAuthServer } from './stack.js'
+import { AGENT_METADATA, describeChallenge, recordingFetch } from './trace.js'
+
+/**
+ * Turns `key=value` (a string) and `key:=json` (any JSON value) pairs into tool arguments, on top
+ * of a base object from `--json`.
+ *
+ * @example
+ * ```ts
+ * toolArguments(['path=notes/a.txt', 'limit:=10']) // { path: 'notes/a.txt', limit: 10 }
+ * ```
+ */
+export function toolArguments(pairs: readonly string[], json?: string): Record<string, unknown> {
+  let args: Record<string, unknown> = {}
+  if (json !== undefined) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(json)
+    } catch {
+      throw new UsageError(`--json is not valid JSON: ${json}`, 'call')
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new UsageError('--json must be a JSON object of tool arguments', 'call')
+    }
+    args = { ...(parsed as Record<string, unknown>) }
+  }
+  for (const pair of pairs) {
+    const typed = /^([^=:]+):=(.*)$/s.exec(pair)
+    if (typed?.[1] !== undefined) {
+      try {
+        args[typed[1]] = JSON.parse(typed[2] ?? '')
+      } catch {
+        throw new UsageError(`${pair}: the value after := must be JSON`, 'call')
+      }
+      continue
+    }
+    const plain = /^([^=]+)=(.*)$/s.exec(pair)
+    if (plain?.[1] === undefined) {
+      throw new UsageError(`"${pair}" is not key=value (or key:=json)`, 'call')
+    }
+    args[plain[1]] = plain[2] ?? ''
+  }
+  return args
+}
+
+function isLoopbackUrl(url: URL): boolean {
+  return ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname)
+}
+
+function describeAuthorization(context: InteractionContext): string {
+  switch (context.reason) {
+    case 'authorize':
+      return 'sign-in needed'
+    case 'scope':
+      return 'more permissions needed (scope step-up)'
+    case 'step_up':
+      return 'a stronger or fresher sign-in is needed (step-up)'
+    case 'approval': {
+      const details = (context.authorizationDetails ?? []) as { tool?: unknown; args?: unknown }[]
+      const tools = details.map((d) => String(d.tool)).join(', ')
+      return `this call needs your approval (${tools || 'one call'})`
+    }
+  }
+}
+
+const HELP = `Usage: callproof call <server-url> [tool] [key=value | key:=json …] [options]
+
+Calls one tool on an MCP server as a callproof client: a non-extractable key, DPoP-bound
+OAuth 2.1, a proof bound to this very call. Sign-in, step-up (scope, MFA) and per-call
+approvals happen when the server asks for them, and are shown as they happen.
+Without a tool, lists the tools this caller can see.
+
+Arguments:
+  key=value        a string argument          e.g. path=notes/todo.txt
+  key:=json        a JSON argument            e.g. limit:=10  tags:='["a","b"]'
+
+Options:
+  --json <object>   the tool arguments as one JSON object (key=value pairs override it)
+  --user <id>       sign in headlessly as a development test user (alice, bob); only
+                    against the development authorization server (\`callproof dev\`)
+  --password <pw>   with --user: the password to type (default: the published one)
+  --deny            with --user: press Deny on the approval page
+  --state <dir>     keep the key and tokens in <dir> between calls (files mode 0600);
+                    default: a fresh in-memory key per run
+  --raw             print the whole tool result as JSON
+  -h, --help        show this help
+
+Servers on loopback (http://127.0.0.1:…) are called in development mode (http allowed).
+Without --user, sign-in opens the system browser with a loopback redirect.
+
+Exit code: 0 on a tool result, 1 when the call was refused or the tool failed.`
 
 /** Runs `callproof call`. */
-export function callCommand(_argv: string[], _io: Io): Promise<number> {
-  return Promise.reject(new CliError('not implemented yet'))
+export async function callCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse('call', argv, {
+    json: { type: 'string' },
+    user: { type: 'string' },
+    password: { type: 'string' },
+    deny: { type: 'boolean' },
+    state: { type: 'string' },
+    raw: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  })
+  if (values.help === true) {
+    io.out(HELP)
+    return 0
+  }
+  const [server, tool, ...pairs] = positionals
+  if (server === undefined) throw new UsageError('give the MCP server URL', 'call')
+  let url: URL
+  try {
+    url = new URL(server)
+  } catch {
+    throw new UsageError(`"${server}" is not a URL (e.g. http://127.0.0.1:3000/mcp)`, 'call')
+  }
+  if (tool === undefined && (pairs.length > 0 || values.json !== undefined)) {
+    throw new UsageError('arguments given without a tool name', 'call')
+  }
+  const args = tool === undefined ? {} : toolArguments(pairs, values.json)
+  const development = isLoopbackUrl(url)
+  const note = (text: string) => io.err(style(io, 'dim', text))
+
+  let interaction: Interaction
+  let closeInteraction = async () => {}
+  if (values.user !== undefined) {
+    const { devInteraction } = await loadDevAuthServer()
+    interaction = devInteraction({
+      user: values.user,
+      ...(values.password === undefined ? {} : { password: values.password }),
+      ...(values.deny === true ? { approve: false } : {}),
+    })
+  } else {
+    const browser = systemBrowserInteraction({
+      allowLoopbackHttp: development,
+      onUrl: (authorizationUrl) =>
+        io.err(`  open this URL to continue (a browser should open by itself):\n  ${authorizationUrl.href}`),
+    })
+    interaction = browser
+    closeInteraction = () => browser.close()
+  }
+  const shown: Interaction = {
+    redirectUri: () => interaction.redirectUri(),
+    authorize: async (authorizationUrl, context) => {
+      io.err(`${style(io, 'yellow', '↻')} ${describeAuthorization(context)}${values.user === undefined ? '' : ` — signing in as ${values.user}`}`)
+      const result = await interaction.authorize(authorizationUrl, context)
+      const error = result.searchParams.get('error')
+      io.err(
+        error === null
+          ? `${style(io, 'green', '✓')} authorized`
+          : `${style(io, 'red', '✗')} authorization refused: ${error}`,
+      )
+      return result
+    },
+  }
+
+  const { fetch: traced } = recordingFetch(url.origin, (exchange) => {
+    if (exchange.status === 401 || exchange.status === 403) {
+      note(`← ${describeChallenge(exchange)}`)
+    }
+  })
+  const options: ConnectOptions = {
+    interaction: shown,
+    fetch: traced,
+    development,
+    clientInfo: { name: 'callproof-cli', version: '0.1.0' },
+    registration: { clientMetadata: AGENT_METADATA('callproof CLI') },
+  }
+  if (values.state !== undefined) {
+    options.keyStore = new FileKeyStore(join(values.state, 'key.json'))
+    options.tokenStore = await FileTokenStore.open(join(values.state, 'tokens.json'))
+  }
+  if (development) note(`development mode: ${url.origin} is on loopback, http allowed`)
+
+  let client: Client | undefined
+  try {
+    client = await connect(url, options).catch((error: unknown) => {
+      throw explain(error, url)
+    })
+    if (tool === undefined) {
+      const { tools } = await client.listTools()
+      for (const t of tools) {
+        io.out(`${style(io, 'cyan', t.name)}${t.description === undefined ? '' : `  ${t.description}`}`)
+      }
+      return 0
+    }
+    note(`→ tools/call ${tool} ${JSON.stringify(args)}`)
+    const result = await client.callTool({ name: tool, arguments: args }).catch((error: unknown) => {
+      throw explain(error, url)
+    })
+    if (values.raw === true) {
+      io.out(JSON.stringify(result, null, 2))
+    } else {
+      const content = (result.content ?? []) as { type: string; text?: string }[]
+      for (const c of content) io.out(c.type === 'text' ? (c.text ?? '') : JSON.stringify(c))
+    }
+    if (result.isError === true) {
+      io.err(`${style(io, 'red', 'callproof:')} the tool reported an error`)
+      return 1
+    }
+    return 0
+  } finally {
+    await client?.close().catch(() => undefined)
+    await closeInteraction()
+  }
+}
+
+/** One line for what went wrong, and what to do about it. */
+function explain(error: unknown, url: URL): unknown {
+  if (error instanceof CliError) return error
+  if (error instanceof ChallengeError) {
+    return new CliError(`${url.host} refused the call: ${error.status} ${error.error ?? ''} — ${error.message}`.replace(/\s+—/, ' —'), {
+      hint:
+        error.code === 'ERR_ACCESS_DENIED'
+          ? 'this caller may not use the tool; no sign-in or approval can change that'
+          : 'the client gave up after its retries; run again, or check the server’s audit log',
+      cause: error,
+    })
+  }
+  if (error instanceof CallproofClientError) {
+    return new CliError(error.message, {
+      hint:
+        error.code === 'ERR_UNSAFE_URL'
+          ? 'only https servers (or http on loopback) are contacted'
+          : error.code === 'ERR_AUTHORIZATION_FAILED'
+            ? 'the authorization server said no (denied, wrong password, or unknown user)'
+            : 'see the message above',
+      cause: error,
+    })
+  }
+  const message = error instanceof Error ? error.message : String(error)
+  const cause = (error as { cause?: { code?: string } } | undefined)?.cause
+  if (cause?.code === 'ECONNREFUSED' || /fetch failed|ECONNREFUSED/.test(message)) {
+    return new CliError(`cannot reach ${url.href}`, {
+      hint: 'is the server running? `callproof dev` starts a development stack',
+      cause: error,
+    })
+  }
+  return error
 }

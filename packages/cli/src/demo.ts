@@ -20,8 +20,9 @@ import { startStack } from './stack.js'
 import type { Stack } from './stack.js'
 import { ATTACKS, PLAN, expectedRefusal, outcomeOf } from './story.js'
 import type { AttackPlan, AttackReport, Captured, DemoMode } from './story.js'
-import { observe } from './wire.js'
-import type { Observation, WireRequest } from './wire.js'
+import { AFTER, AGENT_METADATA, describeChallenge, recordingFetch } from './trace.js'
+import type { Exchange } from './trace.js'
+import type { Observation } from './wire.js'
 
 export type { DemoMode } from './story.js'
 
@@ -61,89 +62,6 @@ export interface DemoOptions {
   readonly attackerTimeoutMs?: number
   /** Called with the running stack (tests use it to look inside). */
   readonly onStack?: (stack: Stack) => void
-}
-
-/** One HTTP exchange between alice's agent and the drive, as a sniffer on loopback would see it. */
-interface Exchange {
-  readonly request: WireRequest
-  readonly status: number
-  readonly challenge?: string
-  readonly challengeHeader?: string
-  readonly rpcMethod?: string
-  readonly tool?: string
-}
-
-/** A `fetch` that records every exchange with `origin` and passes everything through unchanged. */
-function recordingFetch(origin: string) {
-  const exchanges: Exchange[] = []
-  const recording: typeof fetch = async (input, init) => {
-    const request = new Request(input, init)
-    const response = await fetch(input, init)
-    if (!request.url.startsWith(origin)) return response
-    const body = typeof init?.body === 'string' ? init.body : undefined
-    let rpcMethod: string | undefined
-    let tool: string | undefined
-    if (body !== undefined) {
-      try {
-        const message = JSON.parse(body) as { method?: unknown; params?: { name?: unknown } }
-        if (typeof message.method === 'string') rpcMethod = message.method
-        if (typeof message.params?.name === 'string') tool = message.params.name
-      } catch {
-        // not JSON: recorded without a method
-      }
-    }
-    const headers: Record<string, string> = {}
-    request.headers.forEach((value, key) => (headers[key] = value))
-    const challengeHeader = response.headers.get('www-authenticate') ?? undefined
-    const challenge =
-      challengeHeader === undefined ? undefined : (/error="([^"]*)"/.exec(challengeHeader)?.[1] ?? '')
-    exchanges.push({
-      request: {
-        method: request.method,
-        url: request.url,
-        headers,
-        ...(body === undefined ? {} : { body }),
-      },
-      status: response.status,
-      ...(challenge === undefined ? {} : { challenge }),
-      ...(challengeHeader === undefined ? {} : { challengeHeader }),
-      ...(rpcMethod === undefined ? {} : { rpcMethod }),
-      ...(tool === undefined ? {} : { tool }),
-    })
-    return response
-  }
-  return { fetch: recording, exchanges }
-}
-
-/**
- * Dynamic registration metadata of the demo's agents: they declare the RAR type they use, so the
- * authorization server lets them ask for per-call approvals (RFC 9396 §10).
- */
-export const AGENT_METADATA = (name: string) => ({
-  client_name: name,
-  authorization_details_types: ['mcp_tool_call'],
-})
-
-const AFTER: Record<InteractionContext['reason'], string> = {
-  authorize: 'sign-in',
-  scope: 'scope step-up',
-  step_up: 'MFA step-up',
-  approval: 'approving this call',
-}
-
-function describeChallenge(exchange: Exchange): string {
-  const header = exchange.challengeHeader ?? ''
-  const param = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(header)?.[1]
-  switch (exchange.challenge) {
-    case '':
-      return `${exchange.status} no credentials yet`
-    case 'insufficient_user_authentication':
-      return `${exchange.status} insufficient_user_authentication (acr_values=${param('acr_values') ?? '?'}, max_age=${/max_age="?(\d+)/.exec(header)?.[1] ?? '?'})`
-    case 'insufficient_scope':
-      return `${exchange.status} insufficient_scope (scope=${param('scope') ?? '?'})`
-    default:
-      return `${exchange.status} ${exchange.challenge ?? ''}`.trim()
-  }
 }
 
 function toolText(result: unknown): string {
@@ -515,8 +433,3 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
   }
   return report.ok ? 0 : 1
 }
-
-/** For tests: the expected outcome of an attack against callproof. */
-export { expectedRefusal } from './story.js'
-/** For tests: reduces a raw response to the demo's view of it. */
-export { observe }

@@ -4,6 +4,7 @@
  */
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import type * as DevAuthServerExports from '@callproof/dev-auth-server'
 import type { DevInteraction, DevInteractionOptions } from '@callproof/dev-auth-server'
 import type { AuditSink } from '@callproof/server'
 import { startDrive } from '@callproof/example-drive'
@@ -11,6 +12,9 @@ import { CliError } from './io.js'
 
 /** The scopes the drive's tools use. */
 export const DRIVE_SCOPES = ['drive:read', 'drive:write', 'drive:share'] as const
+
+/** The exports of `@callproof/dev-auth-server`, loaded on demand. */
+export type DevAuthServerModule = typeof DevAuthServerExports
 
 /** Which drive server to start. */
 export type DriveKind = 'callproof' | 'baseline'
@@ -43,6 +47,10 @@ export interface Stack {
   readonly baseline?: InsecureDriveHandle
   /** The development server's headless sign-in, as a test user (see `devInteraction`). */
   devInteraction(options: DevInteractionOptions): DevInteraction
+  /** The published test users and their development passwords. */
+  readonly users: readonly { readonly id: string; readonly password: string }[]
+  /** The published development one-time code for MFA. */
+  readonly mfaCode: string
   /** Closes both servers; safe to call twice. */
   close(): Promise<void>
 }
@@ -109,6 +117,16 @@ async function withoutProviderNotices<T>(step: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Loads `@callproof/dev-auth-server` on demand: oidc-provider announces itself when its module
+ * loads, and commands that do not need it should not pay for it.
+ */
+export function loadDevAuthServer(verbose = false): Promise<DevAuthServerModule> {
+  return verbose
+    ? import('@callproof/dev-auth-server')
+    : withoutProviderNotices(() => import('@callproof/dev-auth-server'))
+}
+
 /** A free TCP port on 127.0.0.1 (the drive's port must be known before the authorization server starts). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -135,10 +153,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const drivePort =
       options.drivePort === undefined || options.drivePort === 0 ? await freePort() : options.drivePort
     const resource = `http://127.0.0.1:${drivePort}/mcp`
-    // Imported here, not at the top: oidc-provider announces itself when its module loads.
-    const devAuth = await (options.verbose === true
-      ? import('@callproof/dev-auth-server')
-      : withoutProviderNotices(() => import('@callproof/dev-auth-server')))
+    const devAuth = await loadDevAuthServer(options.verbose === true)
     const start = async () => {
       return devAuth.startDevAuthServer({
         resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
@@ -168,6 +183,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         resource,
         baseline,
         devInteraction: devAuth.devInteraction,
+        users: devAuth.DEV_USERS,
+        mfaCode: devAuth.DEV_MFA_CODE,
         close,
       }
     }
@@ -186,6 +203,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       url: drive.url,
       resource: drive.resource,
       devInteraction: devAuth.devInteraction,
+      users: devAuth.DEV_USERS,
+      mfaCode: devAuth.DEV_MFA_CODE,
       close,
     }
   } catch (error) {

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest'
+import { main, memoryIo, runDemo } from '../src/index.js'
+import type { DemoReport, Stack } from '../src/index.js'
+import { ATTACKS } from '../src/story.js'
+
+function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return false
+  } catch (error) {
+    return (error as { code?: string }).code === 'ESRCH'
+  }
+}
+
+async function unreachable(url: string): Promise<boolean> {
+  try {
+    await fetch(url, { method: 'POST', body: '{}' })
+    return false
+  } catch {
+    return true
+  }
+}
+
+describe('callproof demo: the whole story against callproof', () => {
+  let report: DemoReport
+  let stack: Stack | undefined
+  const lines: string[] = []
+
+  it('plays every step with the expected outcome', async () => {
+    report = await runDemo({
+      mode: 'callproof',
+      narrate: (l) => lines.push(l),
+      onStack: (s) => (stack = s),
+    })
+    for (const row of report.rows) {
+      expect({ step: row.step, action: row.action, actual: row.actual }).toEqual({
+        step: row.step,
+        action: row.action,
+        actual: row.expected,
+      })
+    }
+    expect(report.ok).toBe(true)
+    expect(report.rows).toHaveLength(6 + ATTACKS.length)
+    expect(report.durationMs).toBeLessThan(30_000)
+  })
+
+  it('steps alice up to MFA, asks for one approval, and refuses every ride with its reason', () => {
+    const byAction = (prefix: string) => report.rows.find((r) => r.action.startsWith(prefix))
+    expect(byAction('deletes')?.actual).toBe('allowed after MFA step-up')
+    expect(byAction('shares')?.actual).toBe('allowed after approving this call')
+    const attacks = report.rows.filter((r) => r.actor === 'second agent')
+    expect(attacks.map((r) => r.actual)).toEqual([
+      'refused 401 (no error code) ERR_NO_CREDENTIALS',
+      'refused 401 invalid_token ERR_BEARER_NOT_ALLOWED',
+      'refused 401 invalid_dpop_proof ERR_INVALID_PROOF',
+      'refused 401 (no error code) ERR_NO_CREDENTIALS',
+      'refused 401 invalid_dpop_proof ERR_REPLAY',
+      'refused 401 invalid_dpop_proof ERR_BINDING_MISMATCH',
+    ])
+    // Every refusal comes with the server's reason in words.
+    for (const r of attacks) expect(r.detail).not.toBe('')
+    expect(report.rows.at(-1)?.actual).toBe('intact')
+    expect(lines.join('\n')).toContain('insufficient_user_authentication')
+  })
+
+  it('ran the second agent as another process and left nothing behind', async () => {
+    expect(report.secondAgent?.pid).toBeGreaterThan(0)
+    expect(report.secondAgent?.pid).not.toBe(process.pid)
+    expect(processGone(report.secondAgent?.pid ?? 0)).toBe(true)
+    expect(stack).toBeDefined()
+    expect(await unreachable(stack?.url ?? '')).toBe(true)
+    expect(await unreachable(`${stack?.issuer ?? ''}/.well-known/openid-configuration`)).toBe(true)
+  })
+})
+
+describe('callproof demo --insecure: the same story against the baseline', () => {
+  it('shows every attack succeeding and alice’s drive damaged, as the baseline does', async () => {
+    const report = await runDemo({ mode: 'baseline' })
+    expect(report.ok).toBe(true)
+    const attacks = report.rows.filter((r) => r.actor === 'second agent')
+    expect(attacks).toHaveLength(ATTACKS.length)
+    for (const r of attacks) {
+      expect(r.actual).toBe('allowed')
+      expect(r.detail).toMatch(/^ran as alice: /)
+    }
+    expect(report.rows.find((r) => r.action.startsWith('deletes'))?.actual).toBe('allowed')
+    expect(report.rows.at(-1)?.actual).toBe(
+      'damaged: README.md overwritten, reports/q3.csv deleted, notes/plan.md deleted',
+    )
+  })
+})
+
+describe('callproof demo --json', () => {
+  it('prints the table as JSON on stdout, narration on stderr, and exits 0', async () => {
+    const io = memoryIo()
+    const code = await main(['demo', '--json'], io)
+    expect(code).toBe(0)
+    const parsed = JSON.parse(io.stdout.join('\n')) as DemoReport
+    expect(parsed.mode).toBe('callproof')
+    expect(parsed.ok).toBe(true)
+    expect(parsed.rows.every((r) => r.expected === r.actual && r.ok)).toBe(true)
+    expect(io.stderr.join('\n')).toContain('second agent')
+  })
+
+  it('prints a readable table and exits 0 without --json', async () => {
+    const io = memoryIo()
+    const code = await main(['demo', '--insecure'], io)
+    expect(code).toBe(0)
+    const out = io.stdout.join('\n')
+    expect(out).toContain('INSECURE BASELINE')
+    expect(out).toMatch(/12\/12 outcomes as expected/)
+    // No colour codes when the Io says no colour (not a terminal, or NO_COLOR).
+    expect(out).not.toContain('\u001b[')
+  })
+})
