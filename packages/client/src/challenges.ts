@@ -188,6 +188,18 @@ export function createChallengeFetch(
         )
       }
       await response.body?.cancel()
+      if (challenge.kind !== 'approval') {
+        // Another request already replaced the token this one was refused with: retry with that
+        // one before asking anybody for anything (the retry does not count against the budget).
+        const current = await session.token()
+        if (
+          token !== undefined &&
+          current !== undefined &&
+          current.accessToken !== token.accessToken
+        ) {
+          continue
+        }
+      }
       last = challenge
       authorizations++
       switch (challenge.kind) {
@@ -196,10 +208,11 @@ export function createChallengeFetch(
           await session.discover(challenge.resourceMetadata, challenge.algs)
           if (token !== undefined && !refreshed) {
             refreshed = true
-            if (await session.refresh()) continue
+            if (await session.refresh(token)) continue
           }
           await session.authorize({
             reason: 'authorize',
+            refused: token,
             ...(challenge.scope !== undefined && { challengeScope: challenge.scope }),
           })
           continue
@@ -207,13 +220,18 @@ export function createChallengeFetch(
         case 'insufficient_scope': {
           await session.discover()
           const granted = token?.scopes ?? []
-          await session.authorize({ reason: 'scope', scopes: union(granted, challenge.scopes) })
+          await session.authorize({
+            reason: 'scope',
+            scopes: union(granted, challenge.scopes),
+            refused: token,
+          })
           continue
         }
         case 'step_up': {
           await session.discover()
           await session.authorize({
             reason: 'step_up',
+            refused: token,
             ...(token && token.scopes.length > 0 && { scopes: token.scopes }),
             ...(challenge.acrValues && { acrValues: challenge.acrValues }),
             ...(challenge.maxAge !== undefined && { maxAge: challenge.maxAge }),

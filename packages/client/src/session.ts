@@ -257,10 +257,24 @@ export class CallproofSession {
   }
 
   /**
+   * The stored token when it replaced `refused` while this request waited: concurrent requests
+   * refused for the same token then share one refresh or login. Refreshing twice would present a
+   * rotated refresh token again, which an authorization server treats as theft (OAuth 2.1 §4.3.1)
+   * and answers by revoking the grant.
+   */
+  async #newerThan(refused: TokenSet | undefined): Promise<TokenSet | undefined> {
+    if (refused === undefined) return undefined
+    const current = await this.token()
+    return current !== undefined && current.accessToken !== refused.accessToken
+      ? current
+      : undefined
+  }
+
+  /**
    * Obtains and stores a new session token: a user authorization (with the scopes, `acr_values`
    * and `max_age` given) or, for agents, the client credentials grant.
    *
-   * @param request - why, and what to ask for
+   * @param request - why, and what to ask for; `refused`: the token the refused request carried
    */
   authorize(request: {
     reason: InteractionContext['reason']
@@ -268,9 +282,12 @@ export class CallproofSession {
     challengeScope?: string
     acrValues?: readonly string[]
     maxAge?: number
+    refused?: TokenSet | undefined
   }): Promise<TokenSet> {
     return this.#serialize(async () => {
       const ctx = await this.discover()
+      const newer = await this.#newerThan(request.refused)
+      if (newer) return newer
       const resource = (this.#resource as ProtectedResource).resource
       const scopes = request.scopes ?? this.#initialScopes(request.challengeScope)
       let tokens: TokenSet
@@ -298,10 +315,14 @@ export class CallproofSession {
   /**
    * Refreshes the session token (rotation kept); `undefined` when there is nothing to refresh
    * with or the authorization server refused.
+   *
+   * @param refused - the token the refused request carried
    */
-  refresh(): Promise<TokenSet | undefined> {
+  refresh(refused?: TokenSet): Promise<TokenSet | undefined> {
     return this.#serialize(async () => {
       const ctx = await this.discover()
+      const newer = await this.#newerThan(refused)
+      if (newer) return newer
       const current = await this.token()
       if (current?.refreshToken === undefined) return undefined
       try {

@@ -156,3 +156,34 @@ function findTyped(err: unknown): { code: string } | undefined {
   }
   return undefined
 }
+
+describe('concurrency', () => {
+  it('concurrent requests refused for the same token share one refresh', async () => {
+    const tokenRequests: string[] = []
+    const counting: typeof fetch = async (input, init) => {
+      if (String(input).endsWith('/token')) tokenRequests.push(String(init?.body))
+      return fetch(input, init)
+    }
+    const interaction = devInteraction({ user: 'alice' })
+    const { client, session } = await open(world.drive.url, {
+      interaction,
+      development: true,
+      scopes: ['drive:read'],
+      fetch: counting,
+    })
+    await client.callTool({ name: 'list_files', arguments: {} })
+    const before = (await session.token())!
+    await session.store.set(before.issuer, before.resource, {
+      ...before,
+      accessToken: `${before.accessToken.slice(0, -4)}AAAA`,
+    })
+    const issued = tokenRequests.length
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => client.callTool({ name: 'list_files', arguments: {} })),
+    )
+    expect(results.every((r) => !isError(r))).toBe(true)
+    const refreshes = tokenRequests.slice(issued).filter((b) => b.includes('refresh_token'))
+    expect(refreshes).toHaveLength(1)
+    await client.close()
+  })
+})
