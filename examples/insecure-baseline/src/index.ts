@@ -142,7 +142,8 @@ export async function startInsecureDrive(options: InsecureDriveOptions): Promise
       if (transport === undefined) return c.json({ error: 'unknown session' }, 404)
       return transport.handleRequest(c.req.raw)
     }
-    const body: unknown = c.req.method === 'POST' ? await c.req.json().catch(() => undefined) : undefined
+    const body: unknown =
+      c.req.method === 'POST' ? await c.req.json().catch(() => undefined) : undefined
     if (!isInitializeRequest(body)) {
       return c.json({ error: 'initialize first' }, 400)
     }
@@ -216,7 +217,11 @@ function createDriveServer(
   server.registerTool('list_files', { description: 'List the files in the drive' }, () =>
     text(
       JSON.stringify(
-        [...drive()].map(([path, f]) => ({ path, size: f.content.length, sharedWith: f.sharedWith })),
+        [...drive()].map(([path, f]) => ({
+          path,
+          size: f.content.length,
+          sharedWith: f.sharedWith,
+        })),
       ),
     ),
   )
@@ -245,7 +250,10 @@ function createDriveServer(
   )
   server.registerTool(
     'share_file',
-    { description: 'Share a file with another user', inputSchema: { path: z.string(), with: z.string() } },
+    {
+      description: 'Share a file with another user',
+      inputSchema: { path: z.string(), with: z.string() },
+    },
     ({ path, with: user }) => {
       const file = drive().get(path)
       if (file === undefined) return failure(`no such file: ${path}`)

@@ -98,7 +98,11 @@ function toolCall(attack: AttackSpec, id: number) {
  * Opens a session of the attacker's own (initialize → initialized → the tool call) with the given
  * credentials, and returns the first refusal or the tool call's answer.
  */
-async function ownSession(captured: Captured, attack: AttackSpec, auth: Auth): Promise<Observation> {
+async function ownSession(
+  captured: Captured,
+  attack: AttackSpec,
+  auth: Auth,
+): Promise<Observation> {
   const { url } = captured
   const initialize = {
     jsonrpc: '2.0',

@@ -73,7 +73,8 @@ export function formatAudit(io: Pick<Io, 'color'>, events: readonly AuditLine[])
     const refused = e.decision === 'refused'
     const when = e.time === undefined ? '' : e.time.replace('T', ' ').replace(/Z$/, '')
     const what = e.tool === undefined ? (e.method ?? e.httpMethod ?? '') : `tools/call ${e.tool}`
-    const who = e.sub === undefined ? style(io, 'dim', '(unverified)') : `${e.sub} via ${e.clientId ?? '?'}`
+    const who =
+      e.sub === undefined ? style(io, 'dim', '(unverified)') : `${e.sub} via ${e.clientId ?? '?'}`
     const reason = e.reason ?? ''
     // Allowed requests need no explanation; refusals name the check that stopped them.
     return [

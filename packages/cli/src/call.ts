@@ -152,7 +152,9 @@ export async function callCommand(argv: string[], io: Io): Promise<number> {
     const browser = systemBrowserInteraction({
       allowLoopbackHttp: development,
       onUrl: (authorizationUrl) =>
-        io.err(`  open this URL to continue (a browser should open by itself):\n  ${authorizationUrl.href}`),
+        io.err(
+          `  open this URL to continue (a browser should open by itself):\n  ${authorizationUrl.href}`,
+        ),
     })
     interaction = browser
     closeInteraction = () => browser.close()
@@ -160,7 +162,9 @@ export async function callCommand(argv: string[], io: Io): Promise<number> {
   const shown: Interaction = {
     redirectUri: () => interaction.redirectUri(),
     authorize: async (authorizationUrl, context) => {
-      io.err(`${style(io, 'yellow', '↻')} ${describeAuthorization(context)}${values.user === undefined ? '' : ` — signing in as ${values.user}`}`)
+      io.err(
+        `${style(io, 'yellow', '↻')} ${describeAuthorization(context)}${values.user === undefined ? '' : ` — signing in as ${values.user}`}`,
+      )
       const result = await interaction.authorize(authorizationUrl, context)
       const error = result.searchParams.get('error')
       io.err(
@@ -198,14 +202,18 @@ export async function callCommand(argv: string[], io: Io): Promise<number> {
     if (tool === undefined) {
       const { tools } = await client.listTools()
       for (const t of tools) {
-        io.out(`${style(io, 'cyan', t.name)}${t.description === undefined ? '' : `  ${t.description}`}`)
+        io.out(
+          `${style(io, 'cyan', t.name)}${t.description === undefined ? '' : `  ${t.description}`}`,
+        )
       }
       return 0
     }
     note(`→ tools/call ${tool} ${JSON.stringify(args)}`)
-    const result = await client.callTool({ name: tool, arguments: args }).catch((error: unknown) => {
-      throw explain(error, url)
-    })
+    const result = await client
+      .callTool({ name: tool, arguments: args })
+      .catch((error: unknown) => {
+        throw explain(error, url)
+      })
     if (values.raw === true) {
       io.out(JSON.stringify(result, null, 2))
     } else {
@@ -227,13 +235,19 @@ export async function callCommand(argv: string[], io: Io): Promise<number> {
 function explain(error: unknown, url: URL): unknown {
   if (error instanceof CliError) return error
   if (error instanceof ChallengeError) {
-    return new CliError(`${url.host} refused the call: ${error.status} ${error.error ?? ''} — ${error.message}`.replace(/\s+—/, ' —'), {
-      hint:
-        error.code === 'ERR_ACCESS_DENIED'
-          ? 'this caller may not use the tool; no sign-in or approval can change that'
-          : 'the client gave up after its retries; run again, or check the server’s audit log',
-      cause: error,
-    })
+    return new CliError(
+      `${url.host} refused the call: ${error.status} ${error.error ?? ''} — ${error.message}`.replace(
+        /\s+—/,
+        ' —',
+      ),
+      {
+        hint:
+          error.code === 'ERR_ACCESS_DENIED'
+            ? 'this caller may not use the tool; no sign-in or approval can change that'
+            : 'the client gave up after its retries; run again, or check the server’s audit log',
+        cause: error,
+      },
+    )
   }
   if (error instanceof CallproofClientError) {
     return new CliError(error.message, {

@@ -99,11 +99,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   try {
     say(
       mode === 'baseline'
-        ? style(io, 'yellow', '⚠ INSECURE BASELINE: authorization cached process-wide, no per-tool checks, no DPoP')
-        : style(io, 'bold', 'callproof: every call proves who is calling; every tool decides per call'),
+        ? style(
+            io,
+            'yellow',
+            '⚠ INSECURE BASELINE: authorization cached process-wide, no per-tool checks, no DPoP',
+          )
+        : style(
+            io,
+            'bold',
+            'callproof: every call proves who is calling; every tool decides per call',
+          ),
     )
     say(`  authorization server  ${stack.issuer}  (development only; users alice, bob)`)
-    say(`  drive server          ${stack.url}  (${mode === 'baseline' ? 'insecure baseline' : 'callproof'})`)
+    say(
+      `  drive server          ${stack.url}  (${mode === 'baseline' ? 'insecure baseline' : 'callproof'})`,
+    )
     say('')
     say(style(io, 'bold', 'alice’s agent (this process, its own non-extractable key)'))
 
@@ -133,12 +143,18 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       let result: unknown
       try {
         result = await run()
-        const seen = recorder.exchanges.slice(since).filter((e) => e.status === 401 || e.status === 403)
+        const seen = recorder.exchanges
+          .slice(since)
+          .filter((e) => e.status === 401 || e.status === 403)
         for (const e of seen) say(`     ← ${describeChallenge(e)}`)
         const after = reasons.slice(reasonMark).map((r) => AFTER[r])
         for (const a of after) say(`     ↻ the agent handles it: ${a}`)
         const failed = (result as { isError?: boolean } | undefined)?.isError === true
-        actual = failed ? 'tool error' : after.length === 0 ? 'allowed' : `allowed after ${after.join(', ')}`
+        actual = failed
+          ? 'tool error'
+          : after.length === 0
+            ? 'allowed'
+            : `allowed after ${after.join(', ')}`
         detail = short(toolText(result))
       } catch (error) {
         actual = 'failed'
@@ -183,7 +199,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     const captured = capture(recorder.exchanges, stack.url)
     say('')
-    say(style(io, 'bold', 'a second agent (another process, its own key, no authorization of its own)'))
+    say(
+      style(
+        io,
+        'bold',
+        'a second agent (another process, its own key, no authorization of its own)',
+      ),
+    )
     say(
       style(
         io,
@@ -279,7 +301,9 @@ async function checkDrive(
 /** The last successful exchange of each captured call, as the second agent will replay it. */
 function capture(exchanges: readonly Exchange[], url: string): Captured {
   const lastOk = (tool: string) => {
-    const found = exchanges.filter((e) => e.tool === tool && e.status >= 200 && e.status < 300).at(-1)
+    const found = exchanges
+      .filter((e) => e.tool === tool && e.status >= 200 && e.status < 300)
+      .at(-1)
     if (found === undefined) throw new CliError(`alice’s ${tool} request was not seen on the wire`)
     return found
   }
@@ -304,9 +328,7 @@ async function runAttackerProcess(plan: AttackPlan, timeoutMs: number): Promise<
   const entry = fileURLToPath(
     new URL(fromSource ? './attacker-process.ts' : './attacker-process.js', import.meta.url),
   )
-  const args = fromSource
-    ? ['--conditions=@callproof/source', '--import', 'tsx', entry]
-    : [entry]
+  const args = fromSource ? ['--conditions=@callproof/source', '--import', 'tsx', entry] : [entry]
   const child = spawn(process.execPath, args, {
     cwd: fileURLToPath(new URL('..', import.meta.url)),
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -335,7 +357,9 @@ async function runAttackerProcess(plan: AttackPlan, timeoutMs: number): Promise<
       })
     })
     if (code !== 0) {
-      throw new CliError(`the second agent failed (exit ${String(code)}): ${stderr.trim().split('\n').at(-1) ?? ''}`)
+      throw new CliError(
+        `the second agent failed (exit ${String(code)}): ${stderr.trim().split('\n').at(-1) ?? ''}`,
+      )
     }
     return JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as AttackReport
   } finally {
@@ -361,7 +385,11 @@ export function formatDemoTable(io: Pick<Io, 'color'>, report: DemoReport): stri
   const passed = report.rows.filter((r) => r.ok).length
   const verdict = report.ok
     ? style(io, 'green', `${passed}/${report.rows.length} outcomes as expected`)
-    : style(io, 'red', `${report.rows.length - passed} of ${report.rows.length} outcomes NOT as expected`)
+    : style(
+        io,
+        'red',
+        `${report.rows.length - passed} of ${report.rows.length} outcomes NOT as expected`,
+      )
   const grid = table(['#', 'who', 'step', 'expected', 'actual', ''], rows, [
     undefined,
     undefined,
@@ -403,7 +431,8 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
     io.out(HELP)
     return 0
   }
-  if (positionals.length > 0) throw new UsageError(`demo takes no arguments, got "${positionals[0]}"`, 'demo')
+  if (positionals.length > 0)
+    throw new UsageError(`demo takes no arguments, got "${positionals[0]}"`, 'demo')
   const json = values.json === true
   const narrate = json ? io.err : io.out
   // Ctrl-C: exit through process.exit so that the 'exit' hook kills the second agent; the

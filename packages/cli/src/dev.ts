@@ -76,7 +76,8 @@ export async function devCommand(
     io.out(HELP)
     return 0
   }
-  if (positionals.length > 0) throw new UsageError(`dev takes no arguments, got "${positionals[0]}"`, 'dev')
+  if (positionals.length > 0)
+    throw new UsageError(`dev takes no arguments, got "${positionals[0]}"`, 'dev')
   if (values.insecure === true && (values.nonce === true || values.audit !== undefined)) {
     throw new UsageError('--nonce and --audit need the callproof drive, not --insecure', 'dev')
   }
@@ -112,7 +113,8 @@ export async function devCommand(
       io.out(
         [
           '',
-          b('callproof development stack') + style(io, 'yellow', '  (development only — published test users)'),
+          b('callproof development stack') +
+            style(io, 'yellow', '  (development only — published test users)'),
           `  authorization server  ${info.issuer}`,
           `  drive (MCP endpoint)  ${info.server}${stack.kind === 'baseline' ? style(io, 'yellow', '  ⚠ INSECURE BASELINE') : ''}`,
           `  protected resource    ${info.server.replace(/\/mcp$/, '')}/.well-known/oauth-protected-resource/mcp`,

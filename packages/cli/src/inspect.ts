@@ -404,7 +404,11 @@ async function checkBinding(claim: unknown, body: unknown): Promise<InspectCheck
     }
   }
   if (bindingsEqual(claim, expected)) {
-    return { check: 'call binding', ok: true, detail: 'the mcp claim matches the body given with --body' }
+    return {
+      check: 'call binding',
+      ok: true,
+      detail: 'the mcp claim matches the body given with --body',
+    }
   }
   const c = (typeof claim === 'object' && claim !== null ? claim : {}) as Record<string, unknown>
   const e = expected as Record<string, unknown>
@@ -517,7 +521,11 @@ async function explainToken(
         claims.push({ name, value, meaning: 'the sign-in methods used' })
         break
       case 'sid':
-        claims.push({ name, value, meaning: 'the user’s sign-in session at the authorization server' })
+        claims.push({
+          name,
+          value,
+          meaning: 'the user’s sign-in session at the authorization server',
+        })
         break
       default:
         claims.push({ name, value, meaning: 'claim callproof does not use' })
@@ -553,7 +561,9 @@ async function explainToken(
   try {
     const jwksUri = await discoverJwksUri(issuer, options.fetch ?? fetch)
     const keys = createRemoteJWKSet(new URL(jwksUri))
-    await compactVerify(jwt, keys, { algorithms: ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'RS256', 'PS256'] })
+    await compactVerify(jwt, keys, {
+      algorithms: ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'RS256', 'PS256'],
+    })
     checks.push({
       check: 'signature',
       ok: true,
@@ -622,11 +632,7 @@ export function formatInspection(io: Pick<Io, 'color'>, inspection: Inspection):
         : 'JWT'
   const lines = [style(io, 'bold', title)]
   const mark = (status: ExplainedField['status']) =>
-    status === 'bad'
-      ? style(io, 'red', '✗')
-      : status === 'warn'
-        ? style(io, 'yellow', '!')
-        : ' '
+    status === 'bad' ? style(io, 'red', '✗') : status === 'warn' ? style(io, 'yellow', '!') : ' '
   const section = (name: string, fields: readonly ExplainedField[]) => {
     if (fields.length === 0) return
     lines.push('', style(io, 'bold', name))
@@ -687,7 +693,10 @@ export async function inspectCommand(argv: string[], io: Io, stdin?: () => Promi
     try {
       body = JSON.parse(values.body)
     } catch {
-      throw new UsageError('--body must be JSON (the JSON-RPC message the proof was sent with)', 'inspect')
+      throw new UsageError(
+        '--body must be JSON (the JSON-RPC message the proof was sent with)',
+        'inspect',
+      )
     }
   }
   const inspection = await inspectJwt(extractJwt(input), {
@@ -695,7 +704,9 @@ export async function inspectCommand(argv: string[], io: Io, stdin?: () => Promi
     ...(values.token === undefined ? {} : { accessToken: extractJwt(values.token) }),
     ...(body === undefined ? {} : { body }),
   })
-  io.out(values.json === true ? JSON.stringify(inspection, null, 2) : formatInspection(io, inspection))
+  io.out(
+    values.json === true ? JSON.stringify(inspection, null, 2) : formatInspection(io, inspection),
+  )
   return inspection.checks.every((c) => c.ok) ? 0 : 1
 }
 

@@ -60,7 +60,10 @@ export type ExitCode = 0 | 1 | 2 | 130
 export class CliError extends Error {
   readonly exitCode: ExitCode
   readonly hint: string | undefined
-  constructor(message: string, options: { exitCode?: ExitCode; hint?: string; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { exitCode?: ExitCode; hint?: string; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = this.constructor.name
     this.exitCode = options.exitCode ?? 1
@@ -127,7 +130,10 @@ export async function progress<T>(io: Io, label: string, step: () => Promise<T>)
   let frame = 0
   const draw = (mark: string) => process.stderr.write(`\r\u001b[2K${mark} ${label}`)
   draw(style(io, 'cyan', frames[0] ?? '…'))
-  const timer = setInterval(() => draw(style(io, 'cyan', frames[++frame % frames.length] ?? '…')), 80)
+  const timer = setInterval(
+    () => draw(style(io, 'cyan', frames[++frame % frames.length] ?? '…')),
+    80,
+  )
   timer.unref()
   try {
     const value = await step()
@@ -149,7 +155,7 @@ export function wrap(text: string, width: number): string[] {
   const lines: string[] = []
   let line = ''
   for (const word of words) {
-    for (let w = word; w.length > 0; ) {
+    for (let w = word; w.length > 0;) {
       const candidate = line === '' ? w : `${line} ${w}`
       if (candidate.length <= width) {
         line = candidate

@@ -79,6 +79,9 @@ export function report(error: unknown, io: Io): number {
   const e = error instanceof Error ? error : new Error(String(error))
   io.err(`${style(io, 'red', 'callproof:')} ${e.message}`)
   if (io.env.CALLPROOF_DEBUG !== undefined) io.err(e.stack ?? '')
-  else io.err(`${style(io, 'dim', '  →')} this looks like a bug; rerun with CALLPROOF_DEBUG=1 for the stack trace and report it`)
+  else
+    io.err(
+      `${style(io, 'dim', '  →')} this looks like a bug; rerun with CALLPROOF_DEBUG=1 for the stack trace and report it`,
+    )
   return 1
 }

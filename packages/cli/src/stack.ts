@@ -79,7 +79,10 @@ async function loadBaseline(): Promise<BaselineModule> {
   try {
     return (await import(/* @vite-ignore */ name)) as BaselineModule
   } catch (error) {
-    if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' && !String(error).includes(name)) {
+    if (
+      (error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' &&
+      !String(error).includes(name)
+    ) {
       throw error
     }
   }
@@ -106,7 +109,8 @@ async function loadBaseline(): Promise<BaselineModule> {
 async function withoutProviderNotices<T>(step: () => Promise<T>): Promise<T> {
   const { warn, info } = console
   // eslint-disable-next-line no-control-regex
-  const fromProvider = (args: unknown[]) => /^(\u001b\[[0-9;]*m)?oidc-provider /.test(String(args[0]))
+  const fromProvider = (args: unknown[]) =>
+    /^(\u001b\[[0-9;]*m)?oidc-provider /.test(String(args[0]))
   console.warn = (...args: unknown[]) => void (fromProvider(args) || warn(...args))
   console.info = (...args: unknown[]) => void (fromProvider(args) || info(...args))
   try {
@@ -151,7 +155,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   }
   try {
     const drivePort =
-      options.drivePort === undefined || options.drivePort === 0 ? await freePort() : options.drivePort
+      options.drivePort === undefined || options.drivePort === 0
+        ? await freePort()
+        : options.drivePort
     const resource = `http://127.0.0.1:${drivePort}/mcp`
     const devAuth = await loadDevAuthServer(options.verbose === true)
     const start = async () => {

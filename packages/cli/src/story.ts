@@ -11,12 +11,7 @@ export type DemoMode = 'callproof' | 'baseline'
 
 /** The second agent's attempts to ride on alice's authorization. */
 export type AttackId =
-  | 'no-credentials'
-  | 'bearer-token'
-  | 'token-own-proof'
-  | 'session'
-  | 'replay'
-  | 'altered-args'
+  'no-credentials' | 'bearer-token' | 'token-own-proof' | 'session' | 'replay' | 'altered-args'
 
 /** One attack: what the second agent tries, and with what. */
 export interface AttackSpec {

@@ -39,7 +39,9 @@ export function recordingFetch(origin: string, onExchange?: (exchange: Exchange)
     request.headers.forEach((value, key) => (headers[key] = value))
     const challengeHeader = response.headers.get('www-authenticate') ?? undefined
     const challenge =
-      challengeHeader === undefined ? undefined : (/error="([^"]*)"/.exec(challengeHeader)?.[1] ?? '')
+      challengeHeader === undefined
+        ? undefined
+        : (/error="([^"]*)"/.exec(challengeHeader)?.[1] ?? '')
     const exchange: Exchange = {
       request: {
         method: request.method,
@@ -90,4 +92,3 @@ export function describeChallenge(exchange: Exchange): string {
       return `${exchange.status} ${exchange.challenge ?? ''}`.trim()
   }
 }
-

@@ -32,7 +32,10 @@ export interface Observation {
 }
 
 /** Sends one request and reads the answer (JSON or a short SSE stream). */
-export async function send(request: WireRequest, fetchImpl: typeof fetch = fetch): Promise<Observation> {
+export async function send(
+  request: WireRequest,
+  fetchImpl: typeof fetch = fetch,
+): Promise<Observation> {
   const response = await fetchImpl(request.url, {
     method: request.method,
     headers: request.headers,
@@ -107,5 +110,7 @@ export function toolText(rpc: Observation['rpc']): string | undefined {
 
 /** Whether a tool result is a tool-level error (`isError`) or a JSON-RPC error. */
 export function toolFailed(rpc: Observation['rpc']): boolean {
-  return rpc?.error !== undefined || (rpc?.result as { isError?: boolean } | undefined)?.isError === true
+  return (
+    rpc?.error !== undefined || (rpc?.result as { isError?: boolean } | undefined)?.isError === true
+  )
 }

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest'
+import { main, memoryIo } from '../src/index.js'
+import { style, wrap } from '../src/io.js'
+
+describe('the callproof command line', () => {
+  it.each(['demo', 'dev', 'call', 'inspect', 'audit'])(
+    '%s --help prints usage and exits 0',
+    async (command) => {
+      const io = memoryIo()
+      expect(await main([command, '--help'], io)).toBe(0)
+      expect(io.stdout.join('\n')).toMatch(new RegExp(`^Usage: callproof ${command}`))
+      expect(io.stderr).toEqual([])
+    },
+  )
+
+  it('prints the overview for --help and `help <command>` for a command', async () => {
+    const io = memoryIo()
+    expect(await main(['--help'], io)).toBe(0)
+    expect(io.stdout.join('\n')).toContain('Commands:')
+    const sub = memoryIo()
+    expect(await main(['help', 'audit'], sub)).toBe(0)
+    expect(sub.stdout.join('\n')).toMatch(/^Usage: callproof audit/)
+  })
+
+  it('prints the overview and exits 2 without a command', async () => {
+    const io = memoryIo()
+    expect(await main([], io)).toBe(2)
+    expect(io.stdout.join('\n')).toContain('Commands:')
+  })
+
+  it('refuses an unknown command or option in one line with what to do, exit 2', async () => {
+    const io = memoryIo()
+    expect(await main(['demoo'], io)).toBe(2)
+    expect(io.stderr).toEqual(['callproof: unknown command "demoo"', '  → run `callproof --help`'])
+    const opt = memoryIo()
+    expect(await main(['demo', '--fast'], opt)).toBe(2)
+    expect(opt.stderr[0]).toMatch(/^callproof: Unknown option '--fast'/)
+    expect(opt.stderr[1]).toBe('  → run `callproof demo --help`')
+  })
+
+  it('prints the version', async () => {
+    const io = memoryIo()
+    expect(await main(['--version'], io)).toBe(0)
+    expect(io.stdout).toEqual(['0.1.0'])
+  })
+
+  it('colours only when allowed', () => {
+    expect(style({ color: false }, 'red', 'x')).toBe('x')
+    expect(style({ color: true }, 'red', 'x')).toBe('\u001b[31mx\u001b[39m')
+  })
+
+  it('wraps long cells at spaces', () => {
+    expect(wrap('damaged: README.md overwritten, reports/q3.csv deleted', 20)).toEqual([
+      'damaged: README.md',
+      'overwritten,',
+      'reports/q3.csv',
+      'deleted',
+    ])
+  })
+})
