@@ -8,7 +8,7 @@ import type * as DevAuthServerExports from '@callproof/dev-auth-server'
 import type { DevInteraction, DevInteractionOptions } from '@callproof/dev-auth-server'
 import type { AuditSink } from '@callproof/server'
 import { startDrive } from '@callproof/example-drive'
-import { CliError } from './io.js'
+import { CliError, stripAnsi } from './io.js'
 
 /** The scopes the drive's tools use. */
 export const DRIVE_SCOPES = ['drive:read', 'drive:write', 'drive:share'] as const
@@ -108,9 +108,7 @@ async function loadBaseline(): Promise<BaselineModule> {
  */
 async function withoutProviderNotices<T>(step: () => Promise<T>): Promise<T> {
   const { warn, info } = console
-  // eslint-disable-next-line no-control-regex
-  const fromProvider = (args: unknown[]) =>
-    /^(\u001b\[[0-9;]*m)?oidc-provider /.test(String(args[0]))
+  const fromProvider = (args: unknown[]) => stripAnsi(String(args[0])).startsWith('oidc-provider ')
   console.warn = (...args: unknown[]) => void (fromProvider(args) || warn(...args))
   console.info = (...args: unknown[]) => void (fromProvider(args) || info(...args))
   try {
