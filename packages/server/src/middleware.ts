@@ -148,6 +148,8 @@ export interface Callproof {
   mount<E extends Env>(app: Hono<E>): void
 }
 
+/** Ids we issue are 43 characters; anything much longer is not ours and is not looked up. */
+const MAX_SESSION_ID_LENGTH = 256
 const DEFAULT_ALGORITHMS: readonly ProofAlgorithm[] = ['ES256', 'EdDSA', 'Ed25519']
 const PROOF_ALGORITHMS = new Set<string>(DEFAULT_ALGORITHMS)
 
@@ -259,9 +261,14 @@ export function createCallproof(options: CallproofOptions): Callproof {
         })
 
         // 5. A session belongs to the caller that opened it; anyone else gets "not found".
+        // A request without a session id is served too: every request proves its caller, so the
+        // session only steers which session a request joins, it never authorizes anything.
         const sessionId = request.headers.get('mcp-session-id')
         if (sessionMode === 'stateful' && sessionId !== null && !isInitialize(message)) {
-          const owner = await storeCall(() => sessionStore.owner(sessionId))
+          const owner =
+            sessionId.length > MAX_SESSION_ID_LENGTH
+              ? undefined
+              : await storeCall(() => sessionStore.owner(sessionId))
           if (owner === undefined || !sameOwner(owner, caller)) {
             throw new CallproofError('ERR_SESSION_NOT_FOUND', 'no such session for this caller')
           }
@@ -389,7 +396,13 @@ export function createCallproof(options: CallproofOptions): Callproof {
     out.headers.set('x-request-id', requestId)
     if (sessionId !== undefined && out.status < 300) out.headers.set('mcp-session-id', sessionId)
     if (nonce !== undefined && !out.headers.has('dpop-nonce')) {
-      out.headers.set('dpop-nonce', await nonce.current())
+      // A nonce source that cannot answer costs the client one use_dpop_nonce round trip later;
+      // it must not turn an answer already decided into a 500.
+      try {
+        out.headers.set('dpop-nonce', await nonce.current())
+      } catch (error) {
+        console.error('callproof: the nonce source failed', error)
+      }
     }
     return out
   }

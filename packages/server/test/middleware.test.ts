@@ -770,3 +770,39 @@ describe('issuer keys through the middleware', () => {
     }
   })
 })
+
+describe('SSE responses', () => {
+  it('serves the SDK client over SSE when jsonResponse is off', async () => {
+    const s = await setup({ jsonResponse: false })
+    try {
+      const t = await token(s)
+      const client = new Client({ name: 'test', version: '0.0.0' })
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(s.resource), {
+          fetch: dpopFetch(s.resource, () => t, alice),
+        }),
+      )
+      const result = await client.callTool({ name: 'read', arguments: { path: 'sse' } })
+      expect(result.content).toEqual([{ type: 'text', text: 'content of sse' }])
+      await client.close()
+    } finally {
+      await s.run.close()
+    }
+  })
+
+  it('answers an absurdly long session id with the same 404, without a store lookup', async () => {
+    const s = await setup()
+    try {
+      const t = await token(s)
+      const response = await s.send({
+        token: t,
+        key: alice,
+        message: toolCall('whoami'),
+        sessionId: 'x'.repeat(5000),
+      })
+      expect(response.status).toBe(404)
+    } finally {
+      await s.run.close()
+    }
+  })
+})
