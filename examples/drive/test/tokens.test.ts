@@ -219,16 +219,22 @@ describe('bad access tokens: 401 invalid_token, no write', () => {
     expect(await fx.read('alice', path)).toBe('ok')
   })
 
-  it('a token accepted while valid is refused once it expires (the token cache keeps exp)', async () => {
-    // exp 2 s ahead; the server tolerates 5 s of clock skew (docs/protocol.md §4), so wait past both.
-    const c = await fx.caller({ expiresIn: 2 })
-    const path = uniquePath('expiring')
-    toolText(await c.callTool('write_file', { path, content: 'while valid' }))
-    await new Promise((r) => setTimeout(r, 8_500))
-    const later = await c.send(toolCall('write_file', { path, content: 'after expiry' }))
-    expectChallenge(fx, later, invalidToken)
-    expect(await fx.read('alice', path)).toBe('while valid')
-  })
+  it(
+    'a token accepted while valid is refused once it expires (the token cache keeps exp)',
+    {
+      timeout: 20_000,
+    },
+    async () => {
+      // exp 2 s ahead; the server tolerates 5 s of clock skew (docs/protocol.md §4), so wait past both.
+      const c = await fx.caller({ expiresIn: 2 })
+      const path = uniquePath('expiring')
+      toolText(await c.callTool('write_file', { path, content: 'while valid' }))
+      await new Promise((r) => setTimeout(r, 8_500))
+      const later = await c.send(toolCall('write_file', { path, content: 'after expiry' }))
+      expectChallenge(fx, later, invalidToken)
+      expect(await fx.read('alice', path)).toBe('while valid')
+    },
+  )
 
   it('control: a token whose aud is an array containing the resource is accepted', async () => {
     const c = await fx.caller({ aud: ['http://127.0.0.1:1/mcp', fx.resource] })
