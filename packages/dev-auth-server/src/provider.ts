@@ -45,6 +45,8 @@ export interface ProviderOptions {
   accessTokenTtl: number
   approvalTtl: number
   renderError: (ctx: KoaContextWithOIDC, out: Record<string, string>) => void
+  /** Renders the sign-out question (around oidc-provider's form) and the signed-out page. */
+  renderLogout: (ctx: KoaContextWithOIDC, form: string | undefined) => void
 }
 
 const DETAIL_SCOPES = ['openid', 'offline_access']
@@ -236,6 +238,15 @@ export function createProvider(options: ProviderOptions): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      // Kept for completeness (and because oidc-provider routes an account switch through it),
+      // with this package's pages instead of the defaults that load web fonts.
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx: KoaContextWithOIDC, form: string) =>
+          options.renderLogout(ctx, form),
+        postLogoutSuccessSource: async (ctx: KoaContextWithOIDC) =>
+          options.renderLogout(ctx, undefined),
+      },
       userinfo: { enabled: false },
       revocation: { enabled: true },
       dPoP: { enabled: true },

@@ -7,7 +7,7 @@ import type { JWK } from 'jose'
 import { createInteractionHandler } from './interactions.js'
 import type { DevLogger } from './interactions.js'
 import { pageHeaders, pageHtml } from './pages/layout.js'
-import { errorPage } from './pages/pages.js'
+import { errorPage, loggedOutPage, logoutPage } from './pages/pages.js'
 import { createProvider } from './provider.js'
 import type { ClientMetadata, DevResource } from './provider.js'
 import { DEV_MFA_CODE, DEV_USERS } from './users.js'
@@ -177,6 +177,13 @@ export async function createDevAuthServer(
     cookieKeys: [randomBytes(32).toString('base64url')],
     accessTokenTtl,
     approvalTtl,
+    renderLogout(ctx, form) {
+      for (const [name, value] of Object.entries(pageHeaders())) ctx.set(name, value)
+      ctx.body =
+        form === undefined
+          ? pageHtml('Signed out', loggedOutPage())
+          : pageHtml('Sign out', logoutPage({ form }))
+    },
     renderError(ctx, out) {
       // oidc-provider keeps the error status; the page gets the same headers as every other.
       for (const [name, value] of Object.entries(pageHeaders())) ctx.set(name, value)
@@ -207,6 +214,11 @@ export async function createDevAuthServer(
       res.setHeader('Content-Type', 'text/plain; charset=utf-8')
       res.end('unexpected Host header\n')
       return
+    }
+    // RFC 8414 clients (MCP clients try this first) find the same document oidc-provider serves
+    // at the OpenID Connect discovery path; the issuer has no path, so the two coincide.
+    if (req.url === '/.well-known/oauth-authorization-server') {
+      req.url = '/.well-known/openid-configuration'
     }
     interactions(req, res)
       .then((handled) => {

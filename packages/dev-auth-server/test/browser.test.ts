@@ -203,6 +203,23 @@ describe('the pages in headless Chromium', () => {
     await context.close()
   })
 
+  it('signing out ends the session: the next authorization asks for the password again', async () => {
+    const { page, callback, problems, context } = await open()
+    await signIn(page, 'alice', 'alice-dev-password')
+    await page.waitForSelector('form#consent')
+    await page.getByRole('button', { name: 'Allow' }).click()
+    await callback
+    await page.goto(`${server.issuer}/session/end`)
+    await expect(page.locator('h1').innerText()).resolves.toBe('Sign out?')
+    await page.getByRole('button', { name: 'Yes, sign me out' }).click()
+    await page.waitForSelector('text=You are signed out')
+    const again = await TestClient.create(server.issuer, { redirectUri })
+    await page.goto((await again.authorizationUrl()).url.href)
+    await page.waitForSelector('form#login')
+    expect(problems).toEqual([])
+    await context.close()
+  })
+
   it('the pages cannot be framed by another origin', async () => {
     const { page, context } = await open()
     const loginUrl = page.url()

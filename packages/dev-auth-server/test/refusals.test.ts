@@ -251,6 +251,17 @@ describe('the pages refuse', () => {
   })
 })
 
+describe('every page it serves', () => {
+  it('loads nothing from elsewhere, including oidc-provider pages it keeps (sign-out)', async () => {
+    const response = await fetch(`${server.issuer}/session/end/success`)
+    expect(response.status).toBe(200)
+    const page = await response.text()
+    expect(page).toContain('Signed out')
+    expect(page).not.toMatch(/googleapis|@import|<script/)
+    expect(response.headers.get('content-security-policy')).toContain("default-src 'none'")
+  })
+})
+
 describe('the server refuses', () => {
   it('a Host header that is not its own (DNS rebinding)', async () => {
     const { port } = new URL(server.issuer)
@@ -338,6 +349,19 @@ describe('dynamic client registration (RFC 7591)', () => {
         application_type: 'native',
       }),
     ).rejects.toThrow()
+  })
+
+  it('serves the same metadata at the RFC 8414 path', async () => {
+    const oidc = await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()
+    const rfc8414 = await fetch(`${server.issuer}/.well-known/oauth-authorization-server`)
+    expect(rfc8414.status).toBe(200)
+    expect(await rfc8414.json()).toEqual(oidc)
+    const url = new URL(server.issuer)
+    const as = await oauth.processDiscoveryResponse(
+      url,
+      await oauth.discoveryRequest(url, { algorithm: 'oauth2', ...insecure }),
+    )
+    expect(as.issuer).toBe(server.issuer)
   })
 
   it('advertises client ID metadata documents', async () => {

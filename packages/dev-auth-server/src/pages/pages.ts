@@ -265,3 +265,22 @@ export function errorPage(input: { error: string; description?: string | undefin
       Nothing was sent back to the application. Close this page and start again from the agent.
     </p>`
 }
+
+/** The sign-out question; `form` is oidc-provider's own (hidden) form with its xsrf token. */
+export function logoutPage(input: { form: string }): Html {
+  return html`<h1>Sign out?</h1>
+    <p>Sign out of the callproof development authorization server.</p>
+    ${{ html: input.form }}
+    <div class="actions">
+      <button class="primary" type="submit" form="op.logoutForm" name="logout" value="yes">
+        Yes, sign me out
+      </button>
+      <button type="submit" form="op.logoutForm">No, stay signed in</button>
+    </div>`
+}
+
+/** After signing out. */
+export function loggedOutPage(): Html {
+  return html`<h1>Signed out</h1>
+    <p>You are signed out. You can close this page.</p>`
+}
