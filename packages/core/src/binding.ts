@@ -99,8 +99,9 @@ export async function bindingFor(message: unknown): Promise<McpBinding> {
     if (params !== undefined && !isObject(params)) {
       throw malformed(`params of ${method} must be an object`)
     }
-    // Notifications and initialize carry nothing a caller could be confused about.
-    if (!hasId || method === 'initialize') return { method }
+    // Notifications bind their method only (initialize and every other request fall through to
+    // the last line): they carry nothing that names a tool, prompt or resource.
+    if (!hasId) return { method }
     if (NAMED_WITH_ARGS.has(method)) {
       const name = params?.name
       if (typeof name !== 'string') throw malformed(`params.name of ${method} must be a string`)
