@@ -276,7 +276,8 @@ export function createCallproof(options: CallproofOptions): Callproof {
 
         // 6. The tool's policy, for this caller and these arguments.
         const decision = await decide(message, call)
-        if (decision !== undefined) facts.approvalId = decision
+        if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
+        const allowed = { ...facts, decision: 'allowed' as const, reason: decision.reason }
 
         if (request.method === 'GET') {
           // The SDK transport runs per request (see sessions.ts), so there is no standalone
@@ -301,15 +302,13 @@ export function createCallproof(options: CallproofOptions): Callproof {
               ),
             )
           }
-          await record({ ...facts, decision: 'allowed', reason: 'allowed' }, true)
+          await record(allowed, true)
           c.set('caller', caller)
           c.set('call', call)
           // 7. The SDK executes the very message that was verified.
           response = await runTransport(request, message, call)
         }
-        if (request.method !== 'POST') {
-          await record({ ...facts, decision: 'allowed', reason: 'allowed' }, true)
-        }
+        if (request.method !== 'POST') await record(allowed, true)
       }
     } catch (error) {
       response = toResponse(error, challenge)
@@ -322,9 +321,12 @@ export function createCallproof(options: CallproofOptions): Callproof {
     return finish(response, requestId, newSession)
   })
 
-  /** Returns the consumed approval's token id, if the call used one. */
-  async function decide(message: unknown, call: VerifiedCall): Promise<string | undefined> {
-    if (!isToolCall(message)) return undefined
+  /** The policy decision of a tool call (anything else is allowed once verified). */
+  async function decide(
+    message: unknown,
+    call: VerifiedCall,
+  ): Promise<{ reason: 'allowed' | 'public'; approvalId?: string }> {
+    if (!isToolCall(message)) return { reason: 'allowed' }
     const tool = message.params.name
     const argsDigest =
       call.binding !== undefined && 'args' in call.binding ? call.binding.args : undefined
@@ -338,10 +340,10 @@ export function createCallproof(options: CallproofOptions): Callproof {
       tokenExpiresAt: call.token.claims.exp * 1000,
     })
     if (!decision.allow) throw decision.error
-    if (decision.approval === undefined) return undefined
+    if (decision.approval === undefined) return { reason: decision.reason }
     // Consumed last: a call refused for any other reason must not burn the user's approval.
     const { tokenId, expiresAt } = decision.approval
-    const first = await replay.consume(`approval:${tokenId}`, expiresAt)
+    const first = await storeCall(() => replay.consume(`approval:${tokenId}`, expiresAt))
     if (!first) {
       throw new ApprovalRequiredError(
         [{ type: 'mcp_tool_call', resource, tool, args: argsDigest ?? '' }],
@@ -349,7 +351,7 @@ export function createCallproof(options: CallproofOptions): Callproof {
         { code: 'ERR_APPROVAL_USED' },
       )
     }
-    return tokenId
+    return { reason: decision.reason, approvalId: tokenId }
   }
 
   async function runTransport(
@@ -455,8 +457,9 @@ async function storeCall<T>(operation: () => Promise<T>): Promise<T> {
     return await operation()
   } catch (cause) {
     if (cause instanceof CallproofError) throw cause
-    // Fail closed: a session store we cannot reach must not turn into "no session checks".
-    throw new CallproofError('ERR_STORE_UNAVAILABLE', 'the session store failed', { cause })
+    // Fail closed: a store we cannot reach must not turn into "no session checks" or "approval
+    // not yet used".
+    throw new CallproofError('ERR_STORE_UNAVAILABLE', 'a state store failed', { cause })
   }
 }
 

@@ -3,9 +3,9 @@ import { Hono } from 'hono'
 import { z } from 'zod'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { argsDigest, parseWwwAuthenticate } from '@callproof/core'
+import { MemoryReplayStore, argsDigest, parseWwwAuthenticate } from '@callproof/core'
 import { callerOf, createCallproof, createToolRegistry, memorySink } from '../src/index.js'
-import type { AuditSink, CallproofOptions } from '../src/index.js'
+import type { AuditSink, CallproofEnv, CallproofOptions } from '../src/index.js'
 import { clientKey, startIssuer } from './helpers/issuer.js'
 import type { ClientKey, TestIssuer } from './helpers/issuer.js'
 import { INITIALIZE, dpopFetch, provenRequest, rpc, toolCall } from './helpers/client.js'
@@ -620,6 +620,7 @@ describe('audit', () => {
       await fetch(s.resource, replayed)
       await fetch(s.resource, replayed)
       await s.send({ message: toolCall('whoami') })
+      await s.send({ token: t, key: alice, message: toolCall('whoami') })
 
       const events = s.audit.events
       expect(events.map((e) => [e.decision, e.reason])).toEqual([
@@ -627,6 +628,7 @@ describe('audit', () => {
         ['allowed', 'allowed'],
         ['refused', 'ERR_REPLAY'],
         ['refused', 'ERR_NO_CREDENTIALS'],
+        ['allowed', 'public'],
       ])
       const allowed = events[0]!
       expect(allowed).toMatchObject({
@@ -766,6 +768,69 @@ describe('issuer keys through the middleware', () => {
       expect(s.seen).not.toContain('whoami')
     } finally {
       issuer.metadataIssuer = undefined
+      await s.run.close()
+    }
+  })
+})
+
+describe('typed variables', () => {
+  it('exposes the verified caller as c.var.caller to middleware wrapped around it', async () => {
+    const callers: string[] = []
+    const seen: string[] = []
+    const run = await listen((origin) => {
+      const callproof = createCallproof({
+        resource: `${origin}/mcp`,
+        issuers: issuer.issuer,
+        tools: registry(seen),
+      })
+      const app = new Hono<CallproofEnv>()
+      app.use('/mcp', async (c, next) => {
+        await next()
+        if (c.var.caller !== undefined) callers.push(`${c.var.caller.sub}/${c.var.call.proof.jkt}`)
+      })
+      callproof.mount(app)
+      return app
+    })
+    try {
+      const resource = `${run.origin}/mcp`
+      const t = await issuer.mint({ aud: resource, cnf: { jkt: alice.jkt } })
+      await fetch(
+        resource,
+        await provenRequest(resource, { token: t, key: alice, message: toolCall('whoami') }),
+      )
+      await fetch(resource, await provenRequest(resource, { message: toolCall('whoami') }))
+      expect(callers).toEqual([`alice/${alice.jkt}`])
+    } finally {
+      await run.close()
+    }
+  })
+
+  it('fails closed with 503 when the replay store cannot record an approval', async () => {
+    const real = new MemoryReplayStore()
+    const replay = {
+      consume: (key: string, expiresAt: number) =>
+        key.startsWith('approval:')
+          ? Promise.reject(new Error('down'))
+          : real.consume(key, expiresAt),
+    }
+    const s = await setup({ replay })
+    try {
+      const args = { path: 'd.txt', with: 'bob' }
+      const t = await token(s, {
+        scope: 'drive:share',
+        authorization_details: [
+          {
+            type: 'mcp_tool_call',
+            resource: s.resource,
+            tool: 'share',
+            args: await argsDigest(args),
+          },
+        ],
+      })
+      const response = await s.send({ token: t, key: alice, message: toolCall('share', args) })
+      expect(response.status).toBe(503)
+      expect(s.seen).not.toContain('share:d.txt:bob')
+    } finally {
       await s.run.close()
     }
   })
