@@ -1,6 +1,7 @@
 import { devInteraction } from '@callproof/dev-auth-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connect, createCallproofFetch } from '../src/index.js'
+import { jwkThumbprint } from '@callproof/core'
+import { connect, createCallproofFetch, generateProofKeyPair } from '../src/index.js'
 import { startWorld, type World } from './support/world.js'
 
 let world: World
@@ -17,13 +18,19 @@ function text(result: unknown): string {
 describe('connect() against the real drive and dev authorization server', () => {
   it('goes from the first 401 to a tool result', async () => {
     const interaction = devInteraction({ user: 'alice' })
+    const keyPair = await generateProofKeyPair()
     const client = await connect(world.drive.url, {
       interaction,
+      keyPair,
       development: true,
       scopes: ['drive:read'],
     })
     const who = JSON.parse(text(await client.callTool({ name: 'whoami', arguments: {} })))
     expect(who.sub).toBe('alice')
+    // The token is bound (cnf.jkt) to the very key that signs the proofs.
+    expect(who.jkt).toBe(
+      await jwkThumbprint(await crypto.subtle.exportKey('jwk', keyPair.publicKey)),
+    )
     const files = JSON.parse(text(await client.callTool({ name: 'list_files', arguments: {} })))
     expect(Array.isArray(files)).toBe(true)
     await client.close()
