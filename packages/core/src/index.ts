@@ -6,6 +6,15 @@
  * @packageDocumentation
  */
 
+/**
+ * The version of `@callproof/core`.
+ *
+ * @example
+ * ```ts
+ * console.log(`callproof core ${version}`)
+ * ```
+ * @see https://github.com/callproof/callproof
+ */
 export const version = '0.1.0'
 
 export {

@@ -305,7 +305,16 @@ function short(value: unknown): string {
   return text.length > 120 ? `${text.slice(0, 120)}…` : text
 }
 
-/** The expected `ath` of an access token: base64url(SHA-256(ASCII(token))). */
+/**
+ * The `ath` claim for an access token: base64url(SHA-256(ASCII(token))), which ties a proof to
+ * the one token it travels with.
+ *
+ * @example
+ * ```ts
+ * await accessTokenHash('Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU') // 'fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo'
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+ */
 export function accessTokenHash(accessToken: string): Promise<string> {
   return sha256Base64url(accessToken)
 }
