@@ -81,6 +81,7 @@ const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost'])
  * const callback = await interaction.authorize(authorizationUrl, { reason: 'authorize' })
  * callback.searchParams.get('code')
  * ```
+ * @see https://www.rfc-editor.org/rfc/rfc8252#section-7.3 loopback redirect URIs
  */
 export function devInteraction(options: DevInteractionOptions): DevInteraction {
   const redirect = options.redirectUri ?? DEV_REDIRECT_URI

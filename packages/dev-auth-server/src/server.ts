@@ -133,6 +133,11 @@ async function signingKey(): Promise<JWK> {
  *
  * @param issuer - the issuer URL, an `http://` loopback origin
  * @throws TypeError on invalid options, at creation time
+ * @example
+ * ```ts
+ * const app = await createDevAuthServer('http://127.0.0.1:4000', { resources })
+ * http.createServer(app.handler).listen(4000, '127.0.0.1')
+ * ```
  */
 export async function createDevAuthServer(
   issuer: string,
@@ -254,6 +259,11 @@ export async function createDevAuthServer(
  * await as.close()
  * ```
  * @throws TypeError when `host` is not loopback or the resources are invalid
+ * @see https://www.rfc-editor.org/rfc/rfc9068 JWT access tokens
+ * @see https://www.rfc-editor.org/rfc/rfc9449 DPoP
+ * @see https://www.rfc-editor.org/rfc/rfc8707 resource indicators
+ * @see https://www.rfc-editor.org/rfc/rfc9470 step-up authentication
+ * @see https://www.rfc-editor.org/rfc/rfc9396 rich authorization requests
  */
 export async function startDevAuthServer(
   options: StartDevAuthServerOptions,

@@ -101,6 +101,19 @@ describe('per-call approval (RFC 9396 mcp_tool_call)', () => {
     ])
   })
 
+  it('quotes argument values that could pass for more arguments', async () => {
+    const client = await TestClient.create(server.issuer)
+    const alice = devInteraction({ user: 'alice' })
+    const args = { path: 'a.txt, with=eve', with: 'bob', note: { x: 1 } }
+    await client.login(alice, {
+      scope: 'drive:share',
+      authorization_details: JSON.stringify([shareCall(args)]),
+    })
+    expect(alice.pages.find((p) => p.form === 'approval')?.text).toContain(
+      'call share_file with path="a.txt, with=eve", with=bob, note={"x":1}?',
+    )
+  })
+
   it('denying the call ends the flow with access_denied', async () => {
     const client = await TestClient.create(server.issuer)
     const { url, state } = await client.authorizationUrl({

@@ -364,6 +364,16 @@ describe('dynamic client registration (RFC 7591)', () => {
     expect(as.issuer).toBe(server.issuer)
   })
 
+  it('treats an https client_id as a metadata document URL, and refuses one it cannot fetch', async () => {
+    const { url } = await client.authorizationUrl({
+      client_id: 'https://127.0.0.1:9/client-metadata.json',
+    })
+    const response = await fetch(url, { redirect: 'manual' })
+    expect(response.status).toBe(400)
+    expect(response.headers.get('location')).toBeNull()
+    expect(await response.text()).toMatch(/invalid_client/)
+  })
+
   it('advertises client ID metadata documents', async () => {
     const metadata = await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()
     expect(metadata.client_id_metadata_document_supported).toBe(true)

@@ -188,9 +188,17 @@ export function consentPage(input: {
     </form>`
 }
 
+// Plain values read as they are (path=notes.txt); anything that could blur the boundary between
+// two arguments (a comma, an equals sign, spaces, quotes) is shown quoted, so that a value like
+// "a.txt, with=eve" cannot pass for an extra argument.
+function argumentValue(value: unknown): string {
+  if (typeof value === 'string' && /^[\w.\/@:+~-]+$/.test(value)) return value
+  return JSON.stringify(value)
+}
+
 function argumentsText(args: Readonly<Record<string, unknown>>): string {
   return Object.entries(args)
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${/^[\w.-]+$/.test(k) ? k : JSON.stringify(k)}=${argumentValue(v)}`)
     .join(', ')
 }
 
@@ -213,7 +221,8 @@ export function approvalPage(input: {
   )
   return html`<h1>Allow agent ${who} to ${question.join(' and to ')}?</h1>
     <p>
-      Signed in as <strong>${input.user}</strong>. This approval is for
+      Signed in as <strong>${input.user}</strong>. The agent is ${clientLabel(input.client)}. This
+      approval is for
       ${input.calls.length === 1 ? 'this one call only' : 'these calls only, once each'}: it expires
       within a minute and cannot be reused.
     </p>
