@@ -55,6 +55,8 @@ export function toolCall(name: string, args?: Record<string, unknown>): Record<s
 export class McpCaller {
   sessionId: string | undefined
   protocolVersion: string = LATEST_PROTOCOL_VERSION
+  /** The server's latest `DPoP-Nonce` (RFC 9449 §8), put in every proof; updated from answers. */
+  nonce: string | undefined
 
   constructor(
     readonly drive: DriveEndpoint,
@@ -72,7 +74,14 @@ export class McpCaller {
     const { key = this.key, ...rest } = overrides
     let mcp: McpBinding | undefined
     if (message !== undefined) mcp = await bindingOf(message)
-    const input: ProofInput = { htm, htu: this.drive.resource, accessToken: token, mcp, ...rest }
+    const input: ProofInput = {
+      htm,
+      htu: this.drive.resource,
+      accessToken: token,
+      mcp,
+      nonce: this.nonce,
+      ...rest,
+    }
     if ('mcp' in overrides && overrides.mcp === undefined) delete input.mcp
     return makeProof(key, input)
   }
@@ -110,6 +119,8 @@ export class McpCaller {
       headers,
       ...(body === undefined ? {} : { body }),
     })
+    const nonce = res.headers.get('dpop-nonce')
+    if (nonce !== null) this.nonce = nonce
     return readAnswer(res)
   }
 
@@ -120,7 +131,16 @@ export class McpCaller {
       capabilities: {},
       clientInfo: { name: 'callproof-drive-tests', version: '0.0.0' },
     })
-    const answer = await this.send(init, { ...options, sessionId: null })
+    let answer = await this.send(init, { ...options, sessionId: null })
+    // A server that demands nonces answers the first proof with use_dpop_nonce and a DPoP-Nonce
+    // header (RFC 9449 §8); a client retries once with it, as callproof's client does.
+    if (
+      answer.status === 401 &&
+      /error="use_dpop_nonce"/.test(answer.headers.get('www-authenticate') ?? '') &&
+      options.proof === undefined
+    ) {
+      answer = await this.send(init, { ...options, sessionId: null })
+    }
     if (answer.status !== 200) return answer
     const session = answer.headers.get('mcp-session-id')
     if (session !== null) this.sessionId = session
