@@ -192,7 +192,7 @@ export function consentPage(input: {
 // two arguments (a comma, an equals sign, spaces, quotes) is shown quoted, so that a value like
 // "a.txt, with=eve" cannot pass for an extra argument.
 function argumentValue(value: unknown): string {
-  if (typeof value === 'string' && /^[\w.\/@:+~-]+$/.test(value)) return value
+  if (typeof value === 'string' && /^[\w./@:+~-]+$/.test(value)) return value
   return JSON.stringify(value)
 }
 
