@@ -13,7 +13,7 @@
  * ```ts
  * console.log(`callproof core ${version}`)
  * ```
- * @see https://github.com/callproof/callproof
+ * @see docs/protocol.md (the normative protocol this package implements)
  */
 export const version = '0.1.0'
 
