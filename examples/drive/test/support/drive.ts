@@ -5,6 +5,7 @@
  * challenge assertions DESIGN.md's table pins.
  */
 import { expect } from 'vitest'
+import type { AuditSink } from '@callproof/server'
 import { startDrive } from '../../src/index.js'
 import { ACR_MFA, startIssuer } from './issuer.js'
 import type { MintOptions, TestIssuer } from './issuer.js'
@@ -46,13 +47,16 @@ export interface Fixture {
 }
 
 /** Start an issuer and a drive that trusts it. */
-export async function startFixture(options: { nonce?: boolean } = {}): Promise<Fixture> {
+export async function startFixture(
+  options: { nonce?: boolean; audit?: AuditSink } = {},
+): Promise<Fixture> {
   const issuer = await startIssuer()
   const drive = await startDrive({
     port: 0,
     host: '127.0.0.1',
     issuer: issuer.url,
     ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
+    ...(options.audit === undefined ? {} : { audit: options.audit }),
   })
   issuer.resource = drive.resource
   const metadataUrl = `${drive.origin}/.well-known/oauth-protected-resource/mcp`
