@@ -324,6 +324,12 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
     // 2. token
     const { verified, ath } = await token(accessToken)
 
+    // The binding of the body is computed while the proof's signature is checked (both wait on
+    // Web Crypto), but only for a valid token, so an anonymous caller cannot make us hash large
+    // bodies; its outcome is looked at only at step 10, so the order of refusals is unchanged.
+    const pendingBinding = request.message === undefined ? undefined : bindingFor(request.message)
+    pendingBinding?.catch(() => undefined)
+
     // 3–7. proof: exactly one header, then header/signature, htm/htu, iat window, ath
     const proofHeader = headers.get('dpop')
     if (proofHeader === null || proofHeader.trim() === '') {
@@ -374,7 +380,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
         )
       }
     } else {
-      binding = await bindingFor(request.message)
+      binding = await pendingBinding!
       if (!bindingsEqual(proof.mcp, binding)) {
         throw new CallproofError(
           'ERR_BINDING_MISMATCH',
