@@ -188,31 +188,29 @@ export function createChallengeFetch(
         )
       }
       await response.body?.cancel()
+      if (challenge.kind === 'unauthorized' || challenge.kind === 'invalid_token') {
+        await session.discover(challenge.resourceMetadata, challenge.algs)
+      }
       if (challenge.kind !== 'approval') {
-        // Another request already replaced the token this one was refused with: retry with that
-        // one before asking anybody for anything (the retry does not count against the budget).
+        // A stored token (from an earlier run, or obtained by another request meanwhile) that is
+        // not the one this request was refused with: retry with it before asking anybody for
+        // anything. Not counted against the budget; it cannot loop, the next refusal of the same
+        // token goes on to refresh or authorize.
         const current = await session.token()
-        if (
-          token !== undefined &&
-          current !== undefined &&
-          current.accessToken !== token.accessToken
-        ) {
-          continue
-        }
+        if (current !== undefined && current.accessToken !== token?.accessToken) continue
       }
       last = challenge
       authorizations++
       switch (challenge.kind) {
         case 'unauthorized':
         case 'invalid_token': {
-          await session.discover(challenge.resourceMetadata, challenge.algs)
           if (token !== undefined && !refreshed) {
             refreshed = true
             if (await session.refresh(token)) continue
           }
           await session.authorize({
             reason: 'authorize',
-            refused: token,
+            refused: token ?? null,
             ...(challenge.scope !== undefined && { challengeScope: challenge.scope }),
           })
           continue
@@ -223,7 +221,7 @@ export function createChallengeFetch(
           await session.authorize({
             reason: 'scope',
             scopes: union(granted, challenge.scopes),
-            refused: token,
+            refused: token ?? null,
           })
           continue
         }
@@ -231,7 +229,7 @@ export function createChallengeFetch(
           await session.discover()
           await session.authorize({
             reason: 'step_up',
-            refused: token,
+            refused: token ?? null,
             ...(token && token.scopes.length > 0 && { scopes: token.scopes }),
             ...(challenge.acrValues && { acrValues: challenge.acrValues }),
             ...(challenge.maxAge !== undefined && { maxAge: challenge.maxAge }),

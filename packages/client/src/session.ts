@@ -262,12 +262,13 @@ export class CallproofSession {
    * rotated refresh token again, which an authorization server treats as theft (OAuth 2.1 §4.3.1)
    * and answers by revoking the grant.
    */
-  async #newerThan(refused: TokenSet | undefined): Promise<TokenSet | undefined> {
+  async #newerThan(refused: TokenSet | null | undefined): Promise<TokenSet | undefined> {
+    // undefined: the caller asks for a new token unconditionally; null: the refused request
+    // carried no token at all (so any stored token is newer than what it sent).
     if (refused === undefined) return undefined
     const current = await this.token()
-    return current !== undefined && current.accessToken !== refused.accessToken
-      ? current
-      : undefined
+    if (current === undefined) return undefined
+    return refused === null || current.accessToken !== refused.accessToken ? current : undefined
   }
 
   /**
@@ -275,6 +276,7 @@ export class CallproofSession {
    * and `max_age` given) or, for agents, the client credentials grant.
    *
    * @param request - why, and what to ask for; `refused`: the token the refused request carried
+   * (`null`: none), so that a token another request obtained meanwhile is used instead
    */
   authorize(request: {
     reason: InteractionContext['reason']
@@ -282,7 +284,7 @@ export class CallproofSession {
     challengeScope?: string
     acrValues?: readonly string[]
     maxAge?: number
-    refused?: TokenSet | undefined
+    refused?: TokenSet | null
   }): Promise<TokenSet> {
     return this.#serialize(async () => {
       const ctx = await this.discover()
@@ -318,7 +320,7 @@ export class CallproofSession {
    *
    * @param refused - the token the refused request carried
    */
-  refresh(refused?: TokenSet): Promise<TokenSet | undefined> {
+  refresh(refused?: TokenSet | null): Promise<TokenSet | undefined> {
     return this.#serialize(async () => {
       const ctx = await this.discover()
       const newer = await this.#newerThan(refused)
