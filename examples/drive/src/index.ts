@@ -14,7 +14,7 @@ import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
 import { createNonceSource } from '@callproof/core'
 import type { NonceSource, ReplayStore } from '@callproof/core'
-import { createCallproof } from '@callproof/server'
+import { createCallproof, discoverIssuer } from '@callproof/server'
 import type { AuditSink, CallproofEnv, SessionStore } from '@callproof/server'
 import { createRedisStores } from '@callproof/server/redis'
 import type { RedisStores } from '@callproof/server/redis'
@@ -178,6 +178,13 @@ export async function startDrive(options: StartDriveOptions): Promise<RunningDri
     await redis?.close()
     throw error
   }
+  // Not awaited and not fatal (the authorization server may start after us), but an issuer that
+  // cannot be discovered otherwise shows up only as every token being refused.
+  discoverIssuer(options.issuer).catch((error: unknown) => {
+    process.stderr.write(
+      `drive: warning: ${error instanceof Error ? error.message : String(error)}; tokens will be refused until it answers\n`,
+    )
+  })
   return {
     url,
     origin,
