@@ -7,14 +7,8 @@ import type { McpToolCallDetail } from './authorization-details.js'
 import { formTargetFor, sendPage } from './pages/layout.js'
 import { approvalPage, consentPage, errorPage, loginPage, mfaPage } from './pages/pages.js'
 import type { ClientView } from './pages/pages.js'
+import type { DevLogger } from './types.js'
 import { ACR_MFA, ACR_PASSWORD, checkMfaCode, checkPassword, requiredAcr } from './users.js'
-
-/** A logger; only `warn` and `error` are required to be loud. */
-export interface DevLogger {
-  info(message: string): void
-  warn(message: string): void
-  error(message: string, error?: unknown): void
-}
 
 interface PendingMfa {
   accountId: string

@@ -5,11 +5,10 @@ import type { AddressInfo } from 'node:net'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose'
 import type { JWK } from 'jose'
 import { createInteractionHandler } from './interactions.js'
-import type { DevLogger } from './interactions.js'
 import { pageHeaders, pageHtml } from './pages/layout.js'
 import { errorPage, loggedOutPage, logoutPage } from './pages/pages.js'
 import { createProvider } from './provider.js'
-import type { ClientMetadata, DevResource } from './provider.js'
+import type { ClientMetadata, DevLogger, DevResource } from './types.js'
 import { DEV_MFA_CODE, DEV_USERS } from './users.js'
 
 export type { ClientMetadata, DevResource, DevLogger }
