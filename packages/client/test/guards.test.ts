@@ -168,3 +168,31 @@ describe('interaction', () => {
     await interaction.close()
   })
 })
+
+describe('requests to the MCP server never follow redirects', () => {
+  it('a 307 to another origin is returned, not followed, so the token stays home', async () => {
+    const elsewhere = await startFake({ '/mcp': () => ({ body: { stolen: true } }) })
+    const home = await startFake({
+      '/mcp': () => ({ status: 307, headers: { location: `${elsewhere.origin}/mcp` } }),
+    })
+    const signer = { keyPair: await generateProofKeyPair(), nonces: new DpopNonces() }
+    const token = {
+      accessToken: 'home-token',
+      tokenType: 'dpop',
+      scopes: [],
+      issuer: 'http://127.0.0.1:1',
+      resource: `${home.origin}/mcp`,
+    }
+    const res = await sendWithProof(
+      signer,
+      `${home.origin}/mcp`,
+      { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) },
+      token,
+    )
+    expect(res.status).toBe(307)
+    expect(home.requests[0]?.headers.authorization).toBe('DPoP home-token')
+    expect(elsewhere.requests).toHaveLength(0)
+    await home.close()
+    await elsewhere.close()
+  })
+})
