@@ -9,7 +9,7 @@ import type { Fixture } from './support/drive.js'
 import { ACR_MFA, ACR_PWD } from './support/issuer.js'
 import { dpopChallenge } from './support/http.js'
 import type { HttpAnswer } from './support/http.js'
-import { toolText } from './support/mcp.js'
+import { resultOf, rpc, toolText } from './support/mcp.js'
 import type { McpCaller } from './support/mcp.js'
 import { argsDigest } from './support/proof.js'
 
@@ -95,32 +95,28 @@ describe('delete_file: acr urn:callproof:acr:mfa, max_age 300', () => {
   it('with a password login: 401 insufficient_user_authentication acr_values=mfa, file kept', async () => {
     const path = await seeded()
     const c = await fx.caller({ acr: ACR_PWD, authAgo: 5 })
-    expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired())
+    expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired(true))
     expect(await fx.read('alice', path)).toBe('keep me')
   })
 
   it('with no acr at all: the same challenge, file kept', async () => {
     const path = await seeded()
     const c = await fx.caller({ acr: null, authAgo: 5 })
-    expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired())
+    expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired(true))
     expect(await fx.read('alice', path)).toBe('keep me')
   })
 
   it('with an unknown acr that merely contains "mfa": refused, file kept', async () => {
     const path = await seeded()
     const c = await fx.caller({ acr: `${ACR_MFA}-lite`, authAgo: 5 })
-    expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired())
+    expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired(true))
     expect(await fx.read('alice', path)).toBe('keep me')
   })
 
   it('with mfa but auth_time 400 s ago: 401 with max_age=300, file kept', async () => {
     const path = await seeded()
     const c = await fx.caller({ acr: ACR_MFA, authAgo: 400 })
-    const ch = expectChallenge(fx, await c.callTool('delete_file', { path }), {
-      status: 401,
-      error: 'insufficient_user_authentication',
-      params: { max_age: '300' },
-    })
+    const ch = expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired(true))
     expect(ch.params.max_age).toMatch(/^\d+$/)
     expect(await fx.read('alice', path)).toBe('keep me')
   })
@@ -129,7 +125,7 @@ describe('delete_file: acr urn:callproof:acr:mfa, max_age 300', () => {
     const path = await seeded()
     const c = await fx.caller({ acr: ACR_MFA, authAgo: null })
     const answer = await c.callTool('delete_file', { path })
-    expectChallenge(fx, answer, { status: 401, error: 'insufficient_user_authentication' })
+    expectChallenge(fx, answer, mfaRequired(true))
     expect(await fx.read('alice', path)).toBe('keep me')
   })
 
@@ -143,7 +139,7 @@ describe('delete_file: acr urn:callproof:acr:mfa, max_age 300', () => {
   it('control: a fresh mfa login deletes the file, in the same session a pwd token was refused in', async () => {
     const path = await seeded()
     const c = await fx.caller({ acr: ACR_PWD, authAgo: 5 })
-    expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired())
+    expectChallenge(fx, await c.callTool('delete_file', { path }), mfaRequired(true))
     const stepped = await fx.token(c.key, { acr: ACR_MFA, authAgo: 10 })
     toolText(await c.callTool('delete_file', { path }, { token: stepped }))
     expect(await fx.file('alice', path)).toBeUndefined()
@@ -352,5 +348,36 @@ describe('unknown tools and the verified caller', () => {
     // A subject is a subject whatever the client: another client of alice sees alice's file.
     const aliceOtherApp = await fx.caller({ sub: 'alice', clientId: 'other-app' })
     expect(toolText(await aliceOtherApp.callTool('read_file', { path }))).toBe('alice only')
+  })
+})
+
+describe('tools/list per caller (docs/protocol.md §16)', () => {
+  type Listed = { name: string; _meta?: Record<string, Record<string, unknown>> }
+  async function list(c: McpCaller): Promise<Map<string, Record<string, unknown>>> {
+    await c.connect()
+    const answer = await c.send(rpc('tools/list'))
+    expect(answer.status).toBe(200)
+    const tools = (resultOf(answer) as { tools: Listed[] }).tools
+    return new Map(tools.map((t) => [t.name, t._meta?.['callproof/policy'] ?? {}]))
+  }
+
+  it('lists every drive tool with its requirements, stepUp reflecting this caller', async () => {
+    const reader = await list(await fx.caller({ scope: 'drive:read', acr: ACR_PWD }))
+    expect([...reader.keys()].sort()).toEqual(
+      ['delete_file', 'list_files', 'read_file', 'share_file', 'whoami', 'write_file'].sort(),
+    )
+    expect(reader.get('list_files')).toMatchObject({ scopes: ['drive:read'], stepUp: false })
+    expect(reader.get('write_file')).toMatchObject({ scopes: ['drive:write'], stepUp: true })
+    expect(reader.get('delete_file')).toMatchObject({
+      scopes: ['drive:write'],
+      acr: [ACR_MFA],
+      maxAge: 300,
+      stepUp: true,
+    })
+    expect(reader.get('share_file')).toMatchObject({ approval: 'per-call', stepUp: true })
+    const mfa = await list(await fx.caller({ acr: ACR_MFA, authAgo: 5 }))
+    expect(mfa.get('delete_file')).toMatchObject({ stepUp: false })
+    expect(mfa.get('write_file')).toMatchObject({ stepUp: false })
+    expect(mfa.get('share_file')).toMatchObject({ stepUp: true })
   })
 })
