@@ -65,17 +65,31 @@ export interface TextWritable {
 export function jsonLinesSink(
   target: TextWritable | string,
 ): AuditSink & { close(): Promise<void> } {
-  const stream =
-    typeof target === 'string'
-      ? createWriteStream(target, { flags: 'a', encoding: 'utf8' })
-      : target
+  if (typeof target !== 'string') {
+    return {
+      write(event) {
+        target.write(`${JSON.stringify(event)}\n`)
+      },
+      close: () => Promise.resolve(),
+    }
+  }
+  const file = createWriteStream(target, { flags: 'a', encoding: 'utf8' })
+  // A file that cannot be opened or written (missing directory, full disk) must not crash the
+  // process through an unhandled 'error' event; it makes every later write throw instead, and
+  // the middleware then refuses calls it cannot audit.
+  let failure: Error | undefined
+  file.on('error', (error) => {
+    failure = error
+  })
   return {
     write(event) {
-      stream.write(`${JSON.stringify(event)}\n`)
+      if (failure !== undefined) {
+        throw new Error(`audit file ${target} failed: ${failure.message}`, { cause: failure })
+      }
+      file.write(`${JSON.stringify(event)}\n`)
     },
     close() {
-      if (typeof target !== 'string') return Promise.resolve()
-      const file = stream as ReturnType<typeof createWriteStream>
+      if (failure !== undefined || file.destroyed) return Promise.resolve()
       return new Promise((resolve, reject) => {
         file.end((error?: Error | null) => (error ? reject(error) : resolve()))
       })

@@ -131,6 +131,13 @@ describe('jsonLinesSink', () => {
         .map((line) => JSON.parse(line) as unknown),
     ).toEqual([event, event])
   })
+  it('turns an unwritable file into failing writes, not a crash', async () => {
+    const sink = jsonLinesSink(join(tmpdir(), 'no-such-dir-callproof', 'x', 'audit.jsonl'))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(() => sink.write(event)).toThrow(/audit file/)
+    await sink.close()
+  })
+
   it('appends to a file', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'callproof-audit-')), 'audit.jsonl')
     const sink = jsonLinesSink(path)
