@@ -109,6 +109,10 @@ async function defaultResolve(hostname: string): Promise<readonly string[]> {
  * private or link-local address the policy does not allow. Every resolved address is checked, so
  * a name with one public and one private address is refused.
  *
+ * Limit: the check resolves the name, then `fetch` resolves it again; a DNS server that answers
+ * differently within that instant (rebinding) can still slip through. Deployments that face
+ * hostile DNS should also restrict egress at the network layer.
+ *
  * @param url - the URL to check
  * @param policy - what is allowed
  * @throws {@link CallproofClientError} `ERR_UNSAFE_URL`
