@@ -204,6 +204,21 @@ describe('the request path', () => {
     expect(response.status).toBe(400)
   })
 
+  it('verifies a GET before answering 405 (no standalone stream), and refuses a GET proof with mcp', async () => {
+    const unauthenticated = await s.send({ method: 'GET' })
+    expect(unauthenticated.status).toBe(401)
+    const t = await token(s)
+    const verified = await s.send({ token: t, key: alice, method: 'GET' })
+    expect(verified.status).toBe(405)
+    const bound = await s.send({
+      token: t,
+      key: alice,
+      method: 'GET',
+      proofMessage: toolCall('whoami'),
+    })
+    expect(bound.status).toBe(401)
+  })
+
   it('answers methods other than POST, GET and DELETE with 405', async () => {
     const response = await fetch(s.resource, { method: 'PUT', body: '{}' })
     expect(response.status).toBe(405)

@@ -35,7 +35,9 @@ export async function provenRequest(resource: string, input: CallInput): Promise
       htm: method,
       htu: resource,
       ...(input.token !== undefined ? { accessToken: input.token } : {}),
-      ...(bound !== undefined && method === 'POST' ? { mcp: await bindingFor(bound) } : {}),
+      ...(bound !== undefined && (method === 'POST' || input.proofMessage !== undefined)
+        ? { mcp: await bindingFor(bound) }
+        : {}),
     })
   }
   if (input.sessionId !== undefined) headers['mcp-session-id'] = input.sessionId
