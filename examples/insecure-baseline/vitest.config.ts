@@ -3,5 +3,11 @@ import { sourceConditions } from '../../vitest.shared.js'
 
 export default defineProject({
   ...sourceConditions,
-  test: { name: '@callproof/example-insecure-baseline', include: ['test/**/*.test.ts'] },
+  // Real authorization server and HTTP servers: allow seconds.
+  test: {
+    name: '@callproof/example-insecure-baseline',
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
 })

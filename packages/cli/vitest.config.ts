@@ -3,5 +3,11 @@ import { sourceConditions } from '../../vitest.shared.js'
 
 export default defineProject({
   ...sourceConditions,
-  test: { name: '@callproof/cli', include: ['test/**/*.test.ts'] },
+  // The demo and the stack start real servers and a second process: seconds, not milliseconds.
+  test: {
+    name: '@callproof/cli',
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
 })
