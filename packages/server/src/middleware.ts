@@ -584,6 +584,30 @@ function checkOptions(options: CallproofOptions): CheckedOptions {
     throw invalid('audit must be an AuditSink (an object with write(event))')
   }
 
+  if (options.allowedOrigins !== undefined) {
+    if (!Array.isArray(options.allowedOrigins)) throw invalid('allowedOrigins must be an array')
+    for (const origin of options.allowedOrigins as unknown[]) {
+      // An origin is scheme://host[:port] and nothing else; a path here would never match.
+      if (
+        typeof origin !== 'string' ||
+        !URL.canParse(origin) ||
+        new URL(origin).origin !== origin
+      ) {
+        throw invalid(
+          `allowedOrigins entry ${JSON.stringify(origin)} is not an origin (scheme://host[:port])`,
+        )
+      }
+    }
+  }
+  if (options.allowedHosts !== undefined && options.allowedHosts !== 'any') {
+    if (!Array.isArray(options.allowedHosts))
+      throw invalid("allowedHosts must be an array or 'any'")
+    for (const host of options.allowedHosts as unknown[]) {
+      if (typeof host !== 'string' || host === '' || /[\s/]/.test(host)) {
+        throw invalid(`allowedHosts entry ${JSON.stringify(host)} is not a host[:port]`)
+      }
+    }
+  }
   const defaults = defaultOriginPolicy(resource)
   const originPolicy: OriginPolicy = {
     allowedOrigins: options.allowedOrigins ?? defaults.allowedOrigins,

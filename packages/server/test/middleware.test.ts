@@ -729,6 +729,11 @@ describe('configuration is checked at creation', () => {
     [{ replay: {} }, /ReplayStore/],
     [{ audit: {} }, /AuditSink/],
     [{ tools: {} }, /ToolRegistry/],
+    [{ allowedOrigins: ['http://127.0.0.1:1/mcp'] }, /not an origin/],
+    [{ allowedOrigins: 'http://127.0.0.1:1' }, /allowedOrigins must be an array/],
+    [{ allowedHosts: ['a b'] }, /allowedHosts entry/],
+    [{ sessions: { ttlSeconds: 0 } }, /ttlSeconds/],
+    [{ nonce: { current: () => 'n' } }, /NonceSource/],
   ])('%o', (override, message) => {
     expect(() => createCallproof({ ...base, ...(override as object) } as CallproofOptions)).toThrow(
       message,
