@@ -212,7 +212,40 @@ export async function inspectJwt(jwt: string, options: InspectOptions = {}): Pro
   } else {
     await explainToken(jwt, header, payload, options, now, claims, checks)
   }
-  return { kind, header: headerFields, claims, checks }
+  return {
+    kind,
+    header: sorted(headerFields, HEADER_ORDER),
+    claims: sorted(claims, CLAIM_ORDER),
+    checks,
+  }
+}
+
+const HEADER_ORDER = ['typ', 'alg', 'jwk', 'kid']
+// Who, for what, with which strength, then when: the order a reader asks the questions in.
+const CLAIM_ORDER = [
+  'iss',
+  'sub',
+  'aud',
+  'client_id',
+  'scope',
+  'cnf',
+  'acr',
+  'auth_time',
+  'authorization_details',
+  'htm',
+  'htu',
+  'mcp',
+  'ath',
+  'nonce',
+  'iat',
+  'nbf',
+  'exp',
+  'jti',
+]
+
+function sorted(fields: readonly ExplainedField[], order: readonly string[]): ExplainedField[] {
+  const rank = (name: string) => (order.includes(name) ? order.indexOf(name) : order.length)
+  return [...fields].sort((a, b) => rank(a.name) - rank(b.name))
 }
 
 async function explainProof(
@@ -233,7 +266,7 @@ async function explainProof(
     jkt = await calculateJwkThumbprint(jwk, 'sha256')
     headerFields.push({
       name: 'jwk',
-      value: { kty: jwk.kty, crv: jwk.crv },
+      value: jwk,
       meaning: hasPrivate
         ? 'contains PRIVATE key material: a proof must carry the public key only — refused'
         : `${describeJwk(jwk)} of the client; thumbprint (RFC 7638) ${jkt} — the access token must be bound to this key (cnf.jkt)`,
