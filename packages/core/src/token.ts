@@ -270,7 +270,19 @@ export async function verifyAccessToken(
   ) {
     throw invalid('the access token authorization_details is not an array')
   }
-  const claims = payload as unknown as AccessTokenClaims
+  const claims = deepFreeze(payload) as unknown as AccessTokenClaims
   const scopes = Object.freeze((claims.scope ?? '').split(' ').filter((s) => s.length > 0))
-  return Object.freeze({ claims: Object.freeze(claims), scopes })
+  return Object.freeze({ claims, scopes })
+}
+
+/**
+ * Verified claims are cached and shared by every call with the same token: frozen all the way
+ * down, so that no tool handler can change `cnf.jkt` or `authorization_details` for the next call.
+ */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const member of Object.values(value)) deepFreeze(member)
+  }
+  return value
 }

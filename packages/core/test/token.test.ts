@@ -49,6 +49,20 @@ describe('verifyAccessToken', () => {
     })
   })
 
+  it('returns claims frozen all the way down (they are cached and shared between calls)', async () => {
+    const verified = await verifyAccessToken(
+      await as.mint(claims({ authorization_details: [{ type: 'mcp_tool_call', tool: 'x' }] })),
+      options,
+    )
+    expect(() => {
+      ;(verified.claims.cnf as { jkt: string }).jkt = 'attacker'
+    }).toThrow(TypeError)
+    expect(() => {
+      ;(verified.claims.authorization_details![0] as { tool: string }).tool = 'y'
+    }).toThrow(TypeError)
+    expect(verified.claims.cnf.jkt).toBe(JKT)
+  })
+
   it('accepts typ application/at+jwt and an aud array that contains the resource', async () => {
     await expect(
       verifyAccessToken(
