@@ -9,7 +9,7 @@ import type { Fixture } from './support/drive.js'
 import { ACR_MFA, ACR_PWD } from './support/issuer.js'
 import { dpopChallenge } from './support/http.js'
 import type { HttpAnswer } from './support/http.js'
-import { resultOf, rpc, toolText } from './support/mcp.js'
+import { resultOf, rpc, toolCall, toolText } from './support/mcp.js'
 import type { McpCaller } from './support/mcp.js'
 import { argsDigest } from './support/proof.js'
 
@@ -274,6 +274,23 @@ describe('share_file: approval per call', () => {
       path,
       'ERR_APPROVAL_USED',
     )
+  })
+
+  it('one approval sent 8 times at once (fresh proofs) shares exactly once', async () => {
+    const { c, path, args } = await setup()
+    const approval = await fx.token(c.key, { authorizationDetails: [await detail(args)] })
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => c.send(toolCall('share_file', args), { token: approval })),
+    )
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(1)
+    for (const a of answers.filter((x) => x.status !== 200)) {
+      expectChallenge(fx, a, {
+        status: 403,
+        error: 'insufficient_authorization_details',
+        code: 'ERR_APPROVAL_USED',
+      })
+    }
+    expect((await fx.file('alice', path))?.sharedWith).toEqual(['bob'])
   })
 
   it('control: an approval token naming several resources uses the entry for this resource', async () => {

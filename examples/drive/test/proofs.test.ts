@@ -90,6 +90,19 @@ describe('replay', () => {
   })
 })
 
+describe('replay under concurrency', () => {
+  it('the same proof sent 12 times at once is accepted exactly once', async () => {
+    const c = await alice()
+    const path = uniquePath('race')
+    const msg = toolCall('write_file', { path, content: 'raced' })
+    const proof = await c.proofFor('POST', msg)
+    const answers = await Promise.all(Array.from({ length: 12 }, () => c.send(msg, { proof })))
+    const statuses = answers.map((a) => a.status).sort()
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1)
+    for (const a of answers.filter((x) => x.status !== 200)) expectChallenge(fx, a, replayed)
+  })
+})
+
 describe('call binding (mcp claim)', () => {
   it('arguments changed under a proof are refused', async () => {
     const c = await alice()
