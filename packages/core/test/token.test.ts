@@ -58,7 +58,7 @@ describe('verifyAccessToken', () => {
       ;(verified.claims.cnf as { jkt: string }).jkt = 'attacker'
     }).toThrow(TypeError)
     expect(() => {
-      ;(verified.claims.authorization_details![0] as { tool: string }).tool = 'y'
+      ;(verified.claims.authorization_details![0] as unknown as { tool: string }).tool = 'y'
     }).toThrow(TypeError)
     expect(verified.claims.cnf.jkt).toBe(JKT)
   })
