@@ -235,6 +235,10 @@ export function createCallproof(options: CallproofOptions): Callproof {
       }
       if (!['POST', 'GET', 'DELETE'].includes(request.method)) {
         response = methodNotAllowed()
+        await record(
+          { ...facts, decision: 'refused', reason: 'method_not_allowed', status: 405 },
+          false,
+        )
       } else {
         // 2 + 3. One bounded read, one parse: the message checked is the message executed.
         const message =
@@ -277,7 +281,10 @@ export function createCallproof(options: CallproofOptions): Callproof {
         // 6. The tool's policy, for this caller and these arguments.
         const decision = await decide(message, call)
         if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
-        const allowed = { ...facts, decision: 'allowed' as const, reason: decision.reason }
+        // No audit, no action: the event is written before anything happens on its behalf.
+        await record({ ...facts, decision: 'allowed', reason: decision.reason }, true)
+        c.set('caller', caller)
+        c.set('call', call)
 
         if (request.method === 'GET') {
           // The SDK transport runs per request (see sessions.ts), so there is no standalone
@@ -302,13 +309,9 @@ export function createCallproof(options: CallproofOptions): Callproof {
               ),
             )
           }
-          await record(allowed, true)
-          c.set('caller', caller)
-          c.set('call', call)
           // 7. The SDK executes the very message that was verified.
           response = await runTransport(request, message, call)
         }
-        if (request.method !== 'POST') await record(allowed, true)
       }
     } catch (error) {
       response = toResponse(error, challenge)
