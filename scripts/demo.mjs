@@ -1,10 +1,10 @@
 // `npm run demo`: works on a fresh clone. Installs npm packages when needed, builds the workspaces
 // when a dist/ is missing or older than its sources, then runs `callproof demo` with the extra
 // arguments (e.g. `npm run demo -- --insecure`, `npm run demo -- --json`) and exits with its code.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { ensureNpmPackages, root, run } from './ensure.mjs'
+import { ensureNpmPackages, root } from './ensure.mjs'
 
 /** Newest modification time of any file under `dir` (0 when it does not exist). */
 function newest(dir) {
@@ -42,11 +42,23 @@ try {
 
 const stale = staleWorkspaces()
 if (stale.length > 0) {
-  console.error(`callproof: building (${stale.join(', ')} out of date)…`)
-  if (run('npm', ['run', '--silent', 'build', '--', '--output-logs=errors-only']) !== 0) {
-    console.error('callproof: npm run build failed: see the errors above')
+  // A long step: say what and why, keep turbo's log for when it fails.
+  const started = Date.now()
+  console.error(
+    `callproof: building ${stale.length} workspace(s) (about a minute on a fresh clone)…`,
+  )
+  const build = spawnSync('npm', ['run', '--silent', 'build', '--', '--output-logs=errors-only'], {
+    cwd: root,
+    encoding: 'utf8',
+  })
+  if (build.error !== undefined || build.status !== 0) {
+    process.stderr.write(`${build.stdout ?? ''}${build.stderr ?? ''}`)
+    console.error(
+      'callproof: npm run build failed (output above); fix it, then run `npm run demo` again',
+    )
     process.exit(1)
   }
+  console.error(`callproof: built in ${((Date.now() - started) / 1000).toFixed(0)} s`)
 }
 
 const child = spawn(
