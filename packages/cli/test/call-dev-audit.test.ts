@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { jsonLinesSink } from '@callproof/server'
@@ -82,6 +82,27 @@ describe('callproof call against the development stack', () => {
     const last = denied.stderr.filter((l) => l.startsWith('callproof:'))
     expect(last).toHaveLength(1)
     expect(last[0]).toContain('denied')
+  })
+
+  it('keeps the key and tokens with --state, so the next call needs no sign-in', async () => {
+    const state = join(dir, 'state')
+    const first = memoryIo()
+    expect(
+      await main(['call', stack.url, 'whoami', '--user', 'bob', '--state', state], first),
+    ).toBe(0)
+    expect(first.stderr.join('\n')).toContain('sign-in needed')
+    const second = memoryIo()
+    expect(
+      await main(['call', stack.url, 'whoami', '--user', 'bob', '--state', state], second),
+    ).toBe(0)
+    expect(second.stderr.join('\n')).not.toContain('sign-in needed')
+    // Same key both times: the stored key pair was reused.
+    const jkt = (io: ReturnType<typeof memoryIo>) =>
+      (JSON.parse(io.stdout.join('')) as { jkt: string }).jkt
+    expect(jkt(second)).toBe(jkt(first))
+    for (const file of ['key.json', 'tokens.json']) {
+      expect(statSync(join(state, file)).mode & 0o777).toBe(0o600)
+    }
   })
 
   it('lists the tools when no tool is named', async () => {
