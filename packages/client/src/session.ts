@@ -159,6 +159,32 @@ export class CallproofSession {
         'clientCredentials needs privateKey (private_key_jwt) or clientSecret',
       )
     }
+    if (
+      options.scopes !== undefined &&
+      (!Array.isArray(options.scopes) ||
+        !options.scopes.every(
+          (x) => typeof x === 'string' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(x),
+        ))
+    ) {
+      throw new CallproofClientError('ERR_INVALID_OPTIONS', 'scopes must be RFC 6749 scope tokens')
+    }
+    const cimd = options.registration?.clientMetadataUrl
+    if (cimd !== undefined) {
+      let url: URL | undefined
+      try {
+        url = new URL(cimd)
+      } catch {
+        url = undefined
+      }
+      // A client ID metadata document is fetched by the authorization server: it must be https
+      // with a path, or the client id would not identify one document.
+      if (url?.protocol !== 'https:' || url.pathname === '/') {
+        throw new CallproofClientError(
+          'ERR_INVALID_OPTIONS',
+          `clientMetadataUrl ${cimd} must be an https URL with a path`,
+        )
+      }
+    }
     this.options = options
     this.store = options.tokenStore ?? new MemoryTokenStore()
     this.urlPolicy = {

@@ -103,3 +103,27 @@ describe('token stores', () => {
     expect(await readFile(path, 'utf8')).not.toContain('privateKey')
   })
 })
+
+describe('options are validated at creation', () => {
+  it('refuses bad options before any request', async () => {
+    const { CallproofSession } = await import('../src/index.js')
+    const keyPair = await generateProofKeyPair()
+    const interaction = { redirectUri: () => 'http://127.0.0.1/cb', authorize: async (u: URL) => u }
+    const bad: Array<[string | URL, Record<string, unknown>]> = [
+      ['not a url', { keyPair, interaction }],
+      ['https://a.example/mcp', { interaction }],
+      ['https://a.example/mcp', { keyPair }],
+      ['https://a.example/mcp', { keyPair, interaction, scopes: ['a b'] }],
+      ['https://a.example/mcp', { keyPair, clientCredentials: { clientId: 'x' } }],
+      [
+        'https://a.example/mcp',
+        { keyPair, interaction, registration: { clientMetadataUrl: 'http://app.example/c.json' } },
+      ],
+    ]
+    for (const [url, options] of bad) {
+      expect(() => new CallproofSession(url, options as never)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_OPTIONS' }),
+      )
+    }
+  })
+})
