@@ -276,6 +276,15 @@ describe('share_file: approval per call', () => {
     )
   })
 
+  it('an approval token used for other requests first is not spent by them', async () => {
+    const { c, path, args } = await setup()
+    const approval = await fx.token(c.key, { authorizationDetails: [await detail(args)] })
+    expect((await c.send(rpc('tools/list'), { token: approval })).status).toBe(200)
+    toolText(await c.callTool('whoami', {}, { token: approval }))
+    toolText(await c.callTool('share_file', args, { token: approval }))
+    expect((await fx.file('alice', path))?.sharedWith).toEqual(['bob'])
+  })
+
   it('one approval sent 8 times at once (fresh proofs) shares exactly once', async () => {
     const { c, path, args } = await setup()
     const approval = await fx.token(c.key, { authorizationDetails: [await detail(args)] })
@@ -327,6 +336,16 @@ describe('unknown tools and the verified caller', () => {
     expect(answer.messages.some((m) => 'result' in m)).toBe(false)
     expect(await fx.read('alice', 'README.md')).toContain('My drive')
   })
+
+  it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty', ''])(
+    'a tool named %j (prototype names, empty) is refused with 403 access_denied',
+    async (name) => {
+      const c = await fx.caller()
+      const answer = await c.callTool(name, {})
+      expect(answer.status, answer.text).toBe(403)
+      expect(answer.headers.get('www-authenticate') ?? '').toMatch(/error="access_denied"/)
+    },
+  )
 
   it('whoami returns the verified caller: sub, clientId, jkt, acr, scopes', async () => {
     const c = await fx.caller({

@@ -235,6 +235,16 @@ describe('bad access tokens: 401 invalid_token, no write', () => {
     },
   )
 
+  it.each(['application/at+jwt', 'AT+JWT'])(
+    'control: token typ %s is accepted (RFC 9068 §2.1)',
+    async (typ) => {
+      const c = await fx.caller({ typ })
+      expect(JSON.parse(toolText(await c.callTool('whoami'))) as unknown).toMatchObject({
+        sub: 'alice',
+      })
+    },
+  )
+
   it('control: a token whose aud is an array containing the resource is accepted', async () => {
     const c = await fx.caller({ aud: ['http://127.0.0.1:1/mcp', fx.resource] })
     const who = JSON.parse(toolText(await c.callTool('whoami'))) as { sub: string }

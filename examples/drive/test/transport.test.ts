@@ -66,6 +66,22 @@ describe('batches and body size', () => {
     expect((await fx.file('alice', path))?.size).toBe(512 * 1024)
   })
 
+  it('the limit is exactly 1 MiB: 1,048,576 bytes pass, 1,048,577 bytes are refused', async () => {
+    const c = await fx.caller()
+    await c.connect()
+    const limit = 1024 * 1024
+    const path = uniquePath('edge')
+    const msg = toolCall('write_file', { path, content: 'e'.repeat(1000) })
+    // Pad with JSON whitespace: same parsed message, so the same binding, only the size differs.
+    const json = JSON.stringify(msg)
+    const over = await c.send(msg, { rawBody: json + ' '.repeat(limit + 1 - json.length) })
+    expect(over.status).toBe(413)
+    expect(await fx.file('alice', path)).toBeUndefined()
+    const exact = await c.send(msg, { rawBody: json + ' '.repeat(limit - json.length) })
+    toolText(exact)
+    expect((await fx.file('alice', path))?.size).toBe(1000)
+  })
+
   it('a body over 1 MiB without Content-Length (chunked) is refused with 413', async () => {
     const c = await fx.caller()
     await c.connect()
@@ -195,6 +211,19 @@ describe('initialize and notification binding', () => {
   })
 })
 
+describe('JSON-RPC responses bind { response: id }', () => {
+  it('a response body is accepted with its own id (JSON type preserved) and refused otherwise', async () => {
+    const c = await fx.caller()
+    await c.connect()
+    const body = { jsonrpc: '2.0', id: 7, result: {} }
+    for (const mcp of [{ response: '7' }, { response: 8 }, { method: 'tools/call' }]) {
+      expectChallenge(fx, await c.send(body, { proofInput: { mcp } }), bindingMismatch)
+    }
+    const ok = await c.send(body, { proofInput: { mcp: { response: 7 } } })
+    expect(ok.status).toBeLessThan(300)
+  })
+})
+
 describe('GET and DELETE', () => {
   it('a GET proof that carries an mcp claim is refused; a plain GET proof passes verification', async () => {
     const c = await fx.caller()
@@ -258,6 +287,12 @@ describe('origin and metadata', () => {
       headers: { origin: 'http://evil.example' },
     })
     expect(answer.status).toBe(403)
+    expect(answer.headers.get('www-authenticate')).toBeNull()
+    // A sandboxed or file:// page sends `Origin: null`: not an allowed origin either.
+    const nullOrigin = await c.send(toolCall('write_file', { path, content: 'x' }), {
+      headers: { origin: 'null' },
+    })
+    expect(nullOrigin.status).toBe(403)
     expect(await fx.file('alice', path)).toBeUndefined()
     // Control: the drive's own origin is fine.
     toolText(
