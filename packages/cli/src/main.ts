@@ -71,17 +71,15 @@ async function run(name: string, argv: string[], io: Io): Promise<number> {
 
 /** Prints an error as one clear line (plus what to do) and returns its exit code. */
 export function report(error: unknown, io: Io): number {
+  // One line: what went wrong, then what to do about it.
   if (error instanceof CliError) {
-    io.err(`${style(io, 'red', 'callproof:')} ${error.message}`)
-    if (error.hint !== undefined) io.err(`${style(io, 'dim', '  →')} ${error.hint}`)
+    const hint = error.hint === undefined ? '' : style(io, 'dim', ` — ${error.hint}`)
+    io.err(`${style(io, 'red', 'callproof:')} ${error.message}${hint}`)
     return error.exitCode
   }
   const e = error instanceof Error ? error : new Error(String(error))
-  io.err(`${style(io, 'red', 'callproof:')} ${e.message}`)
+  const hint = ' — unexpected: rerun with CALLPROOF_DEBUG=1 for the stack trace, and report it'
+  io.err(`${style(io, 'red', 'callproof:')} ${e.message}${style(io, 'dim', hint)}`)
   if (io.env.CALLPROOF_DEBUG !== undefined) io.err(e.stack ?? '')
-  else
-    io.err(
-      `${style(io, 'dim', '  →')} this looks like a bug; rerun with CALLPROOF_DEBUG=1 for the stack trace and report it`,
-    )
   return 1
 }

@@ -65,7 +65,7 @@ describe('the callproof executable', () => {
     const run = callproof(['inspect'])
     expect(await run.exited).toBe(2)
     expect(run.err()).toBe(
-      'callproof: inspect takes exactly one JWT (or "-" to read it from stdin)\n  → run `callproof inspect --help`\n',
+      'callproof: inspect takes exactly one JWT (or "-" to read it from stdin) — run `callproof inspect --help`\n',
     )
   })
 })

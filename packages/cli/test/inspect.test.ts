@@ -180,9 +180,8 @@ describe('callproof inspect (command)', () => {
   it('ends with one clear line for something that is not a JWT', async () => {
     const io = memoryIo()
     expect(await main(['inspect', 'not-a-jwt'], io)).toBe(1)
-    expect(io.stderr[0]).toBe(
-      'callproof: that is not a JWT (expected three base64url parts separated by dots)',
-    )
-    expect(io.stderr).toHaveLength(2)
+    expect(io.stderr).toEqual([
+      'callproof: that is not a JWT (expected three base64url parts separated by dots) — paste the token or proof itself, e.g. `callproof inspect eyJhbGciOi…`',
+    ])
   })
 })
