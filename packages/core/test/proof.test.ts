@@ -326,17 +326,44 @@ describe('verifyProof refuses', () => {
     )
   })
 
-  it('an expired proof that carries exp (jose claim checks stay on)', async () => {
+  it('an expired exp or a future nbf when the proof carries them', async () => {
     const keys = await clientKeys()
     const jwk = await publicJwk(keys)
-    await refused(
-      signRaw(
-        { typ: 'dpop+jwt', alg: 'ES256', jwk },
-        await claims({ exp: NOW - 1 }),
-        keys.privateKey,
+    const h = { typ: 'dpop+jwt', alg: 'ES256', jwk }
+    await refused(signRaw(h, await claims({ exp: NOW - 1 }), keys.privateKey), /exp/)
+    await refused(signRaw(h, await claims({ exp: 'soon' }), keys.privateKey), /exp/)
+    await refused(signRaw(h, await claims({ nbf: NOW + 60 }), keys.privateKey), /nbf/)
+    await expect(
+      verifyProof(
+        await signRaw(h, await claims({ exp: NOW + 60, nbf: NOW - 1 }), keys.privateKey),
+        base,
       ),
-      /signature or claims/,
+    ).resolves.toBeDefined()
+  })
+
+  it('crit or b64 header members, and a malformed payload or signature', async () => {
+    const keys = await clientKeys()
+    const jwk = await publicJwk(keys)
+    const h = { typ: 'dpop+jwt', alg: 'ES256', jwk }
+    await refused(
+      signRaw({ ...h, crit: ['x'], x: 1 }, await claims(), keys.privateKey),
+      /crit or b64/,
     )
+    await refused(
+      signRaw({ ...h, b64: false, crit: ['b64'] }, await claims(), keys.privateKey),
+      /crit or b64/,
+    )
+    await refused(signRaw(h, [1, 2], keys.privateKey), /not a JSON object/)
+    const good = await signRaw(h, await claims(), keys.privateKey)
+    const [eh, ep, es] = good.split('.')
+    await refused(`${eh}.${base64url.encode('{not json')}.${es}`, /base64url JSON/)
+    await refused(`${eh}.${ep}.${es!.slice(0, 40)}`, /wrong length/)
+    await refused(`${eh}.${ep}.`, /wrong length/)
+    // A valid signature over other bytes: flip one payload claim, keep the signature.
+    const forged = base64url.encode(
+      JSON.stringify({ ...(await claims()), htm: 'POST', jti: 'other' }),
+    )
+    await refused(`${eh}.${forged}.${es}`, /signature verification failed/)
   })
 })
 
