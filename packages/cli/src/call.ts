@@ -235,28 +235,26 @@ export async function callCommand(argv: string[], io: Io): Promise<number> {
 function explain(error: unknown, url: URL): unknown {
   if (error instanceof CliError) return error
   if (error instanceof ChallengeError) {
-    return new CliError(
-      `${url.host} refused the call: ${error.status} ${error.error ?? ''} — ${error.message}`.replace(
-        /\s+—/,
-        ' —',
-      ),
-      {
-        hint:
-          error.code === 'ERR_ACCESS_DENIED'
-            ? 'this caller may not use the tool; no sign-in or approval can change that'
-            : 'the client gave up after its retries; run again, or check the server’s audit log',
-        cause: error,
-      },
-    )
-  }
-  if (error instanceof CallproofClientError) {
     return new CliError(error.message, {
       hint:
-        error.code === 'ERR_UNSAFE_URL'
-          ? 'only https servers (or http on loopback) are contacted'
-          : error.code === 'ERR_AUTHORIZATION_FAILED'
-            ? 'the authorization server said no (denied, wrong password, or unknown user)'
-            : 'see the message above',
+        error.code === 'ERR_ACCESS_DENIED'
+          ? 'no sign-in or approval can change that for this caller'
+          : 'the client gave up after its retries; run again, or read the server’s audit log',
+      cause: error,
+    })
+  }
+  if (error instanceof CallproofClientError) {
+    const hints: Partial<Record<CallproofClientError['code'], string>> = {
+      ERR_UNSAFE_URL: 'only https servers (or http on loopback) are contacted',
+      ERR_AUTHORIZATION_FAILED: 'the authorization server or the user said no',
+      ERR_RESOURCE_MISMATCH: 'the server’s metadata names another resource: check the URL',
+    }
+    const hint = hints[error.code]
+    return new CliError(error.message, { ...(hint === undefined ? {} : { hint }), cause: error })
+  }
+  if (error instanceof Error && error.name === 'DevInteractionError') {
+    return new CliError(error.message.replace(/\.$/, ''), {
+      hint: '--user works with the development server’s test users, alice and bob',
       cause: error,
     })
   }

@@ -105,6 +105,19 @@ describe('callproof call against the development stack', () => {
     }
   })
 
+  it('reports a final refusal and an unknown test user in one line each, exit 1', async () => {
+    const unknownTool = memoryIo()
+    expect(await main(['call', stack.url, 'format_disk', '--user', 'alice'], unknownTool)).toBe(1)
+    const refusal = unknownTool.stderr.filter((l) => l.startsWith('callproof:'))
+    expect(refusal).toHaveLength(1)
+    expect(refusal[0]).toContain('access_denied')
+    expect(refusal[0]).toContain('no sign-in or approval can change that')
+
+    const carol = memoryIo()
+    expect(await main(['call', stack.url, 'whoami', '--user', 'carol'], carol)).toBe(1)
+    expect(carol.stderr.at(-1)).toContain('test users, alice and bob')
+  })
+
   it('lists the tools when no tool is named', async () => {
     const io = memoryIo()
     expect(await main(['call', stack.url, '--user', 'bob'], io)).toBe(0)
