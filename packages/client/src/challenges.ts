@@ -208,6 +208,11 @@ export function createChallengeFetch(
             refreshed = true
             if (await session.refresh(token)) continue
           }
+          // The server may have moved to another authorization server (SEP-2352): then the
+          // next authorization discovers and registers there.
+          if (token !== undefined && (await session.rediscover(challenge.resourceMetadata))) {
+            await session.discover(challenge.resourceMetadata, challenge.algs)
+          }
           await session.authorize({
             reason: 'authorize',
             refused: token ?? null,

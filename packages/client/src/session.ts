@@ -269,6 +269,30 @@ export class CallproofSession {
     return this.#oauth
   }
 
+  /**
+   * Fetches the protected resource metadata again and, when it now names another authorization
+   * server, forgets the old one, so the next authorization discovers, registers with (SEP-2352)
+   * and asks the new one. Called when a token was refused and could not be refreshed.
+   *
+   * @param resourceMetadataUrl - `resource_metadata` from the refusal's challenge
+   * @returns whether the authorization server changed
+   */
+  rediscover(resourceMetadataUrl?: string): Promise<boolean> {
+    return this.#serialize(async () => {
+      if (!this.#oauth || !this.#resource) return false
+      const fresh = await discoverProtectedResource(this.serverUrl, resourceMetadataUrl, {
+        urlPolicy: this.urlPolicy,
+        ...(this.options.fetch && { fetch: this.options.fetch }),
+      })
+      const next = fresh.metadata.authorization_servers?.[0]
+      const current = this.#resource.metadata.authorization_servers?.[0]
+      if (next === current && fresh.resource === this.#resource.resource) return false
+      this.#oauth = undefined
+      this.#resource = undefined
+      return true
+    })
+  }
+
   /** The stored session token for this server's issuer and resource, if any. */
   async token(): Promise<TokenSet | undefined> {
     if (!this.#oauth || !this.#resource) return undefined

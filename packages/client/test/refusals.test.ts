@@ -136,3 +136,57 @@ describe('refusals', () => {
     expect(token.headers.dpop).toBeTruthy()
   })
 })
+
+describe('authorization server migration', () => {
+  it('re-discovers, re-registers and authorizes at the new authorization server', async () => {
+    const makeAs = async (prefix: string) => {
+      const as = await startFake({
+        '/.well-known/oauth-authorization-server': asMetadata(),
+        'POST /register': () => ({
+          status: 201,
+          body: { client_id: `${prefix}-client`, token_endpoint_auth_method: 'none' },
+        }),
+        'POST /token': () => ({ body: { access_token: `${prefix}-token`, token_type: 'DPoP' } }),
+      })
+      fakes.push(as)
+      return as
+    }
+    const as1 = await makeAs('one')
+    const as2 = await makeAs('two')
+    let current = as1
+    let accepted = 'one-token'
+    const rs = await startFake({
+      '/.well-known/oauth-protected-resource/mcp': (_r, o) => ({
+        body: { resource: `${o}/mcp`, authorization_servers: [current.origin] },
+      }),
+      '/mcp': (req, origin) => {
+        const auth = req.headers.authorization
+        if (!auth) return unauthorized()(req, origin)
+        if (auth !== `DPoP ${accepted}`) {
+          return { status: 401, headers: { 'www-authenticate': 'DPoP error="invalid_token"' } }
+        }
+        const msg = JSON.parse(req.body || '{}') as { id?: number; method?: string }
+        if (msg.id === undefined) return { status: 202 }
+        const result =
+          msg.method === 'initialize'
+            ? {
+                protocolVersion: '2025-06-18',
+                capabilities: { tools: {} },
+                serverInfo: { name: 'f', version: '1' },
+              }
+            : { tools: [] }
+        return { body: { jsonrpc: '2.0', id: msg.id, result } }
+      },
+    })
+    fakes.push(rs)
+    const client = await connect(`${rs.origin}/mcp`, { interaction: instant(), development: true })
+    await client.listTools()
+    // The server moves to another authorization server; old tokens are refused.
+    current = as2
+    accepted = 'two-token'
+    await client.listTools()
+    expect(as2.requests.some((r) => r.path === '/register')).toBe(true)
+    expect(as2.requests.some((r) => r.path === '/token')).toBe(true)
+    await client.close()
+  })
+})
