@@ -234,6 +234,13 @@ export async function callCommand(argv: string[], io: Io): Promise<number> {
 /** One line for what went wrong, and what to do about it. */
 function explain(error: unknown, url: URL): unknown {
   if (error instanceof CliError) return error
+  const devError = causes(error).find((e) => e.name === 'DevInteractionError')
+  if (devError !== undefined) {
+    return new CliError(devError.message.replace(/\.$/, ''), {
+      hint: '--user works with the development server’s test users, alice and bob',
+      cause: error,
+    })
+  }
   if (error instanceof ChallengeError) {
     return new CliError(error.message, {
       hint:
@@ -252,12 +259,6 @@ function explain(error: unknown, url: URL): unknown {
     const hint = hints[error.code]
     return new CliError(error.message, { ...(hint === undefined ? {} : { hint }), cause: error })
   }
-  if (error instanceof Error && error.name === 'DevInteractionError') {
-    return new CliError(error.message.replace(/\.$/, ''), {
-      hint: '--user works with the development server’s test users, alice and bob',
-      cause: error,
-    })
-  }
   const message = error instanceof Error ? error.message : String(error)
   const cause = (error as { cause?: { code?: string } } | undefined)?.cause
   if (cause?.code === 'ECONNREFUSED' || /fetch failed|ECONNREFUSED/.test(message)) {
@@ -267,4 +268,11 @@ function explain(error: unknown, url: URL): unknown {
     })
   }
   return error
+}
+
+/** `error` and its chain of causes. */
+function causes(error: unknown): Error[] {
+  const chain: Error[] = []
+  for (let e = error; e instanceof Error && chain.length < 10; e = e.cause) chain.push(e)
+  return chain
 }
