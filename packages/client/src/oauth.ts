@@ -6,6 +6,7 @@
  * @module
  */
 
+import { importPKCS8 } from 'jose'
 import * as oauth from 'oauth4webapi'
 import { CallproofClientError } from './errors.js'
 import { assertSafeUrl, guardedFetch, type UrlPolicy } from './guards.js'
@@ -351,7 +352,6 @@ export async function privateKeyJwtAuthentication(
 ): Promise<oauth.ClientAuth> {
   let privateKey: CryptoKey
   if (typeof key === 'string') {
-    const { importPKCS8 } = await import('jose')
     privateKey = (await importPKCS8(key, alg, { extractable: false })) as CryptoKey
   } else {
     privateKey = key
