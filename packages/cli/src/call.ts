@@ -3,6 +3,7 @@
  * request carries a fresh DPoP proof bound to the call; sign-in, step-up and per-call approvals
  * happen as the server asks for them, and are shown as they happen.
  */
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import {
   CallproofClientError,
@@ -105,12 +106,34 @@ Options:
   -h, --help        show this help
 
 Servers on loopback (http://127.0.0.1:…) are called in development mode (http allowed).
-Without --user, sign-in opens the system browser with a loopback redirect.
+Without --user, sign-in opens the system browser (or $BROWSER) with a loopback redirect.
 
 Exit code: 0 on a tool result, 1 when the call was refused or the tool failed.`
 
+/** What `callCommand` can be given instead of the real world (tests, embedding programs). */
+export interface CallDependencies {
+  /** Opens the authorization URL in a browser. Default: `$BROWSER <url>` if set, else the system browser. */
+  readonly openUrl?: (url: string) => Promise<void>
+}
+
+/** Opens `url` with the program named in `$BROWSER` (a common convention), never through a shell. */
+function browserFromEnv(command: string): (url: string) => Promise<void> {
+  return (url) =>
+    new Promise((resolve, reject) => {
+      const child = execFile(command, [url], { shell: false }, (error) => {
+        if (error !== null) reject(error)
+      })
+      // The browser may keep running; it only has to have started.
+      child.once('spawn', () => resolve())
+    })
+}
+
 /** Runs `callproof call`. */
-export async function callCommand(argv: string[], io: Io): Promise<number> {
+export async function callCommand(
+  argv: string[],
+  io: Io,
+  dependencies: CallDependencies = {},
+): Promise<number> {
   const { values, positionals } = parse('call', argv, {
     json: { type: 'string' },
     user: { type: 'string' },
@@ -149,8 +172,15 @@ export async function callCommand(argv: string[], io: Io): Promise<number> {
       ...(values.deny === true ? { approve: false } : {}),
     })
   } else {
+    const browserCommand = io.env.BROWSER
+    const openUrl =
+      dependencies.openUrl ??
+      (browserCommand === undefined || browserCommand === ''
+        ? undefined
+        : browserFromEnv(browserCommand))
     const browser = systemBrowserInteraction({
       allowLoopbackHttp: development,
+      ...(openUrl === undefined ? {} : { open: openUrl }),
       onUrl: (authorizationUrl) =>
         io.err(
           `  open this URL to continue (a browser should open by itself):\n  ${authorizationUrl.href}`,
