@@ -5,13 +5,18 @@
  */
 
 import { base64url } from 'jose'
+import { sha256 } from './sha256.js'
 
 const encoder = new TextEncoder()
 
+/** Inputs up to this size are hashed in JavaScript; larger ones by Web Crypto. */
+const SMALL_INPUT = 16 * 1024
+
 /** base64url (no padding) of SHA-256 over the UTF-8 bytes of `text`. */
 export async function sha256Base64url(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', encoder.encode(text))
-  return base64url.encode(new Uint8Array(digest))
+  const bytes = encoder.encode(text)
+  if (bytes.length <= SMALL_INPUT) return base64url.encode(sha256(bytes))
+  return base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)))
 }
 
 /** True for a plain JSON object (not an array, not null). */
