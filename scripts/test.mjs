@@ -1,38 +1,22 @@
-// `npm test`: everything, in the order a reviewer would check it — lint, types, build, every test.
-import { readFileSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+// `npm test`: everything, in the order a reviewer would check it — lint, types, build, every vitest
+// project, then the MCP conformance suite's client auth scenarios (under Node 22).
 import { ensureNpmPackages, ensureSystemPackages, run } from './ensure.mjs'
+import { vitestWithSummary } from './vitest.mjs'
 
 ensureNpmPackages()
 ensureSystemPackages()
 
-for (const step of ['lint', 'typecheck', 'build']) {
-  console.log(`\n== npm run ${step}`)
-  if (run('npm', ['run', '--silent', step]) !== 0) {
-    console.error(`callproof: npm run ${step} failed`)
+function step(name) {
+  console.log(`\n== npm run ${name}`)
+  if (run('npm', ['run', '--silent', name]) !== 0) {
+    console.error(`callproof: npm run ${name} failed`)
     process.exit(1)
   }
 }
 
-console.log('\n== vitest (every package)')
-const report = join(mkdtempSync(join(tmpdir(), 'callproof-test-')), 'report.json')
-const status = run('npx', [
-  'vitest',
-  'run',
-  '--reporter=default',
-  '--reporter=json',
-  `--outputFile.json=${report}`,
-])
-let summary = ''
-try {
-  const r = JSON.parse(readFileSync(report, 'utf8'))
-  summary = `${r.numPassedTests} passed, ${r.numFailedTests} failed`
-  if (r.numPendingTests + r.numTodoTests > 0)
-    summary += `, ${r.numPendingTests + r.numTodoTests} skipped`
-  if (r.numTotalTests === 0) summary += ' (no test ran)'
-} catch {
-  summary = '0 passed, 1 failed'
-}
-console.log(`\ntests: ${summary}`)
-process.exit(status === 0 && !summary.includes('no test ran') ? 0 : 1)
+step('lint')
+step('typecheck')
+step('build')
+step('conformance')
+console.log(`\n== vitest under Node ${process.version} (every package)`)
+process.exit(vitestWithSummary() ? 0 : 1)
