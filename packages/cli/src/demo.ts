@@ -60,6 +60,11 @@ export interface DemoOptions {
   readonly color?: boolean
   /** Give up on the second agent after this long (default 20 s). */
   readonly attackerTimeoutMs?: number
+  /**
+   * The server to play against, when it is not the one `mode` expects: holding the baseline to
+   * callproof's expectations shows what a failing run looks like (and tests that it fails).
+   */
+  readonly against?: 'callproof' | 'baseline'
   /** Called with the running stack (tests use it to look inside). */
   readonly onStack?: (stack: Stack) => void
 }
@@ -93,7 +98,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const say = options.narrate ?? (() => undefined)
   const io = { color: options.color ?? false }
   const rows: DemoRow[] = []
-  const stack = await startStack({ drive: mode === 'baseline' ? 'baseline' : 'callproof' })
+  const stack = await startStack({
+    drive: options.against ?? (mode === 'baseline' ? 'baseline' : 'callproof'),
+  })
   options.onStack?.(stack)
   let client: Client | undefined
   try {
@@ -197,7 +204,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       secure ? undefined : 'no approval was asked: the baseline checks no tool policy',
     )
 
-    const captured = capture(recorder.exchanges, stack.url)
     say('')
     say(
       style(
@@ -213,17 +219,28 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         `  it captured from loopback: alice’s access token, her session id, her write_file and delete_file requests with their proofs`,
       ),
     )
-    const report = await runAttackerProcess(
-      { captured, attacks: ATTACKS },
-      options.attackerTimeoutMs ?? 20_000,
-    )
-    say(style(io, 'dim', `  second agent: pid ${report.pid}, key thumbprint ${report.jkt}`))
+    // If alice's story broke, there is nothing to capture: the attacks are reported as not
+    // played (and the run fails), but the table is still printed.
+    let report: AttackReport | undefined
+    let notPlayed = ''
+    try {
+      report = await runAttackerProcess(
+        { captured: capture(recorder.exchanges, stack.url), attacks: ATTACKS },
+        options.attackerTimeoutMs ?? 20_000,
+      )
+    } catch (error) {
+      notPlayed = error instanceof Error ? error.message : String(error)
+      say(`  ${mark(io, false)} ${notPlayed}`)
+    }
+    if (report !== undefined) {
+      say(style(io, 'dim', `  second agent: pid ${report.pid}, key thumbprint ${report.jkt}`))
+    }
     for (const attack of ATTACKS) {
       const step = rows.length + 1
-      const observation = report.results[attack.id]
+      const observation = report?.results[attack.id]
       const expected = secure ? expectedRefusal(attack) : 'allowed'
       const actual = observation === undefined ? 'not played' : outcomeOf(observation)
-      const detail = observation === undefined ? '' : attackDetail(observation)
+      const detail = observation === undefined ? short(notPlayed, 80) : attackDetail(observation)
       const ok = actual === expected
       say(`  ${step}. ${attack.story}`)
       const shown = secure ? actual : style(io, 'yellow', `${actual} (the baseline let it through)`)
@@ -253,7 +270,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       rows,
       issuer: stack.issuer,
       server: stack.url,
-      secondAgent: { pid: report.pid, jkt: report.jkt },
+      ...(report === undefined ? {} : { secondAgent: { pid: report.pid, jkt: report.jkt } }),
       durationMs: Date.now() - started,
     }
   } finally {

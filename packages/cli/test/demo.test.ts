@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { main, memoryIo, runDemo } from '../src/index.js'
+import { formatDemoTable, main, memoryIo, runDemo } from '../src/index.js'
 import type { DemoReport, Stack } from '../src/index.js'
 import { ATTACKS } from '../src/story.js'
 
@@ -111,5 +111,17 @@ describe('callproof demo --json', () => {
     expect(out).toMatch(/12\/12 outcomes as expected/)
     // No colour codes when the Io says no colour (not a terminal, or NO_COLOR).
     expect(out).not.toContain('\u001b[')
+  })
+})
+
+describe('callproof demo: a run whose outcomes differ from the expected ones', () => {
+  it('fails, and says which rows differ', async () => {
+    // callproof's expectations held against the baseline: the server lets every ride through.
+    const report = await runDemo({ mode: 'callproof', against: 'baseline' })
+    expect(report.ok).toBe(false)
+    const failed = report.rows.filter((r) => !r.ok)
+    expect(failed.map((r) => r.actor)).toContain('second agent')
+    expect(failed.find((r) => r.action.startsWith('deletes'))?.actual).toBe('allowed')
+    expect(formatDemoTable({ color: false }, report)).toMatch(/\d+ of 12 outcomes NOT as expected/)
   })
 })
