@@ -196,6 +196,14 @@ describe('callproof dev', () => {
     await expect(fetch(info.server, { method: 'POST' })).rejects.toThrow()
   })
 
+  it('runs the insecure baseline with --insecure, labelled as such', async () => {
+    const io = memoryIo()
+    expect(await devCommand(['--insecure'], io, Promise.resolve())).toBe(0)
+    expect(io.stdout.join('\n')).toContain('INSECURE BASELINE')
+    const refused = memoryIo()
+    expect(await main(['dev', '--insecure', '--nonce'], refused)).toBe(2)
+  })
+
   it('prints the URLs, the test users and ready call lines as text', async () => {
     const io = memoryIo()
     const running = devCommand([], io, Promise.resolve())

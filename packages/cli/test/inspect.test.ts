@@ -1,5 +1,6 @@
 import { connect } from '@callproof/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { inspectCommand } from '../src/inspect.js'
 import { inspectJwt, main, memoryIo, startStack } from '../src/index.js'
 import type { Inspection, Stack } from '../src/index.js'
 import { AGENT_METADATA, recordingFetch } from '../src/trace.js'
@@ -163,6 +164,15 @@ describe('callproof inspect (command)', () => {
     expect(out).toContain('DPoP proof (RFC 9449)')
     expect(out).toContain('✓ call binding')
     expect(out).toContain('key binding')
+  })
+
+  it('reads the JWT from stdin with "-", as a pasted header line', async () => {
+    const io = memoryIo()
+    const code = await inspectCommand(['-'], io, () =>
+      Promise.resolve(`Authorization: DPoP ${token(call)}\n`),
+    )
+    expect(code).toBe(0)
+    expect(io.stdout.join('\n')).toContain('JWT access token (RFC 9068)')
   })
 
   it('prints JSON with --json', async () => {
