@@ -22,6 +22,7 @@ import { ATTACKS, PLAN, expectedRefusal, outcomeOf } from './story.js'
 import type { AttackPlan, AttackReport, Captured, DemoMode } from './story.js'
 import { AFTER, AGENT_METADATA, describeChallenge, recordingFetch } from './trace.js'
 import type { Exchange } from './trace.js'
+import { PROTOCOL_VERSION } from './wire.js'
 import type { Observation } from './wire.js'
 
 export type { DemoMode } from './story.js'
@@ -331,7 +332,7 @@ function capture(exchanges: readonly Exchange[], url: string): Captured {
     url,
     accessToken: authorization.replace(/^\S+\s+/, ''),
     sessionId: del.request.headers['mcp-session-id'] ?? '',
-    protocolVersion: del.request.headers['mcp-protocol-version'] ?? '2025-11-25',
+    protocolVersion: del.request.headers['mcp-protocol-version'] ?? PROTOCOL_VERSION,
     requests: { write: write.request, delete: del.request },
   }
 }

@@ -6,7 +6,7 @@
 import type { InteractionContext } from '@callproof/client'
 import type { WireRequest } from './wire.js'
 
-/** One HTTP exchange between alice's agent and the drive, as a sniffer on loopback would see it. */
+/** One HTTP exchange between a client and an MCP server, as a sniffer on loopback would see it. */
 export interface Exchange {
   readonly request: WireRequest
   readonly status: number
@@ -71,6 +71,7 @@ export const AGENT_METADATA = (name: string) => ({
   authorization_details_types: ['mcp_tool_call'],
 })
 
+/** What the client did about a challenge, by the reason it gave its interaction. */
 export const AFTER: Record<InteractionContext['reason'], string> = {
   authorize: 'sign-in',
   scope: 'scope step-up',
@@ -78,6 +79,7 @@ export const AFTER: Record<InteractionContext['reason'], string> = {
   approval: 'approving this call',
 }
 
+/** A challenge in a few words: status, `error`, and the step-up parameters that matter. */
 export function describeChallenge(exchange: Exchange): string {
   const header = exchange.challengeHeader ?? ''
   const param = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(header)?.[1]

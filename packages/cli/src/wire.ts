@@ -5,7 +5,7 @@
  */
 import { parseWwwAuthenticate } from '@callproof/core'
 
-/** The MCP protocol revision the raw requests announce. */
+/** The MCP protocol revision raw requests announce when none was seen on the wire. */
 export const PROTOCOL_VERSION = '2025-11-25'
 
 /** One HTTP request as sent on the wire (what a sniffer on loopback would capture). */
