@@ -4,6 +4,7 @@
  * to the examples' time).
  */
 import canonicalize from 'canonicalize'
+import { base64url } from 'jose'
 import { describe, expect, it } from 'vitest'
 import { accessTokenHash, argsDigest, jwkThumbprint, verifyProof } from '../src/index.js'
 
@@ -93,6 +94,17 @@ describe('RFC 8785 (JCS)', () => {
     expect(() => canonicalize(Infinity)).toThrow()
     await expect(argsDigest({ x: Infinity })).rejects.toMatchObject({ code: 'ERR_MALFORMED_BODY' })
     await expect(argsDigest({ x: '\ud800' })).rejects.toMatchObject({ code: 'ERR_MALFORMED_BODY' })
+  })
+
+  it('argsDigest is the same on both sides of the JS / Web Crypto size split (16 KiB)', async () => {
+    for (const size of [100, 16 * 1024 - 12, 16 * 1024 - 11, 16 * 1024 + 100, 200_000]) {
+      const args = { content: 'x'.repeat(size) }
+      const bytes = new TextEncoder().encode(canonicalize(args)!)
+      const expected = base64url.encode(
+        new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)),
+      )
+      expect(await argsDigest(args), `size ${bytes.length}`).toBe(expected)
+    }
   })
 
   it('argsDigest is the base64url SHA-256 of the canonical text, {} when absent', async () => {
