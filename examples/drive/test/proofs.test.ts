@@ -204,6 +204,43 @@ describe('call binding (mcp claim)', () => {
   })
 })
 
+describe('digests agree with an independent SHA-256 + JCS at every size', () => {
+  it('arguments across SHA-256 padding boundaries and the 16 KiB fast-path split all bind', async () => {
+    const c = await alice()
+    // JCS of {content, path} is 30 + path + content bytes; sweeping content length walks the
+    // canonical form across every 64-byte block boundary, and around 16 KiB where core switches
+    // hashing implementations. The digest here comes from Web Crypto, not from core.
+    const lengths = [
+      ...Array.from({ length: 140 }, (_, i) => i),
+      ...[16 * 1024 - 80, 16 * 1024 - 60, 16 * 1024 - 59, 16 * 1024 - 40, 16 * 1024 + 1, 70_000],
+    ]
+    const results = await Promise.all(
+      lengths.map(async (n) => {
+        const path = `tests/len-${n}.txt`
+        const answer = await c.send(toolCall('write_file', { path, content: 'z'.repeat(n) }))
+        return [n, answer.status] as const
+      }),
+    )
+    expect(results.filter(([, status]) => status !== 200)).toEqual([])
+  })
+
+  it('JCS edge cases (key order by UTF-16, number forms, escapes) bind', async () => {
+    const c = await alice()
+    const args = {
+      path: uniquePath('jcs-edge'),
+      content: 'line\nbreak \u2028 \t "quoted" \\ é 😀 \u0000',
+      '\u20ac': 1e21,
+      '\ud83d\ude00': 0.1 + 0.2,
+      a: -0,
+      b: 1e-7,
+      c: [true, null, { z: 1, y: 2 }],
+    }
+    const answer = await c.send(toolCall('write_file', args))
+    // The binding matched (no 401); the tool may ignore or refuse the unknown keys.
+    expect(answer.status, answer.text.slice(0, 300)).toBe(200)
+  })
+})
+
 describe('htu, htm, ath', () => {
   const htus = (): [string, string][] => {
     const u = new URL(fx.resource)
