@@ -4,12 +4,23 @@
  * @module
  */
 
+import { sha256 } from '@noble/hashes/sha2.js'
 import { base64url } from 'jose'
-import { sha256 } from './sha256.js'
+
+/**
+ * SHA-256, synchronously, from @noble/hashes (audited, pure JavaScript, runs on every Web
+ * platform). `crypto.subtle.digest` is asynchronous and on Node costs a thread-pool round trip
+ * (about 20 µs of CPU) even for a few hundred bytes; the small inputs hashed on every call (the
+ * argument digest, `ath`, thumbprints) are hashed here instead. Never hand-rolled.
+ */
+export { sha256 }
 
 const encoder = new TextEncoder()
 
-/** Inputs up to this size are hashed in JavaScript; larger ones by Web Crypto. */
+/**
+ * Inputs up to this size are hashed in JavaScript; larger ones by Web Crypto, which runs off the
+ * event loop (a 1 MiB body hashed synchronously would stall every other request for milliseconds).
+ */
 const SMALL_INPUT = 16 * 1024
 
 /** base64url (no padding) of SHA-256 over the UTF-8 bytes of `text`. */

@@ -1,7 +1,7 @@
-/** The JavaScript SHA-256 against FIPS 180-4 examples and against Web Crypto. */
+/** The synchronous SHA-256 (@noble/hashes, as core uses it) against FIPS 180-4 examples and Web Crypto. */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { sha256 } from '../src/sha256.js'
+import { sha256 } from '../src/encoding.js'
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('')
 const utf8 = (s: string) => new TextEncoder().encode(s)
