@@ -1,0 +1,272 @@
+/**
+ * `npm run bench`: one drive tool call (`read_file`) end to end — the real MCP SDK client, real
+ * HTTP on 127.0.0.1, the real SDK server behind Hono — as five variants measured in one run:
+ *
+ *   (a) no authentication; (b) a bearer JWT checked with jose (the baseline); (c) callproof with
+ *   the memory replay store; (d) callproof with a real redis-server; (e) callproof with nonces.
+ *
+ * The servers run in one child process (bench/support/server.ts), the clients in this one: the
+ * two processes share the machine's cores, so every client-side cost (signing a proof per call)
+ * is part of the number, as it is for a real deployment. Every variant serves the SDK in
+ * stateless mode (a fresh server and transport per request, JSON responses) and is called through
+ * CONNECTIONS clients with CONCURRENCY calls in flight. Variants run in ROUNDS slices of SLICE
+ * calls, in a rotating order, so drift on the machine falls on all of them alike.
+ *
+ * Prints calls/s and p50/p99 latency per variant and the ratios to (b); the last line is the
+ * throughput ratio (c)/(b). Environment: BENCH_ROUNDS, BENCH_SLICE, BENCH_WARMUP,
+ * BENCH_CONCURRENCY, BENCH_CONNECTIONS, BENCH_VARIANTS (comma-separated short names: none,
+ * bearer, memory, redis, nonce), BENCH_PROFILE (a directory: the server process writes a V8 CPU
+ * profile there; summarise it with `node bench/support/profile.ts <file>`).
+ */
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { availableParallelism, loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { startRedisServer } from '../packages/server/test/support/redis-server.js'
+import type { TestRedisServer } from '../packages/server/test/support/redis-server.js'
+import { connectCaller, createBenchIssuer } from './support/callers.js'
+import type { ServerConfig, ServerReady } from './support/server.js'
+import { LABELS, VARIANTS } from './support/variants.js'
+import type { VariantName } from './support/variants.js'
+
+const int = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback)
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new Error(`${name} must be a positive integer`)
+  return value
+}
+const ROUNDS = int('BENCH_ROUNDS', 10)
+const SLICE = int('BENCH_SLICE', 300)
+const WARMUP = int('BENCH_WARMUP', 400)
+const CONCURRENCY = int('BENCH_CONCURRENCY', 16)
+const CONNECTIONS = int('BENCH_CONNECTIONS', 4)
+const PROFILE = process.env['BENCH_PROFILE']
+const variants: VariantName[] = (process.env['BENCH_VARIANTS'] ?? VARIANTS.join(','))
+  .split(',')
+  .map((name) => {
+    if (!(VARIANTS as readonly string[]).includes(name)) throw new Error(`unknown variant ${name}`)
+    return name as VariantName
+  })
+
+const TOOL = { name: 'read_file', arguments: { path: 'notes/todo.txt' } }
+const started = performance.now()
+
+// --- the pieces: issuer key, Redis, the server process -------------------------------------
+const bench = await createBenchIssuer()
+let redis: TestRedisServer | undefined
+if (variants.includes('redis')) redis = await startRedisServer()
+
+const config: ServerConfig = {
+  issuerJwk: bench.publicJwk,
+  variants,
+  ...(redis !== undefined ? { redisUrl: redis.url } : {}),
+}
+const serverPath = fileURLToPath(new URL('./support/server.ts', import.meta.url))
+const child = spawn(
+  process.execPath,
+  [
+    ...process.execArgv,
+    ...(PROFILE !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []),
+    serverPath,
+  ],
+  {
+    env: { ...process.env, BENCH_SERVER_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+)
+const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+
+async function cleanup(): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM')
+    await exited
+  }
+  await redis?.stop()
+}
+
+try {
+  const ready = await new Promise<ServerReady>((resolve, reject) => {
+    let out = ''
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString()
+      const line = out.split('\n').find((l) => l.startsWith('READY '))
+      if (line !== undefined) {
+        child.stdout?.off('data', onData)
+        resolve(JSON.parse(line.slice('READY '.length)) as ServerReady)
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`bench server exited early (${code}): ${out}`)))
+  })
+
+  // --- clients: CONNECTIONS SDK clients per variant, each with its own key and token --------
+  const clients = new Map<VariantName, Client[]>()
+  for (const variant of variants) {
+    const url = ready.endpoints[variant]
+    if (url === undefined) throw new Error(`the server did not start variant ${variant}`)
+    const list: Client[] = []
+    for (let i = 0; i < CONNECTIONS; i++) {
+      list.push(await connectCaller(variant, url, ready.issuer, bench, i))
+    }
+    clients.set(variant, list)
+  }
+
+  // CPU time per call, on each side: unlike calls/s, it hardly moves when other processes load
+  // the machine, so it is the number to compare the variants' costs by. /proc/<pid>/stat counts
+  // every thread of the server process (Web Crypto runs on libuv's thread pool).
+  const ticks = 100 // USER_HZ on Linux
+  const serverCpuMs = () => {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks
+  }
+  const clientCpuMs = () => {
+    const u = process.cpuUsage()
+    return (u.user + u.system) / 1000
+  }
+  const redisCpuMs = async () => {
+    if (redis === undefined) return 0
+    const info = await redis.command('INFO', 'cpu')
+    const get = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)?.[1] ?? 0)
+    return (get('used_cpu_user') + get('used_cpu_sys')) * 1000
+  }
+
+  /** CONCURRENCY workers share `count` calls over the variant's connections. */
+  async function slice(variant: VariantName, count: number, latencies?: number[]) {
+    const list = clients.get(variant)!
+    let next = 0
+    const t0 = performance.now()
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, w) => {
+        const client = list[w % list.length]!
+        while (next < count) {
+          next++
+          const s = performance.now()
+          const result = await client.callTool(TOOL)
+          const ms = performance.now() - s
+          if (result.isError === true) {
+            throw new Error(`${variant}: read_file failed: ${JSON.stringify(result.content)}`)
+          }
+          latencies?.push(ms)
+        }
+      }),
+    )
+    return performance.now() - t0
+  }
+
+  // Warm-up: JIT, key caches, keep-alive connections, Redis connection.
+  for (const variant of variants) await slice(variant, WARMUP)
+
+  const stats = new Map(
+    variants.map((v) => [
+      v,
+      { ms: 0, latencies: [] as number[], rounds: [] as number[], server: 0, client: 0, redis: 0 },
+    ]),
+  )
+  const loadBefore = loadavg()[0]!
+  for (let r = 0; r < ROUNDS; r++) {
+    // Rotate the order every round: no variant always runs first, or always after another.
+    const order = variants.map((_, i) => variants[(i + r) % variants.length]!)
+    for (const variant of order) {
+      const s = stats.get(variant)!
+      const onRedis = variant === 'redis'
+      const redis0 = onRedis ? await redisCpuMs() : 0
+      const [server0, client0] = [serverCpuMs(), clientCpuMs()]
+      const ms = await slice(variant, SLICE, s.latencies)
+      s.server += serverCpuMs() - server0
+      s.client += clientCpuMs() - client0
+      if (onRedis) s.redis += (await redisCpuMs()) - redis0
+      s.ms += ms
+      s.rounds.push(SLICE / (ms / 1000))
+    }
+  }
+  for (const list of clients.values()) await Promise.all(list.map((c) => c.close()))
+
+  // --- the table -------------------------------------------------------------------------------
+  const quantile = (sorted: number[], q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
+  const rows = new Map(
+    variants.map((v) => {
+      const s = stats.get(v)!
+      const sorted = [...s.latencies].sort((a, b) => a - b)
+      return [
+        v,
+        {
+          calls: sorted.length,
+          rate: sorted.length / (s.ms / 1000),
+          p50: quantile(sorted, 0.5),
+          p99: quantile(sorted, 0.99),
+          min: Math.min(...s.rounds),
+          max: Math.max(...s.rounds),
+          server: (1000 * s.server) / sorted.length,
+          client: (1000 * s.client) / sorted.length,
+          redis: (1000 * s.redis) / sorted.length,
+        },
+      ]
+    }),
+  )
+  const base = rows.get('bearer')
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?'
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+  const cols = [24, 6, 9, 13, 8, 8, 9, 9, 10, 10]
+  const line = (cells: string[]) =>
+    console.log(cells.map((c, i) => (i === 0 ? c.padEnd(cols[i]!) : c.padStart(cols[i]!))).join(''))
+
+  const loadAfter = loadavg()[0]!
+  console.log('')
+  console.log(
+    `${availableParallelism()} CPUs (${cpu}), node ${process.version}; client and server processes share them`,
+  )
+  console.log(
+    `read_file over MCP Streamable HTTP (SDK stateless, JSON responses) on 127.0.0.1; ` +
+      `${CONNECTIONS} connections, ${CONCURRENCY} calls in flight; ${ROUNDS} rounds × ${SLICE} calls ` +
+      `per variant, rotating order, after ${WARMUP} warm-up calls each; ` +
+      `load average ${loadBefore.toFixed(1)} before the rounds, ${loadAfter.toFixed(1)} after`,
+  )
+  line([
+    'variant',
+    'calls',
+    'calls/s',
+    'rounds',
+    'p50 ms',
+    'p99 ms',
+    'tput/(b)',
+    'p50/(b)',
+    'server µs',
+    'client µs',
+  ])
+  for (const v of variants) {
+    const row = rows.get(v)!
+    line([
+      LABELS[v],
+      String(row.calls),
+      fmt(row.rate),
+      `${fmt(row.min)}-${fmt(row.max)}`,
+      row.p50.toFixed(2),
+      row.p99.toFixed(2),
+      base !== undefined ? (row.rate / base.rate).toFixed(2) : '-',
+      base !== undefined ? (row.p50 / base.p50).toFixed(2) : '-',
+      fmt(row.server) + (row.redis > 0 ? `+${fmt(row.redis)}` : ''),
+      fmt(row.client),
+    ])
+  }
+  console.log(
+    'rounds: slowest-fastest round in calls/s. server/client µs: CPU time per call of the ' +
+      'server process (all threads; +redis-server for (d)) and of the client process',
+  )
+  console.log('')
+  const memory = rows.get('memory')
+  const redisRow = rows.get('redis')
+  if (memory !== undefined && redisRow !== undefined) {
+    console.log(
+      `(d)/(c) throughput: ${(redisRow.rate / memory.rate).toFixed(2)} (target ≥ 0.80); ` +
+        `p50 (c)/(b): ${base !== undefined ? (memory.p50 / base.p50).toFixed(2) : '-'} (target ≤ 1.15)`,
+    )
+  }
+  console.log(`total run time ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  if (memory !== undefined && base !== undefined) {
+    console.log(`(c)/(b) throughput: ${(memory.rate / base.rate).toFixed(2)}`)
+  }
+} finally {
+  await cleanup()
+}
