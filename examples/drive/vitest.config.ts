@@ -3,5 +3,10 @@ import { sourceConditions } from '../../vitest.shared.js'
 
 export default defineProject({
   ...sourceConditions,
-  test: { name: '@callproof/example-drive', include: ['test/**/*.test.ts'] },
+  test: {
+    name: '@callproof/example-drive',
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
 })
