@@ -288,8 +288,10 @@ export function createProvider(options: ProviderOptions): Provider {
             },
           },
         },
-        // Only what this very request asked for AND the user approved goes on the code. The grant
-        // keeps earlier approvals; without this filter they would leak into later tokens.
+        // Only what this very request asked for goes on the code: the grant keeps earlier
+        // approvals, which would otherwise leak into later tokens (tested). Requiring each entry
+        // to be in the grant too is defence in depth: oidc-provider already forces a fresh
+        // approval page whenever authorization_details are requested.
         authorizationDetailsForGrantSource: (ctx: KoaContextWithOIDC) => {
           const approved = ctx.oidc.grant?.rar ?? []
           const requested = parseRequestedDetails(ctx)
