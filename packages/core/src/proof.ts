@@ -5,7 +5,7 @@
  * @module
  */
 
-import { SignJWT, base64url, decodeProtectedHeader, importJWK } from 'jose'
+import { base64url, decodeProtectedHeader, importJWK } from 'jose'
 import type { CryptoKey as JoseCryptoKey, JWK, JWTPayload } from 'jose'
 import type { McpBinding } from './binding.js'
 import { LruCache } from './cache.js'
@@ -76,6 +76,11 @@ export interface CreateProofInput {
   htu: string
   /** The access token the request carries: its SHA-256 becomes `ath`. */
   accessToken?: string
+  /**
+   * The precomputed `ath` of `accessToken` ({@link accessTokenHash}), for a client that sends many
+   * requests with one token. Used instead of hashing `accessToken` again; ignored without it.
+   */
+  ath?: string
   /** The server-provided nonce. */
   nonce?: string
   /** The call binding, from {@link bindingFor}. */
@@ -141,12 +146,56 @@ export async function createProof(
     htu: input.htu,
     iat: input.iat ?? Math.floor(clock() / 1000),
   }
-  if (input.accessToken !== undefined) payload.ath = await sha256Base64url(input.accessToken)
+  if (input.accessToken !== undefined) {
+    payload.ath = input.ath ?? (await accessTokenHash(input.accessToken))
+  }
   if (input.nonce !== undefined) payload.nonce = input.nonce
   if (input.mcp !== undefined) payload.mcp = input.mcp
-  return new SignJWT(payload)
-    .setProtectedHeader({ alg, typ: 'dpop+jwt', jwk: await publicJwkOf(keyPair.publicKey) })
-    .sign(keyPair.privateKey)
+  // The compact JWS is assembled here and signed with Web Crypto directly (RFC 7515 §3.1): the
+  // protected header is the same for every proof of a key, so it is encoded once per key, and
+  // jose's general JWT builder cost about as much again as the binding itself on every call.
+  const header = await protectedHeaderOf(keyPair.publicKey, alg)
+  const signingInput = `${header}.${base64url.encode(JSON.stringify(payload))}`
+  let signature: ArrayBuffer
+  try {
+    signature = await crypto.subtle.sign(
+      alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' },
+      keyPair.privateKey,
+      encoder.encode(signingInput),
+    )
+  } catch (cause) {
+    throw new CallproofError(
+      'ERR_INVALID_OPTIONS',
+      `the proof key cannot sign with ${alg} (expected an ECDSA P-256 or Ed25519 private key with the sign usage)`,
+      { cause },
+    )
+  }
+  return `${signingInput}.${base64url.encode(new Uint8Array(signature))}`
+}
+
+const protectedHeaders = new WeakMap<CryptoKey, Map<ProofAlgorithm, string>>()
+
+/** base64url of the proof's protected header for `publicKey` signing with `alg`, made once. */
+async function protectedHeaderOf(publicKey: CryptoKey, alg: ProofAlgorithm): Promise<string> {
+  let byAlg = protectedHeaders.get(publicKey)
+  let header = byAlg?.get(alg)
+  if (header === undefined) {
+    const jwk = await publicJwkOf(publicKey)
+    const fits =
+      alg === 'ES256'
+        ? jwk.kty === 'EC' && jwk.crv === 'P-256'
+        : jwk.kty === 'OKP' && jwk.crv === 'Ed25519'
+    if (!fits) {
+      throw new CallproofError(
+        'ERR_INVALID_OPTIONS',
+        `proof alg ${String(alg)} does not fit the key (${String(jwk.kty)}/${String(jwk.crv)})`,
+      )
+    }
+    header = base64url.encode(JSON.stringify({ alg, typ: 'dpop+jwt', jwk }))
+    if (!byAlg) protectedHeaders.set(publicKey, (byAlg = new Map()))
+    byAlg.set(alg, header)
+  }
+  return header
 }
 
 /**
@@ -162,10 +211,28 @@ export async function createProof(
  */
 export class KeyCache {
   readonly #lru: LruCache<string, Promise<{ key: JoseCryptoKey; jkt: string }>>
+  readonly #headers: LruCache<string, CheckedHeader>
 
   /** @param maxEntries - the most keys kept (default 10 000) */
   constructor(maxEntries = 10_000) {
     this.#lru = new LruCache(maxEntries)
+    this.#headers = new LruCache(maxEntries)
+  }
+
+  /**
+   * A proof header (its exact base64url segment) that already passed every header check that
+   * does not depend on options (typ, jwk public-only and fitting alg, no crit/b64), with its key.
+   * A client's header is the same on every proof, so this saves decoding and checking it again;
+   * the alg allowlist is still checked per call by the caller.
+   * @internal
+   */
+  checkedHeader(segment: string): CheckedHeader | undefined {
+    return this.#headers.get(segment)
+  }
+
+  /** Remembers a header segment that passed the checks. @internal */
+  rememberHeader(segment: string, checked: CheckedHeader): void {
+    this.#headers.set(segment, checked)
   }
 
   /** The imported key and thumbprint for a canonical JWK, importing it on a miss. */
@@ -185,6 +252,13 @@ export class KeyCache {
   get size(): number {
     return this.#lru.size
   }
+}
+
+/** What a checked proof header resolves to (see {@link KeyCache.checkedHeader}). @internal */
+interface CheckedHeader {
+  readonly alg: ProofAlgorithm
+  readonly key: JoseCryptoKey
+  readonly jkt: string
 }
 
 async function importProofKey(
@@ -318,8 +392,14 @@ function short(value: unknown): string {
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
  */
 export function accessTokenHash(accessToken: string): Promise<string> {
-  return sha256Base64url(accessToken)
+  // A client sends many requests with one token and a server sees it on every call: the last
+  // token's hash is kept (a digest of a value the caller already holds, so nothing secret leaks).
+  if (lastAth?.token !== accessToken)
+    lastAth = { token: accessToken, ath: sha256Base64url(accessToken) }
+  return lastAth.ath
 }
+
+let lastAth: { token: string; ath: Promise<string> } | undefined
 
 /**
  * Verifies a DPoP proof: header (`typ` dpop+jwt, `alg` in the allowlist, `jwk` a public key
@@ -344,22 +424,17 @@ export async function verifyProof(
   return verifyProofWith(proof, options, undefined)
 }
 
-/** {@link verifyProof} with a precomputed `ath` (the verifier caches it with the token). */
-export async function verifyProofWith(
+/**
+ * Every header check that does not depend on the request: typ dpop+jwt, alg in the allowlist,
+ * jwk a public key only that fits alg, no crit/b64; then the key, imported and thumbprinted.
+ * The result is remembered under the exact header segment.
+ */
+async function checkHeader(
   proof: string,
-  options: VerifyProofOptions,
-  expectedAth: string | undefined,
-): Promise<VerifiedProof> {
-  const algorithms = options.algorithms ?? PROOF_ALGORITHMS
-  const clock = options.clock ?? Date.now
-  const maxAge = options.maxAgeSeconds ?? 60
-  const futureSkew = options.futureSkewSeconds ?? 5
-
-  if (typeof proof !== 'string' || proof.length === 0) throw invalid('the DPoP proof is missing')
-  if (proof.length > MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof)) {
-    throw invalid('the DPoP proof is not a compact JWS')
-  }
-
+  headerSegment: string,
+  algorithms: readonly ProofAlgorithm[],
+  cache: KeyCache,
+): Promise<CheckedHeader> {
   let header: Record<string, unknown>
   try {
     header = decodeProtectedHeader(proof) as Record<string, unknown>
@@ -389,24 +464,54 @@ export async function verifyProofWith(
     throw invalid(`proof jwk ${short(jwk.kty)}/${short(jwk.crv)} does not fit alg ${alg}`)
   }
   const canonical = canonicalPublicJwk(jwk)
-  const cache = options.keyCache ?? defaultKeyCache
-  let key: JoseCryptoKey
-  let jkt: string
+  let resolved: { key: JoseCryptoKey; jkt: string }
   try {
-    ;({ key, jkt } = await cache.resolve(canonical, alg as ProofAlgorithm))
+    resolved = await cache.resolve(canonical, alg as ProofAlgorithm)
   } catch (cause) {
     if (cause instanceof CallproofError) throw cause
     throw invalid('proof jwk is not a valid public key', cause)
   }
-
-  // The signature is checked with Web Crypto directly on the key imported (and cached) through
-  // jose: jose's generic JWS path costs about half a signature verification more per proof, and
-  // a proof needs none of its generality. Header members that change what is signed are refused.
+  // Header members that change what is signed or demand extensions we do not know are refused.
   if (header.crit !== undefined || header.b64 !== undefined) {
     throw invalid('proof header must not carry crit or b64')
   }
+  const checked: CheckedHeader = Object.freeze({ alg: alg as ProofAlgorithm, ...resolved })
+  cache.rememberHeader(headerSegment, checked)
+  return checked
+}
+
+/** {@link verifyProof} with a precomputed `ath` (the verifier caches it with the token). */
+export async function verifyProofWith(
+  proof: string,
+  options: VerifyProofOptions,
+  expectedAth: string | undefined,
+): Promise<VerifiedProof> {
+  const algorithms = options.algorithms ?? PROOF_ALGORITHMS
+  const clock = options.clock ?? Date.now
+  const maxAge = options.maxAgeSeconds ?? 60
+  const futureSkew = options.futureSkewSeconds ?? 5
+
+  if (typeof proof !== 'string' || proof.length === 0) throw invalid('the DPoP proof is missing')
+  if (proof.length > MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof)) {
+    throw invalid('the DPoP proof is not a compact JWS')
+  }
+
   const firstDot = proof.indexOf('.')
   const secondDot = proof.indexOf('.', firstDot + 1)
+  const cache = options.keyCache ?? defaultKeyCache
+  const headerSegment = proof.slice(0, firstDot)
+  const checked =
+    cache.checkedHeader(headerSegment) ??
+    (await checkHeader(proof, headerSegment, algorithms, cache))
+  const { alg, key, jkt } = checked
+  // Re-checked on every call: a cached header may have been accepted under another allowlist.
+  if (!(algorithms as readonly string[]).includes(alg)) {
+    throw invalid(`proof alg ${alg} is not allowed (expected one of ${algorithms.join(' ')})`)
+  }
+
+  // The signature is checked with Web Crypto directly on the key imported (and cached) through
+  // jose: jose's generic JWS path costs about half a signature verification more per proof, and
+  // a proof needs none of its generality.
   let payload: Record<string, unknown>
   let signature: Uint8Array
   try {
