@@ -208,7 +208,12 @@ try {
   const base = rows.get('bearer')
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?'
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
-  const cols = [24, 6, 9, 13, 8, 8, 9, 9, 10, 10]
+  const cols = [24, 6, 9, 13, 8, 8, 9, 9, 10, 10, 8]
+  // Calls per CPU-second relative to (b): the throughput ratio a machine dedicated to this one
+  // workload would see. Wall-clock calls/s on a shared 2-core machine drifts with everything
+  // else that runs; CPU time per call hardly does.
+  const cpuOf = (r: { server: number; client: number; redis: number }) =>
+    r.server + r.client + r.redis
   const line = (cells: string[]) =>
     console.log(cells.map((c, i) => (i === 0 ? c.padEnd(cols[i]!) : c.padStart(cols[i]!))).join(''))
 
@@ -234,6 +239,7 @@ try {
     'p50/(b)',
     'server µs',
     'client µs',
+    'CPU/(b)',
   ])
   for (const v of variants) {
     const row = rows.get(v)!
@@ -248,11 +254,13 @@ try {
       base !== undefined ? (row.p50 / base.p50).toFixed(2) : '-',
       fmt(row.server) + (row.redis > 0 ? `+${fmt(row.redis)}` : ''),
       fmt(row.client),
+      base !== undefined ? (cpuOf(base) / cpuOf(row)).toFixed(2) : '-',
     ])
   }
   console.log(
     'rounds: slowest-fastest round in calls/s. server/client µs: CPU time per call of the ' +
-      'server process (all threads; +redis-server for (d)) and of the client process',
+      'server process (all threads; +redis-server for (d)) and of the client process; CPU/(b): ' +
+      "(b)'s CPU time per call ÷ this variant's (calls per CPU-second relative to (b))",
   )
   console.log('')
   const memory = rows.get('memory')
