@@ -564,8 +564,17 @@ export async function verifyProofWith(
   const iat = payload.iat
   if (typeof iat !== 'number' || !Number.isFinite(iat)) throw invalid('proof iat is missing')
   const now = clock() / 1000
-  if (iat < now - maxAge) throw invalid(`proof iat is more than ${maxAge} s in the past`)
-  if (iat > now + futureSkew) throw invalid(`proof iat is more than ${futureSkew} s in the future`)
+  // Both bounds name the tolerance, so a client with a skewed clock can see why it was refused.
+  if (iat < now - maxAge) {
+    throw invalid(
+      `proof iat is too old: ${Math.floor(now - iat)} s in the past (at most ${maxAge} s allowed)`,
+    )
+  }
+  if (iat > now + futureSkew) {
+    throw invalid(
+      `proof iat is too far in the future: ${Math.ceil(iat - now)} s ahead (clock skew tolerance ${futureSkew} s)`,
+    )
+  }
   // RFC 9449 needs neither; when a client adds them they still mean what RFC 7519 says.
   if (payload.exp !== undefined && (typeof payload.exp !== 'number' || payload.exp <= now)) {
     throw invalid('proof exp has passed')

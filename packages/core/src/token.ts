@@ -234,16 +234,71 @@ export async function verifyAccessToken(
     }))
   } catch (cause) {
     // jose's messages name the failed check ('"aud" claim check failed', …), never the token.
+    const code = (cause as { code?: unknown } | null)?.code
+    if (code === 'ERR_JWT_EXPIRED') {
+      throw invalid(
+        `the access token has expired (exp has passed, clock skew tolerance ${tolerance} s)`,
+        cause,
+      )
+    }
     const reason = cause instanceof Error ? `: ${cause.message}` : ''
     throw invalid(`the access token is invalid${reason}`, cause)
   }
 
-  const now = clock() / 1000
-  if (typeof payload.exp !== 'number' || payload.exp + tolerance <= now) {
-    throw invalid('the access token has expired')
+  return checkAccessTokenClaims(payload, options)
+}
+
+/**
+ * The claim checks every access token goes through, whether its claims come from a verified JWT
+ * or from an introspection answer: `iss` trusted, `aud` containing the resource, `exp` not passed
+ * and `iat` not in the future (with tolerance), `sub`, `client_id`, `jti` present, `cnf.jkt`
+ * present (sender-constrained), and the types of `scope`, `acr`, `auth_time`,
+ * `authorization_details`. Returns the frozen verified token; every refusal is ERR_INVALID_TOKEN.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-4
+ * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.2
+ */
+export function checkAccessTokenClaims(
+  payload: Record<string, unknown>,
+  options: Pick<
+    VerifyAccessTokenOptions,
+    'issuers' | 'audience' | 'clockToleranceSeconds' | 'clock'
+  >,
+): VerifiedToken {
+  if (!isObject(payload)) throw invalid('the access token claims are not an object')
+  const clock = options.clock ?? Date.now
+  const tolerance = options.clockToleranceSeconds ?? 5
+  if (typeof payload.iss !== 'string' || !options.issuers.includes(payload.iss)) {
+    throw invalid(`access token issuer ${short(payload.iss)} is not trusted`)
   }
-  if (typeof payload.iat !== 'number' || payload.iat > now + tolerance) {
-    throw invalid('the access token iat is in the future')
+  const aud = payload.aud
+  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
+  if (!audiences.includes(options.audience)) {
+    // RFC 8707: a token for another resource must not be usable here.
+    throw invalid(`access token audience does not include ${options.audience}`)
+  }
+  const now = clock() / 1000
+  if (typeof payload.exp !== 'number' || !Number.isFinite(payload.exp)) {
+    throw invalid('the access token has no exp')
+  }
+  if (payload.exp + tolerance <= now) {
+    throw invalid(
+      `the access token has expired (exp is ${Math.floor(now - payload.exp)} s ago, clock skew tolerance ${tolerance} s)`,
+    )
+  }
+  if (typeof payload.iat !== 'number' || !Number.isFinite(payload.iat)) {
+    throw invalid('the access token has no iat')
+  }
+  if (payload.iat > now + tolerance) {
+    throw invalid(
+      `the access token iat is in the future (${Math.ceil(payload.iat - now)} s ahead, beyond the clock skew tolerance of ${tolerance} s)`,
+    )
+  }
+  if (
+    payload.nbf !== undefined &&
+    (typeof payload.nbf !== 'number' || payload.nbf > now + tolerance)
+  ) {
+    throw invalid('the access token is not valid yet (nbf is in the future)')
   }
   for (const claim of ['sub', 'client_id', 'jti'] as const) {
     if (typeof payload[claim] !== 'string' || (payload[claim] as string).length === 0) {

@@ -9,7 +9,7 @@
 import { bindingFor, bindingsEqual, describeBinding } from './binding.js'
 import type { McpBinding } from './binding.js'
 import { LruCache } from './cache.js'
-import { isObject } from './encoding.js'
+import { COMPACT_JWS, isObject } from './encoding.js'
 import { CallproofError, UseNonceError } from './errors.js'
 import type { Caller } from './policy.js'
 import {
@@ -21,8 +21,13 @@ import {
 } from './proof.js'
 import type { Clock, ProofAlgorithm, VerifiedProof } from './proof.js'
 import type { ReplayStore } from './replay.js'
-import { TOKEN_ALGORITHMS, assertTokenAlgorithms, verifyAccessToken } from './token.js'
-import type { KeyResolver, VerifiedToken } from './token.js'
+import {
+  TOKEN_ALGORITHMS,
+  assertTokenAlgorithms,
+  checkAccessTokenClaims,
+  verifyAccessToken,
+} from './token.js'
+import type { AccessTokenClaims, KeyResolver, VerifiedToken } from './token.js'
 
 /**
  * Server-provided DPoP nonces (RFC 9449 §8): the current nonce to hand out, and the check of
@@ -35,8 +40,17 @@ import type { KeyResolver, VerifiedToken } from './token.js'
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-8
  */
 export interface NonceSource {
+  /** The nonce to hand out now (`DPoP-Nonce`). */
   current(): Promise<string> | string
+  /** True when a proof carrying `nonce` may be accepted. */
   check(nonce: string | undefined): Promise<boolean> | boolean
+  /**
+   * The moment (ms since the epoch) from which `check` stops accepting `nonce`, if known. The
+   * verifier then keeps a proof's replay entry only until the earlier of this and the end of the
+   * `iat` window: once its nonce is stale the proof is refused anyway, so the replay store (and
+   * its memory) is bounded by the nonce window (RFC 9449 §11.1).
+   */
+  expiresAt?(nonce: string): number | undefined
 }
 
 /**
@@ -80,6 +94,15 @@ export interface VerifierOptions {
   tokenCacheSize?: number
   /** Most imported proof keys cached (default 10 000). (Addition to the contract.) */
   keyCacheSize?: number
+  /**
+   * Opaque access tokens (RFC 7662 introspection or any other lookup): called only for a token
+   * that is not a compact JWS, it returns the token's claims (or throws a CallproofError, e.g.
+   * ERR_INVALID_TOKEN for an inactive token). The claims then go through the same checks as a
+   * JWT's: `iss` trusted, `aud` containing `resource`, `exp`, `iat`, `sub`, `client_id`, `jti`
+   * and `cnf.jkt` required. The answers are not cached by the verifier (a revocation the lookup
+   * learns of must take effect); cache inside the function if needed.
+   */
+  opaqueTokens?: (token: string) => Promise<AccessTokenClaims>
 }
 
 declare const verifiedCallBrand: unique symbol
@@ -220,6 +243,12 @@ function validate(o: VerifierOptions): void {
   ) {
     throw options('nonce must be a NonceSource with current() and check()')
   }
+  if (o.nonce?.expiresAt !== undefined && typeof o.nonce.expiresAt !== 'function') {
+    throw options('nonce.expiresAt must be a function when present')
+  }
+  if (o.opaqueTokens !== undefined && typeof o.opaqueTokens !== 'function') {
+    throw options('opaqueTokens must be a function (token) => Promise<AccessTokenClaims>')
+  }
   if (o.allowMissingTyp !== undefined && typeof o.allowMissingTyp !== 'boolean') {
     throw options('allowMissingTyp must be a boolean')
   }
@@ -292,10 +321,43 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
       tokenCache.delete(accessToken)
       throw new CallproofError('ERR_INVALID_TOKEN', 'the access token has expired')
     }
+    if (o.opaqueTokens !== undefined && !COMPACT_JWS.test(accessToken)) {
+      return { verified: await opaque(accessToken), ath: await accessTokenHash(accessToken) }
+    }
     const verified = await verifyAccessToken(accessToken, tokenOptions)
     const entry = { verified, ath: await accessTokenHash(accessToken) }
     tokenCache.set(accessToken, entry)
     return entry
+  }
+
+  /** An opaque token's claims from `opaqueTokens`, through the same claim checks as a JWT's. */
+  async function opaque(accessToken: string): Promise<VerifiedToken> {
+    let claims: AccessTokenClaims
+    try {
+      claims = await o.opaqueTokens!(accessToken)
+    } catch (cause) {
+      if (cause instanceof CallproofError) throw cause
+      // The lookup failed, not the token: fail closed with 503, never admit the call.
+      throw new CallproofError('ERR_STORE_UNAVAILABLE', 'the opaque token could not be looked up', {
+        cause,
+      })
+    }
+    // A copy, so that freezing the verified claims never freezes the caller's object.
+    const copy = isObject(claims) ? structuredClone(claims) : claims
+    return checkAccessTokenClaims(copy as Record<string, unknown>, tokenOptions)
+  }
+
+  /**
+   * Until when the proof's `jkt`+`jti` must be remembered: the end of its `iat` window, or, with
+   * nonces, the moment its nonce goes stale if that is earlier (after that it is refused anyway).
+   */
+  function replayExpiry(proof: VerifiedProof): number {
+    const windowEnd = (proof.iat + maxAge + skew) * 1000
+    if (o.nonce?.expiresAt === undefined || proof.nonce === undefined) return windowEnd
+    const nonceEnd = o.nonce.expiresAt(proof.nonce)
+    return typeof nonceEnd === 'number' && Number.isFinite(nonceEnd)
+      ? Math.min(windowEnd, nonceEnd)
+      : windowEnd
   }
 
   async function verify(request: VerifyRequest): Promise<VerifiedCall> {
@@ -392,10 +454,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
     // 11. replay, last: a refused request must not burn the proof's jti for nothing
     let first: boolean
     try {
-      first = await o.replay.consume(
-        `dpop:${proof.jkt}:${proof.jti}`,
-        (proof.iat + maxAge + skew) * 1000,
-      )
+      first = await o.replay.consume(`dpop:${proof.jkt}:${proof.jti}`, replayExpiry(proof))
     } catch (cause) {
       if (cause instanceof CallproofError) throw cause
       throw new CallproofError('ERR_STORE_UNAVAILABLE', 'the replay store is unavailable', {
