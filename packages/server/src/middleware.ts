@@ -40,6 +40,8 @@ import type {
   VerifiedCall,
 } from '@callproof/core'
 import { DEFAULT_BODY_LIMIT, readJsonBody } from './body.js'
+import { createIntrospector } from './introspection.js'
+import type { IntrospectionOptions } from './introspection.js'
 import { createIssuerKeys } from './issuer.js'
 import type { IssuerConfig, IssuerKeys, IssuerKeysOptions } from './issuer.js'
 import {
@@ -124,6 +126,14 @@ export interface CallproofOptions {
   resourceName?: string
   /** Milliseconds since the epoch (default `Date.now`). */
   clock?: () => number
+  /**
+   * Opaque access tokens through RFC 7662 introspection (off by default: JWT access tokens are
+   * verified locally). A token that is not a compact JWS is sent to `endpoint`; the answer must
+   * be active and carry `cnf.jkt`, and then goes through the same claim checks as a JWT (`iss`
+   * one of `issuers`, `aud` containing `resource`, `exp`, …). `issuer` defaults to the only
+   * configured issuer. See {@link IntrospectionOptions} for the rest (cache, timeout, auth method).
+   */
+  introspection?: Omit<IntrospectionOptions, 'issuer' | 'clock'> & { issuer?: string }
 }
 
 /** What {@link createCallproof} returns. */
@@ -190,6 +200,7 @@ export function createCallproof(options: CallproofOptions): Callproof {
   } = config
 
   const issuerKeys = createIssuerKeys(config.issuers, options.keys)
+  const introspector = introspectorFor(options, issuerKeys.issuers, clock)
   const verifier = createVerifier({
     resource,
     issuers: issuerKeys.issuers,
@@ -206,6 +217,9 @@ export function createCallproof(options: CallproofOptions): Callproof {
     clock,
     ...(nonce !== undefined ? { nonce } : {}),
     ...(options.allowMissingTyp === true ? { allowMissingTyp: true } : {}),
+    ...(introspector !== undefined
+      ? { opaqueTokens: (token: string) => introspector.introspect(token, resource) }
+      : {}),
   })
 
   const metadataPath = metadataPathFor(resource)
@@ -637,6 +651,34 @@ function checkOptions(options: CallproofOptions): CheckedOptions {
     bodyLimit,
     originPolicy,
     clock: options.clock ?? Date.now,
+  }
+}
+
+/** The RFC 7662 client of the `introspection` option, created (and so validated) at start-up. */
+function introspectorFor(
+  options: CallproofOptions,
+  issuers: readonly string[],
+  clock: () => number,
+): ReturnType<typeof createIntrospector> | undefined {
+  const introspection = options.introspection
+  if (introspection === undefined) return undefined
+  if (typeof introspection !== 'object' || introspection === null) {
+    throw invalid('introspection must be an object { endpoint, clientId, clientSecret }')
+  }
+  const issuer = introspection.issuer ?? (issuers.length === 1 ? issuers[0] : undefined)
+  if (issuer === undefined) {
+    throw invalid('introspection.issuer must name one of the issuers when several are trusted')
+  }
+  // Its answers are checked against `issuers` like a JWT's `iss`: an endpoint of an issuer we do
+  // not trust must not be able to vouch for tokens.
+  if (!issuers.includes(issuer)) {
+    throw invalid(`introspection.issuer ${issuer} is not one of the trusted issuers`)
+  }
+  try {
+    return createIntrospector({ ...introspection, issuer, clock })
+  } catch (error) {
+    if (error instanceof CallproofError) throw invalid(`introspection: ${error.message}`)
+    throw error
   }
 }
 
