@@ -26,6 +26,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { startRedisServer } from '../packages/server/test/support/redis-server.js'
 import type { TestRedisServer } from '../packages/server/test/support/redis-server.js'
 import { connectCaller, createBenchIssuer } from './support/callers.js'
+import type { RequestCounter } from './support/callers.js'
 import type { ServerConfig, ServerReady } from './support/server.js'
 import { LABELS, VARIANTS } from './support/variants.js'
 import type { VariantName } from './support/variants.js'
@@ -100,14 +101,34 @@ try {
     child.once('exit', (code) => reject(new Error(`bench server exited early (${code}): ${out}`)))
   })
 
+  // The checks are really on: a call without credentials must be refused by (b)–(e).
+  for (const variant of variants) {
+    if (variant === 'none') continue
+    const response = await fetch(ready.endpoints[variant]!, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: TOOL }),
+    })
+    await response.body?.cancel()
+    if (response.status !== 401) {
+      throw new Error(`${variant}: a call without credentials got ${response.status}, not 401`)
+    }
+  }
+
   // --- clients: CONNECTIONS SDK clients per variant, each with its own key and token --------
   const clients = new Map<VariantName, Client[]>()
+  const counters = new Map<VariantName, RequestCounter>()
   for (const variant of variants) {
     const url = ready.endpoints[variant]
     if (url === undefined) throw new Error(`the server did not start variant ${variant}`)
     const list: Client[] = []
+    const counter = { requests: 0, refused: 0 }
+    counters.set(variant, counter)
     for (let i = 0; i < CONNECTIONS; i++) {
-      list.push(await connectCaller(variant, url, ready.issuer, bench, i))
+      list.push(await connectCaller(variant, url, ready.issuer, bench, i, counter))
     }
     clients.set(variant, list)
   }
@@ -164,6 +185,7 @@ try {
     ]),
   )
   const loadBefore = loadavg()[0]!
+  const countsBefore = new Map(variants.map((v) => [v, { ...counters.get(v)! }]))
   for (let r = 0; r < ROUNDS; r++) {
     // Rotate the order every round: no variant always runs first, or always after another.
     const order = variants.map((_, i) => variants[(i + r) % variants.length]!)
@@ -261,6 +283,16 @@ try {
     'rounds: slowest-fastest round in calls/s. server/client µs: CPU time per call of the ' +
       'server process (all threads; +redis-server for (d)) and of the client process; CPU/(b): ' +
       "(b)'s CPU time per call ÷ this variant's (calls per CPU-second relative to (b))",
+  )
+  console.log(
+    'HTTP requests per measured call: ' +
+      variants
+        .map((v) => {
+          const [now, then] = [counters.get(v)!, countsBefore.get(v)!]
+          const calls = rows.get(v)!.calls
+          return `${v} ${((now.requests - then.requests) / calls).toFixed(3)} (${now.refused - then.refused} × 401)`
+        })
+        .join(', '),
   )
   console.log('')
   const memory = rows.get('memory')

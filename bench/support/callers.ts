@@ -49,6 +49,22 @@ export async function createBenchIssuer(): Promise<BenchIssuer> {
   }
 }
 
+/** HTTP requests sent and refusals (401) received, to show retries (a nonce challenge costs one). */
+export interface RequestCounter {
+  requests: number
+  refused: number
+}
+
+/** `fetch`, counting what it sends and every 401 it gets back. */
+function countingFetch(counter: RequestCounter): typeof fetch {
+  return async (input, init) => {
+    counter.requests++
+    const response = await fetch(input, init)
+    if (response.status === 401) counter.refused++
+    return response
+  }
+}
+
 /**
  * Connects one MCP SDK client to `url` as `variant` expects: nothing (a), `Bearer` (b), or the
  * callproof client's per-request proof fetch over a fresh non-extractable ES256 key (c–e).
@@ -59,12 +75,14 @@ export async function connectCaller(
   issuer: string,
   bench: BenchIssuer,
   index: number,
+  counter: RequestCounter,
 ): Promise<Client> {
   const clientId = `bench-client-${index}`
-  let options: ConstructorParameters<typeof StreamableHTTPClientTransport>[1] = {}
+  const counted = countingFetch(counter)
+  let options: ConstructorParameters<typeof StreamableHTTPClientTransport>[1] = { fetch: counted }
   if (variant === 'bearer') {
     const token = await bench.mint(issuer, url, clientId)
-    options = { requestInit: { headers: { authorization: `Bearer ${token}` } } }
+    options = { fetch: counted, requestInit: { headers: { authorization: `Bearer ${token}` } } }
   } else if (variant !== 'none') {
     const keyPair = await generateProofKeyPair('ES256')
     const jkt = await calculateJwkThumbprint(
@@ -77,7 +95,9 @@ export async function connectCaller(
       resource: url,
       scopes: SCOPES,
     }
-    options = { fetch: createProofFetch({ keyPair, nonces: new DpopNonces() }, () => tokens) }
+    options = {
+      fetch: createProofFetch({ keyPair, nonces: new DpopNonces(), fetch: counted }, () => tokens),
+    }
   }
   const client = new Client({ name: clientId, version: '0.1.0' })
   await client.connect(new StreamableHTTPClientTransport(new URL(url), options))
