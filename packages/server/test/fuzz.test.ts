@@ -20,6 +20,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { base64url, generateKeyPair } from 'jose'
 import canonicalize from 'canonicalize'
+import { createNonceSource } from '@callproof/core'
 import { startFuzzDrive, expectNothingRan, expectWellFormed } from './support/fuzz-drive.js'
 import type { FuzzDrive, FuzzOutcome, ProofParts } from './support/fuzz-drive.js'
 import { bindingOf } from '../../../examples/drive/test/support/proof.js'
@@ -182,8 +183,32 @@ describe('fuzz: headers (Authorization, DPoP count/garbage, Origin/Host, Content
   const proofKinds = ['valid', 'garbage', 'empty', 'other-message', 'other-key', 'jws-ish'] as const
 
   it('never a 500, never a tool run unless every credential header is right', async () => {
-    let otherToken = ''
-    otherToken = await fx.mint({ jkt: fx.otherKey.jkt })
+    const otherToken = await fx.mint({ jkt: fx.otherKey.jkt })
+    // Two real sessions: the honest caller's, and bob's (another subject with another key).
+    const init = {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'f', version: '0' },
+      },
+    }
+    const opened = await fx.send({
+      headers: await fx.honestHeaders(init),
+      body: JSON.stringify(init),
+    })
+    const ownSession = opened.answer.headers.get('mcp-session-id')!
+    const bobToken = await fx.mint({ jkt: fx.otherKey.jkt, sub: 'bob' })
+    const bobHeaders = {
+      ...(await fx.honestHeaders(init, { token: bobToken })),
+      dpop: await fx.sign(await fx.proofParts(init, bobToken, fx.otherKey), fx.otherKey),
+    }
+    const bob = await fx.send({ headers: bobHeaders, body: JSON.stringify(init) })
+    const otherSession = bob.answer.headers.get('mcp-session-id')!
+    expect(ownSession).toMatch(/^[\x21-\x7e]{16,}$/)
+    expect(otherSession).toMatch(/^[\x21-\x7e]{16,}$/)
     const caseArb = fc.record({
       message: messageArb,
       // Weighted towards the honest value of each part, so that many cases change one thing.
@@ -215,6 +240,11 @@ describe('fuzz: headers (Authorization, DPoP count/garbage, Origin/Host, Content
         fc.constantFrom('', 'application/json', '*/*', 'text/event-stream'),
         printable(20),
       ),
+      session: fc.oneof(
+        { weight: 4, arbitrary: fc.constant('none') },
+        fc.constantFrom('own', 'other-caller', 'random', 'empty', 'long'),
+      ),
+      randomSession: printable(50),
       contentLength: fc.oneof(
         { weight: 4, arbitrary: fc.constant(null) },
         fc.oneof(
@@ -253,6 +283,18 @@ describe('fuzz: headers (Authorization, DPoP count/garbage, Origin/Host, Content
         fates.push(origins[origin] ?? 'refuse')
         if (c.host !== '') headers.host = c.host
         fates.push(hosts[c.host]!)
+        // A session that is not the caller's own answers 404 like an unknown one, and runs
+        // nothing; initialize ignores the header (it opens a new session).
+        if (c.session !== 'none') {
+          headers['mcp-session-id'] = {
+            own: ownSession,
+            'other-caller': otherSession,
+            random: c.randomSession,
+            empty: '',
+            long: 'x'.repeat(5000),
+          }[c.session]!
+          if (c.session !== 'own' && c.message.method !== 'initialize') fates.push('refuse')
+        }
         headers['content-type'] = c.contentType
         headers.accept = c.accept
         const honestHeaders = c.contentType === 'application/json' && c.accept === ACCEPT
@@ -792,5 +834,70 @@ describe('fuzz: bodies (random JSON, JSON-RPC shapes, arguments changed under a 
       }),
       { numRuns: 300, interruptAfterTimeLimit: BUDGET_MS },
     )
+  }, 30_000)
+})
+
+describe('fuzz: server nonces (RFC 9449 §8)', () => {
+  it('a proof without the current nonce never runs a tool and is told the nonce', async () => {
+    const secret = crypto.getRandomValues(new Uint8Array(32))
+    const nf = await startFuzzDrive({ nonce: createNonceSource({ secret }) })
+    try {
+      const stale = await createNonceSource({ secret, clock: () => Date.now() - 600_000 }).current()
+      const future = await createNonceSource({
+        secret,
+        clock: () => Date.now() + 600_000,
+      }).current()
+      const foreign = await createNonceSource({
+        secret: crypto.getRandomValues(new Uint8Array(32)),
+      }).current()
+      // The first answer (even a refusal) hands out the current nonce.
+      await nf.send({ headers: {}, body: '{}' })
+      expect(nf.nonce).toBeDefined()
+      const kinds = fc.oneof(
+        { weight: 2, arbitrary: fc.constant({ kind: 'current', value: '' }) },
+        fc
+          .constantFrom('missing', 'stale', 'future', 'foreign', 'empty', 'truncated', 'number')
+          .map((kind) => ({ kind, value: '' })),
+        printable(60).map((value) => ({ kind: 'random', value })),
+      )
+      await fc.assert(
+        fc.asyncProperty(kinds, messageArb, async ({ kind, value }, message) => {
+          const parts = await nf.proofParts(message)
+          const current = nf.nonce!
+          const nonce: unknown = {
+            current,
+            missing: undefined,
+            stale,
+            future,
+            foreign,
+            empty: '',
+            truncated: current.slice(0, -1),
+            number: 12345,
+            random: value,
+          }[kind]
+          fc.pre(kind === 'current' || nonce !== current)
+          parts.claims.nonce = nonce
+          const headers = { ...(await nf.honestHeaders(message)), dpop: await nf.sign(parts) }
+          const outcome = await nf.send({ headers, body: JSON.stringify(message) })
+          expectWellFormed(nf, outcome.answer, `nonce ${kind}`)
+          total.cases++
+          if (kind === 'current') {
+            expect([200, 202], outcome.answer.text).toContain(outcome.answer.status)
+            total.succeeded++
+            return
+          }
+          total.refused++
+          expectNothingRan(outcome, `nonce ${kind} ${JSON.stringify(nonce)}`)
+          if (kind !== 'number') {
+            expect(outcome.answer.status).toBe(401)
+            expect(outcome.answer.headers.get('www-authenticate')).toMatch(/error="use_dpop_nonce"/)
+            expect(outcome.answer.headers.get('dpop-nonce')).toBe(current)
+          }
+        }),
+        { numRuns: 600, interruptAfterTimeLimit: 4000 },
+      )
+    } finally {
+      await nf.close()
+    }
   }, 30_000)
 })

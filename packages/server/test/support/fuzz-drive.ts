@@ -13,7 +13,7 @@
 import { expect } from 'vitest'
 import type { Hono } from 'hono'
 import { parseWwwAuthenticate } from '@callproof/core'
-import type { McpBinding } from '@callproof/core'
+import type { McpBinding, NonceSource } from '@callproof/core'
 import { memorySink } from '../../src/index.js'
 import type { AuditEvent, CallproofEnv } from '../../src/index.js'
 import { Drives, createDriveApp } from '../../../../examples/drive/src/index.js'
@@ -96,6 +96,8 @@ export interface FuzzDrive {
   token: string
   /** A second key (to sign proofs the token is not bound to). */
   otherKey: CallerKey
+  /** The latest `DPoP-Nonce` the server sent (put into honest proofs), when nonces are on. */
+  nonce: string | undefined
   mint(options?: Partial<MintOptions>): Promise<string>
   /** The honest proof parts for a message (or none, for GET/DELETE) and a token. */
   proofParts(message: unknown, token?: string, key?: CallerKey): Promise<ProofParts>
@@ -111,13 +113,19 @@ export interface FuzzDrive {
 export const FUZZ_RESOURCE = 'http://127.0.0.1:9/mcp'
 const ACCEPT = 'application/json, text/event-stream'
 
-/** Start the issuer and build the drive app over spy storage. */
-export async function startFuzzDrive(): Promise<FuzzDrive> {
+/** Start the issuer and build the drive app over spy storage (`nonce`: require DPoP nonces). */
+export async function startFuzzDrive(options: { nonce?: NonceSource } = {}): Promise<FuzzDrive> {
   const issuer = await startIssuer()
   issuer.resource = FUZZ_RESOURCE
   const drives = new SpyDrives()
   const audit = memorySink()
-  const app = createDriveApp({ issuer: issuer.url, resource: FUZZ_RESOURCE, drives, audit })
+  const app = createDriveApp({
+    issuer: issuer.url,
+    resource: FUZZ_RESOURCE,
+    drives,
+    audit,
+    ...(options.nonce !== undefined ? { nonce: options.nonce } : {}),
+  })
   const key = await newCallerKey()
   const otherKey = await newCallerKey()
   const mint = (o: Partial<MintOptions> = {}) =>
@@ -135,6 +143,7 @@ export async function startFuzzDrive(): Promise<FuzzDrive> {
         htu: FUZZ_RESOURCE,
         iat: Math.floor(Date.now() / 1000),
         ath: await sha256b64u(t),
+        nonce: fx.nonce,
         mcp,
       },
     }
@@ -156,6 +165,8 @@ export async function startFuzzDrive(): Promise<FuzzDrive> {
     }
     const response = await app.request(FUZZ_RESOURCE, init)
     const answer = await readAnswer(response)
+    const nonce = answer.headers.get('dpop-nonce')
+    if (nonce !== null) fx.nonce = nonce
     return {
       answer,
       ops: drives.ops.slice(opsBefore),
@@ -163,7 +174,7 @@ export async function startFuzzDrive(): Promise<FuzzDrive> {
     }
   }
 
-  return {
+  const fx: FuzzDrive = {
     app,
     issuer,
     drives,
@@ -172,6 +183,7 @@ export async function startFuzzDrive(): Promise<FuzzDrive> {
     key,
     token,
     otherKey,
+    nonce: undefined,
     mint,
     proofParts,
     sign,
@@ -187,6 +199,7 @@ export async function startFuzzDrive(): Promise<FuzzDrive> {
     send,
     close: () => issuer.close(),
   }
+  return fx
 }
 
 /** A JWS over exactly these header and claims (`undefined` members dropped), signed ES256. */
