@@ -901,3 +901,87 @@ describe('fuzz: server nonces (RFC 9449 §8)', () => {
     }
   }, 30_000)
 })
+
+describe('fuzz: per-call approvals (authorization_details) for share_file', () => {
+  it('only an approval naming exactly this call, on this resource, runs it, and only once', async () => {
+    const { argsDigest: digestOf } = await import('../../../examples/drive/test/support/proof.js')
+    type Detail = Record<string, unknown>
+    const edits: Record<string, [Fate, (d: Detail, all: Detail[]) => Detail[]]> = {
+      exact: ['succeed', (d) => [d]],
+      'plus-other-resource': [
+        'succeed',
+        (d) => [{ ...d, resource: 'https://other.example/mcp', tool: 'delete_file' }, d],
+      ],
+      'type-other': ['refuse', (d) => [{ ...d, type: 'mcp_tool_calls' }]],
+      'resource-other': ['refuse', (d) => [{ ...d, resource: 'http://127.0.0.1:10/mcp' }]],
+      'resource-slash': ['refuse', (d) => [{ ...d, resource: `${fx.resource}/` }]],
+      'tool-other': ['refuse', (d) => [{ ...d, tool: 'delete_file' }]],
+      'tool-missing': ['refuse', (d) => [{ ...d, tool: undefined }]],
+      'args-missing': ['refuse', (d) => [{ ...d, args: undefined }]],
+      'args-empty-object-digest': [
+        'refuse',
+        (d) => [{ ...d, args: 'RBNvo1WzZ4oRRq0W9-hknpT7T8If536DEMBg9hyq_4o' }],
+      ],
+      'args-number': ['refuse', (d) => [{ ...d, args: 1 }]],
+      'two-for-us': ['refuse', (d) => [d, { ...d, tool: 'write_file' }]],
+      'same-twice': ['refuse', (d) => [d, d]],
+      none: ['refuse', () => []],
+      'not-an-object': ['refuse', () => ['mcp_tool_call' as unknown as Detail]],
+    }
+    const caseArb = fc.record({
+      edit: fc.oneof(
+        { weight: 4, arbitrary: fc.constant('exact') },
+        fc.constantFrom(...Object.keys(edits)),
+      ),
+      // The call actually sent may differ from the approved one (another recipient).
+      withUser: fc.stringMatching(/^[a-z]{1,12}$/),
+      sentTo: fc.option(fc.stringMatching(/^[a-z]{1,12}$/), { nil: undefined, freq: 2 }),
+    })
+    await fc.assert(
+      fc.asyncProperty(caseArb, async ({ edit, withUser, sentTo }) => {
+        const approvedArgs = { path: 'README.md', with: withUser }
+        const sentArgs = { path: 'README.md', with: sentTo ?? withUser }
+        const detail: Detail = {
+          type: 'mcp_tool_call',
+          resource: fx.resource,
+          tool: 'share_file',
+          args: await digestOf(approvedArgs),
+        }
+        const [editFate, make] = edits[edit]!
+        const details = make(detail, []).map((d) =>
+          typeof d === 'object'
+            ? Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined))
+            : d,
+        )
+        const token = await fx.mint({ authorizationDetails: details })
+        const message = {
+          jsonrpc: '2.0',
+          id: ++counter,
+          method: 'tools/call',
+          params: { name: 'share_file', arguments: sentArgs },
+        }
+        const send = async () =>
+          fx.send({
+            headers: await fx.honestHeaders(message, { token }),
+            body: JSON.stringify(message),
+          })
+        const fate: Fate =
+          editFate === 'succeed' && (sentTo === undefined || sentTo === withUser)
+            ? 'succeed'
+            : 'refuse'
+        const first = await send()
+        judge(first, fate, `approval ${edit} approved ${withUser} sent ${sentTo ?? withUser}`)
+        if (fate === 'refuse') {
+          expect(first.answer.status).toBe(403)
+          return
+        }
+        expect(first.ops).toEqual([{ op: 'share', sub: 'alice', path: 'README.md' }])
+        // The same approval again (a fresh proof, so not a proof replay): consumed, refused.
+        const again = await send()
+        judge(again, 'refuse', `approval ${edit} used twice`)
+        expect((again.answer.json as { code?: string }).code).toBe('ERR_APPROVAL_USED')
+      }),
+      { numRuns: 400, interruptAfterTimeLimit: 4000 },
+    )
+  }, 30_000)
+})
