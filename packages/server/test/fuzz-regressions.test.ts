@@ -45,6 +45,32 @@ describe('the fuzz oracle', () => {
   })
 })
 
+describe('replay is keyed by the proof, not by its spelling', () => {
+  it('a used proof re-sent with its signature spelled differently (same bytes) is refused', async () => {
+    const message = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'whoami' } }
+    const headers = await fx.honestHeaders(message)
+    const first = await fx.send({ headers, body: JSON.stringify(message) })
+    expect(first.answer.status).toBe(200)
+    // 64 signature bytes are 86 base64url characters: the last one carries 4 unused bits, so
+    // several characters decode to the same signature.
+    const proof = headers.dpop!
+    const last = proof.at(-1)!
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const base = alphabet.indexOf(last) & ~0b1111
+    const twin = alphabet[base + ((alphabet.indexOf(last) + 1) & 0b1111)]!
+    const respelled = proof.slice(0, -1) + twin
+    const sig = (p: string) => Buffer.from(p.split('.')[2]!, 'base64url')
+    expect(respelled).not.toBe(proof)
+    expect(sig(respelled).equals(sig(proof))).toBe(true)
+    const again = await fx.send({
+      headers: { ...headers, dpop: respelled },
+      body: JSON.stringify(message),
+    })
+    expectNothingRan(again, 'respelled proof')
+    expect(again.answer.status).toBe(401)
+  })
+})
+
 describe('KNOWN BUG (reported, not ours to fix): arguments are canonicalised before any credential check', () => {
   let issuer: TestIssuer
   beforeAll(async () => {
