@@ -133,13 +133,21 @@ export async function bindingFor(message: unknown): Promise<McpBinding> {
  */
 export function bindingsEqual(claim: unknown, binding: McpBinding): boolean {
   if (!isObject(claim)) return false
-  const expected = Object.entries(binding).filter(([, v]) => v !== undefined)
-  const actualKeys = Object.keys(claim).filter((k) => claim[k] !== undefined)
-  if (actualKeys.length !== expected.length) return false
-  for (const [key, value] of expected) {
+  // Counted and compared without building arrays: this runs on every call.
+  const expected = binding as Record<string, unknown>
+  let expectedCount = 0
+  for (const key in expected) {
+    if (!Object.prototype.hasOwnProperty.call(expected, key)) continue
+    const value = expected[key]
+    if (value === undefined) continue
+    expectedCount++
     if (!Object.prototype.hasOwnProperty.call(claim, key) || claim[key] !== value) return false
   }
-  return true
+  let actualCount = 0
+  for (const key in claim) {
+    if (Object.prototype.hasOwnProperty.call(claim, key) && claim[key] !== undefined) actualCount++
+  }
+  return actualCount === expectedCount
 }
 
 /** A short, secret-free description of a binding for error messages. */

@@ -313,14 +313,22 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
     allowMissingTyp: o.allowMissingTyp ?? false,
   }
 
-  async function token(accessToken: string): Promise<CachedToken> {
+  /** The cached verified token, synchronously (no promise on the hot path), or undefined. */
+  function cachedToken(accessToken: string): CachedToken | undefined {
     const cached = tokenCache.get(accessToken)
     if (cached) {
       // The cache saves the signature check, never the expiry check.
       if (cached.verified.claims.exp + skew > clock() / 1000) return cached
       tokenCache.delete(accessToken)
-      throw new CallproofError('ERR_INVALID_TOKEN', 'the access token has expired')
+      throw new CallproofError(
+        'ERR_INVALID_TOKEN',
+        `the access token has expired (exp has passed, clock skew tolerance ${skew} s)`,
+      )
     }
+    return undefined
+  }
+
+  async function token(accessToken: string): Promise<CachedToken> {
     if (o.opaqueTokens !== undefined && !COMPACT_JWS.test(accessToken)) {
       return { verified: await opaque(accessToken), ath: await accessTokenHash(accessToken) }
     }
@@ -384,7 +392,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
     const accessToken = credentials[1]!
 
     // 2. token
-    const { verified, ath } = await token(accessToken)
+    const { verified, ath } = cachedToken(accessToken) ?? (await token(accessToken))
 
     // The binding of the body is computed while the proof's signature is checked (both wait on
     // Web Crypto), but only for a valid token, so an anonymous caller cannot make us hash large
