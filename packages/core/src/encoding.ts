@@ -23,8 +23,19 @@ const encoder = new TextEncoder()
  */
 const SMALL_INPUT = 16 * 1024
 
+/**
+ * Scratch space for the UTF-8 bytes of small inputs: the hash is computed synchronously and keeps
+ * no reference to its input, so one buffer serves every call (no allocation per call).
+ */
+const scratch = new Uint8Array(SMALL_INPUT)
+
 /** base64url (no padding) of SHA-256 over the UTF-8 bytes of `text`. */
 export async function sha256Base64url(text: string): Promise<string> {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes, so this text surely fits the scratch buffer.
+  if (text.length * 3 <= SMALL_INPUT) {
+    const { written } = encoder.encodeInto(text, scratch)
+    return base64url.encode(sha256(scratch.subarray(0, written)))
+  }
   const bytes = encoder.encode(text)
   if (bytes.length <= SMALL_INPUT) return base64url.encode(sha256(bytes))
   return base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)))
