@@ -351,7 +351,14 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
       })
     }
     // A copy, so that freezing the verified claims never freezes the caller's object.
-    const copy = isObject(claims) ? structuredClone(claims) : claims
+    let copy: unknown
+    try {
+      copy = structuredClone(claims)
+    } catch (cause) {
+      throw new CallproofError('ERR_INVALID_TOKEN', 'the opaque token claims are not plain data', {
+        cause,
+      })
+    }
     return checkAccessTokenClaims(copy as Record<string, unknown>, tokenOptions)
   }
 

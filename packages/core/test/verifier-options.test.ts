@@ -161,6 +161,13 @@ describe('opaque tokens (VerifierOptions.opaqueTokens)', () => {
     expect(err.cause).toBeInstanceOf(TypeError)
   })
 
+  it('refuses claims that are not plain data (ERR_INVALID_TOKEN, never a crash)', async () => {
+    const verifier = setup({ opaqueTokens: async () => claims({ extra: () => 1 }) })
+    await refusedWith(call(verifier, OPAQUE), 'ERR_INVALID_TOKEN', /not plain data/)
+    const notAnObject = setup({ opaqueTokens: async () => 'alice' as never })
+    await refusedWith(call(notAnObject, OPAQUE), 'ERR_INVALID_TOKEN', /not an object/)
+  })
+
   it('freezes a copy of the claims, not the lookup’s own object', async () => {
     const own = claims()
     const verified = await call(setup({ opaqueTokens: async () => own }), OPAQUE)
