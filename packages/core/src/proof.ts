@@ -198,6 +198,22 @@ async function protectedHeaderOf(publicKey: CryptoKey, alg: ProofAlgorithm): Pro
   return header
 }
 
+/** What a checked proof header resolves to. */
+interface CheckedHeader {
+  readonly alg: ProofAlgorithm
+  readonly key: JoseCryptoKey
+  readonly jkt: string
+}
+
+/**
+ * Per key cache: proof headers (their exact base64url segment) that already passed every check
+ * that does not depend on options (typ, jwk public-only and fitting alg, no crit/b64), with their
+ * key. A client's header is the same on every proof, so this saves decoding and checking it
+ * again; the alg allowlist is still checked per call. Module-private, so that no caller can put
+ * an entry in it that did not pass the checks.
+ */
+const checkedHeaders = new WeakMap<KeyCache, LruCache<string, CheckedHeader>>()
+
 /**
  * A bounded cache of imported proof public keys, keyed by their canonical JWK (RFC 7638 input),
  * so a returning client's key is imported and thumbprinted once. Forgetting an entry is safe.
@@ -211,28 +227,11 @@ async function protectedHeaderOf(publicKey: CryptoKey, alg: ProofAlgorithm): Pro
  */
 export class KeyCache {
   readonly #lru: LruCache<string, Promise<{ key: JoseCryptoKey; jkt: string }>>
-  readonly #headers: LruCache<string, CheckedHeader>
 
   /** @param maxEntries - the most keys kept (default 10 000) */
   constructor(maxEntries = 10_000) {
     this.#lru = new LruCache(maxEntries)
-    this.#headers = new LruCache(maxEntries)
-  }
-
-  /**
-   * A proof header (its exact base64url segment) that already passed every header check that
-   * does not depend on options (typ, jwk public-only and fitting alg, no crit/b64), with its key.
-   * A client's header is the same on every proof, so this saves decoding and checking it again;
-   * the alg allowlist is still checked per call by the caller.
-   * @internal
-   */
-  checkedHeader(segment: string): CheckedHeader | undefined {
-    return this.#headers.get(segment)
-  }
-
-  /** Remembers a header segment that passed the checks. @internal */
-  rememberHeader(segment: string, checked: CheckedHeader): void {
-    this.#headers.set(segment, checked)
+    checkedHeaders.set(this, new LruCache(maxEntries))
   }
 
   /** The imported key and thumbprint for a canonical JWK, importing it on a miss. */
@@ -252,13 +251,6 @@ export class KeyCache {
   get size(): number {
     return this.#lru.size
   }
-}
-
-/** What a checked proof header resolves to (see {@link KeyCache.checkedHeader}). @internal */
-interface CheckedHeader {
-  readonly alg: ProofAlgorithm
-  readonly key: JoseCryptoKey
-  readonly jkt: string
 }
 
 async function importProofKey(
@@ -505,7 +497,7 @@ async function checkHeader(
     throw invalid('proof header must not carry crit or b64')
   }
   const checked: CheckedHeader = Object.freeze({ alg: alg as ProofAlgorithm, ...resolved })
-  cache.rememberHeader(headerSegment, checked)
+  checkedHeaders.get(cache)!.set(headerSegment, checked)
   return checked
 }
 
@@ -530,7 +522,7 @@ export async function verifyProofWith(
   const cache = options.keyCache ?? defaultKeyCache
   const headerSegment = proof.slice(0, firstDot)
   const checked =
-    cache.checkedHeader(headerSegment) ??
+    checkedHeaders.get(cache)!.get(headerSegment) ??
     (await checkHeader(proof, headerSegment, algorithms, cache))
   const { alg, key, jkt } = checked
   // Re-checked on every call: a cached header may have been accepted under another allowlist.
