@@ -28,6 +28,19 @@ import {
 
 const BUDGET_MS = 4000
 
+/**
+ * Replays a reported failure: `FUZZ_SEED=<seed> [FUZZ_PATH=<path>] npx vitest run --project
+ * @callproof/core test/fuzz -t '<test name>'` (fast-check prints both on failure). Unset, every
+ * run draws a fresh seed, which is the point of fuzzing in CI.
+ */
+const replay: fc.Parameters<unknown> =
+  process.env.FUZZ_SEED === undefined
+    ? {}
+    : {
+        seed: Number(process.env.FUZZ_SEED),
+        ...(process.env.FUZZ_PATH ? { path: process.env.FUZZ_PATH } : {}),
+      }
+
 /** The same value with every object's members in another order (a seeded permutation). */
 function reorder(value: unknown, seeds: number[], depth = 0): unknown {
   if (Array.isArray(value)) return value.map((v) => reorder(v, seeds, depth + 1))
@@ -56,11 +69,19 @@ function reorder(value: unknown, seeds: number[], depth = 0): unknown {
 /**
  * Serialise a JSON value the way a sloppy client might (any whitespace, \u escapes for any
  * character, other spellings of the same number) so the text differs but the JSON value does not.
+ * Every spelling must itself be JSON (RFC 8259): the property below tests the digest, not
+ * `JSON.parse`, so a generator that writes invalid JSON is a test bug (e.g. `00E-1` for 0 once
+ * did: RFC 8259 §6 forbids leading zeros); the generator's own test below checks every number
+ * spelling.
  */
 function sloppyJson(value: unknown, choices: number[]): string {
   let n = 0
   const pick = (k: number) => (choices[n++ % choices.length] ?? 0) % k
   const ws = () => [' ', '', '\n', '\t', '\r\n  '][pick(5)]!
+  const escape = (code: number) => {
+    const hex = code.toString(16).padStart(4, '0')
+    return `\\u${pick(2) ? hex : hex.toUpperCase()}`
+  }
   const str = (s: string) =>
     '"' +
     [...s]
@@ -68,20 +89,16 @@ function sloppyJson(value: unknown, choices: number[]): string {
         const code = ch.codePointAt(0)!
         if (ch === '"' || ch === '\\' || code < 0x20) return JSON.stringify(ch).slice(1, -1)
         if (ch === '/' && pick(2) === 0) return '\\/'
-        if (code <= 0xffff && pick(3) === 0) {
-          const hex = code.toString(16).padStart(4, '0')
-          return `\\u${pick(2) ? hex : hex.toUpperCase()}`
-        }
-        return ch
+        if (pick(3) !== 0) return ch
+        // Outside the BMP, JSON escapes the UTF-16 surrogate pair (RFC 8259 §7).
+        if (code > 0xffff) return escape(ch.charCodeAt(0)) + escape(ch.charCodeAt(1))
+        return escape(code)
       })
       .join('') +
     '"'
   const num = (x: number) => {
-    if (Object.is(x, -0)) return ['-0', '0', '-0.0', '0e5'][pick(4)]!
-    if (Number.isInteger(x) && Math.abs(x) < 1e15) {
-      return [String(x), `${x}.0`, `${x}e0`, `${x}0E-1`, `${x}.000`][pick(5)]!
-    }
-    return String(x)
+    const spellings = numberSpellings(x)
+    return spellings[pick(spellings.length)]!
   }
   const walk = (v: unknown): string => {
     if (v === null) return 'null'
@@ -97,6 +114,18 @@ function sloppyJson(value: unknown, choices: number[]): string {
   return walk(value)
 }
 
+/** JSON texts (RFC 8259 §6) for the finite number `x`, all parsing back to `x` exactly. */
+function numberSpellings(x: number): string[] {
+  if (Object.is(x, -0)) return ['-0', '0', '-0.0', '0e5', '-0E-0']
+  if (Number.isInteger(x) && Math.abs(x) < 1e15) {
+    // "x with a zero appended, times 10^-1": 0 has no such spelling ("00" has a leading zero).
+    const tenfold = x === 0 ? '0' : `${x}0`
+    return [String(x), `${x}.0`, `${x}e0`, `${tenfold}E-1`, `${x}.000`, `${x}E+00`]
+  }
+  // Shortest round-trip forms: both name exactly x (ECMA-262 Number::toString, toExponential()).
+  return [String(x), String(x).toUpperCase(), x.toExponential()]
+}
+
 describe('fuzz: argument digest (RFC 8785)', () => {
   it('is stable under key reordering at every depth', async () => {
     await fc.assert(
@@ -107,23 +136,45 @@ describe('fuzz: argument digest (RFC 8785)', () => {
           expect(await argsDigest(reorder(v, seeds))).toBe(await argsDigest(v))
         },
       ),
-      { numRuns: 1000, interruptAfterTimeLimit: BUDGET_MS },
+      { ...replay, numRuns: 1000, interruptAfterTimeLimit: BUDGET_MS },
+    )
+  })
+
+  it('(generator self-check) every number spelling is JSON and names the same number', () => {
+    const edges = [0, -0, 1, -1, 7, -123, 1e15 - 1, -(1e15 - 1), 1e15, 2 ** 53, 0.5, -1.5e-7, 1e21]
+    const check = (x: number) => {
+      for (const text of numberSpellings(x)) {
+        const parsed = JSON.parse(text) as number
+        // JCS writes -0 as 0 (RFC 8785 §3.2.2.3): every spelling of zero is the same value.
+        if (x === 0) expect(canonicalize(parsed), text).toBe('0')
+        else expect(parsed, `${text} for ${x}`).toBe(x)
+      }
+    }
+    for (const x of [...edges, Number.MAX_VALUE, Number.MIN_VALUE]) check(x)
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (x) => check(x)),
+      { ...replay, numRuns: 2000 },
     )
   })
 
   it('is equal for JCS-equal inputs however they were spelled on the wire', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.jsonValue(),
+        // Any Unicode (well-formed: lone surrogates are a separate, refused case).
+        fc.jsonValue({ stringUnit: 'grapheme' }),
         fc.array(fc.nat(), { minLength: 1, maxLength: 16 }),
         async (v, choices) => {
           const text = sloppyJson(v, choices)
-          const parsed = JSON.parse(text) as unknown
+          let parsed: unknown
+          expect(
+            () => (parsed = JSON.parse(text)),
+            `generator wrote invalid JSON: ${text}`,
+          ).not.toThrow()
           expect(canonicalize(parsed)).toBe(canonicalize(v))
           expect(await argsDigest(parsed), text).toBe(await argsDigest(v))
         },
       ),
-      { numRuns: 1000, interruptAfterTimeLimit: BUDGET_MS },
+      { ...replay, numRuns: 1000, interruptAfterTimeLimit: BUDGET_MS },
     )
   })
 
@@ -140,7 +191,7 @@ describe('fuzz: argument digest (RFC 8785)', () => {
         if (canonicalize(a ?? {}) === canonicalize(b ?? {})) expect(da).toBe(db)
         else expect(da).not.toBe(db)
       }),
-      { numRuns: 1000, interruptAfterTimeLimit: BUDGET_MS },
+      { ...replay, numRuns: 1000, interruptAfterTimeLimit: BUDGET_MS },
     )
   })
 
@@ -164,7 +215,7 @@ describe('fuzz: argument digest (RFC 8785)', () => {
           expect(await argsDigest(changed)).not.toBe(await argsDigest(args))
         },
       ),
-      { numRuns: 1000, interruptAfterTimeLimit: BUDGET_MS },
+      { ...replay, numRuns: 1000, interruptAfterTimeLimit: BUDGET_MS },
     )
   })
 })
@@ -350,7 +401,7 @@ describe('fuzz: proofs — every single-claim mutation of a valid proof is refus
         }
         checked++
       }),
-      { numRuns: 2000, interruptAfterTimeLimit: BUDGET_MS },
+      { ...replay, numRuns: 2000, interruptAfterTimeLimit: BUDGET_MS },
     )
     expect(checked).toBeGreaterThan(200)
   })
