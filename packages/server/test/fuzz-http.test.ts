@@ -14,7 +14,7 @@ import { serve } from '@hono/node-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { memorySink } from '../src/index.js'
 import type { AuditEvent } from '../src/index.js'
-import { SpyDrives } from './support/fuzz-drive.js'
+import { SpyDrives, fuzzReplay } from './support/fuzz-drive.js'
 import { createDriveApp } from '../../../examples/drive/src/index.js'
 import { startIssuer } from '../../../examples/drive/test/support/issuer.js'
 import type { TestIssuer } from '../../../examples/drive/test/support/issuer.js'
@@ -195,7 +195,7 @@ describe('fuzz: raw HTTP framing', () => {
           expect(allowed, label).toEqual([])
         }
       }),
-      { numRuns: 250, interruptAfterTimeLimit: 8000 },
+      { ...fuzzReplay, numRuns: 250, interruptAfterTimeLimit: 8000 },
     )
     expect(cases).toBeGreaterThan(50)
     expect(served).toBeGreaterThan(0)

@@ -110,7 +110,21 @@ export interface FuzzDrive {
   close(): Promise<void>
 }
 
+/**
+ * fast-check parameters that replay a reported failure: `FUZZ_SEED=<seed> [FUZZ_PATH=<path>]
+ * npx vitest run --project @callproof/server test/fuzz -t '<test name>'` (fast-check prints both
+ * on failure). Unset (CI), every run draws a fresh seed: that is what finds new cases.
+ */
+export const fuzzReplay: { seed?: number; path?: string } =
+  process.env.FUZZ_SEED === undefined
+    ? {}
+    : {
+        seed: Number(process.env.FUZZ_SEED),
+        ...(process.env.FUZZ_PATH ? { path: process.env.FUZZ_PATH } : {}),
+      }
+
 export const FUZZ_RESOURCE = 'http://127.0.0.1:9/mcp'
+
 const ACCEPT = 'application/json, text/event-stream'
 
 /** Start the issuer and build the drive app over spy storage (`nonce`: require DPoP nonces). */
