@@ -79,6 +79,30 @@ function malformed(message: string): CallproofError {
  * @see https://www.jsonrpc.org/specification
  */
 export async function bindingFor(message: unknown): Promise<McpBinding> {
+  const shape = bindingShape(message)
+  if (!('method' in shape) || !NAMED_WITH_ARGS.has(shape.method) || shape.name === undefined) {
+    return shape
+  }
+  const params = (message as { params?: { arguments?: unknown } }).params
+  return { ...shape, args: await argsDigest(params?.arguments) }
+}
+
+/**
+ * Every check {@link bindingFor} makes of a message's shape, and its binding WITHOUT the `args`
+ * digest: no canonicalisation, no hashing, cost independent of the arguments' size. A server runs
+ * it before any credential is examined (a malformed message is refused with 400 for anyone), and
+ * leaves the digest to the verifier, which computes it only for a valid token — so an anonymous
+ * sender cannot make it canonicalise and hash arbitrary arguments. Throws exactly what
+ * `bindingFor` throws for the same message, except for arguments that cannot be canonicalised.
+ *
+ * @example
+ * ```ts
+ * bindingShape({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_file', arguments: { path: 'a' } } })
+ * // { method: 'tools/call', name: 'read_file' }
+ * ```
+ * @see https://www.jsonrpc.org/specification
+ */
+export function bindingShape(message: unknown): McpBinding {
   if (Array.isArray(message)) {
     throw new CallproofError('ERR_BATCH_NOT_SUPPORTED', 'JSON-RPC batches are not supported')
   }
@@ -105,7 +129,7 @@ export async function bindingFor(message: unknown): Promise<McpBinding> {
     if (NAMED_WITH_ARGS.has(method)) {
       const name = params?.name
       if (typeof name !== 'string') throw malformed(`params.name of ${method} must be a string`)
-      return { method, name, args: await argsDigest(params?.arguments) }
+      return { method, name }
     }
     if (NAMED_BY_URI.has(method)) {
       const uri = params?.uri

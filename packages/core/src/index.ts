@@ -28,7 +28,7 @@ export type { CallproofErrorCode } from './errors.js'
 export { toHttpAnswer, toResponse, parseWwwAuthenticate } from './challenge.js'
 export type { ChallengeContext, HttpAnswer } from './challenge.js'
 export { jwkThumbprint } from './thumbprint.js'
-export { argsDigest, bindingFor, bindingsEqual } from './binding.js'
+export { argsDigest, bindingFor, bindingShape, bindingsEqual } from './binding.js'
 export type { McpBinding } from './binding.js'
 export {
   createProof,

@@ -158,6 +158,13 @@ export interface VerifyRequest {
   headers: Headers
   /** The ONE parsed body (absent for GET/DELETE). */
   message?: unknown
+  /**
+   * Called with the binding of `message` once the verifier has computed it (only for a valid
+   * token, at the binding check, before the proof's `mcp` claim is compared with it), so that a
+   * refusal from there on (binding mismatch, replay) can be recorded with the call it was for
+   * without computing the argument digest a second time. (Addition to the contract.)
+   */
+  onBinding?: (binding: McpBinding) => void
 }
 
 const verifiedCalls = new WeakSet<object>()
@@ -458,6 +465,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
       }
     } else {
       binding = await pendingBinding!
+      request.onBinding?.(binding)
       if (!bindingsEqual(proof.mcp, binding)) {
         throw new CallproofError(
           'ERR_BINDING_MISMATCH',

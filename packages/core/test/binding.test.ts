@@ -1,6 +1,6 @@
 /** bindingFor / bindingsEqual: the `mcp` claim of every kind of JSON-RPC message. */
 import { describe, expect, it } from 'vitest'
-import { argsDigest, bindingFor, bindingsEqual } from '../src/index.js'
+import { argsDigest, bindingFor, bindingShape, bindingsEqual } from '../src/index.js'
 
 describe('bindingFor', () => {
   it('binds tools/call and prompts/get to method, name and argument digest', async () => {
@@ -95,6 +95,56 @@ describe('bindingFor', () => {
     ],
   ])('refuses %s with ERR_MALFORMED_BODY', async (_, message) => {
     await expect(bindingFor(message)).rejects.toMatchObject({ code: 'ERR_MALFORMED_BODY' })
+  })
+})
+
+describe('bindingShape', () => {
+  const malformedMessages: unknown[] = [
+    [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }],
+    null,
+    'x',
+    {},
+    { jsonrpc: '1.0', id: 1, method: 'tools/list' },
+    { jsonrpc: '2.0', id: {}, method: 'tools/list' },
+    { jsonrpc: '2.0', id: 1, method: '' },
+    { jsonrpc: '2.0', id: 1, method: 'tools/call', params: [] },
+    { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 7 } },
+    { jsonrpc: '2.0', id: 1, method: 'resources/read', params: {} },
+    { jsonrpc: '2.0', id: 1 },
+  ]
+
+  it('refuses exactly what bindingFor refuses for the shape of a message, with the same code', async () => {
+    for (const message of malformedMessages) {
+      const viaBinding = await bindingFor(message).then(
+        () => undefined,
+        (e: { code: string }) => e.code,
+      )
+      expect(viaBinding, JSON.stringify(message)).toMatch(
+        /^ERR_(MALFORMED_BODY|BATCH_NOT_SUPPORTED)$/,
+      )
+      expect(() => bindingShape(message), JSON.stringify(message)).toThrow(
+        expect.objectContaining({ code: viaBinding }),
+      )
+    }
+  })
+
+  it('is the binding without args, and never canonicalises the arguments', async () => {
+    const call = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'read_file', arguments: { path: 'a' } },
+    }
+    const { args, ...rest } = (await bindingFor(call)) as { args?: string }
+    expect(args).toBe(await argsDigest({ path: 'a' }))
+    expect(bindingShape(call)).toEqual(rest)
+    // Arguments JCS cannot carry: bindingFor refuses them (it digests), bindingShape does not look.
+    const undigestible = JSON.parse(
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"s":"\\ud800"}}}',
+    ) as unknown
+    await expect(bindingFor(undigestible)).rejects.toMatchObject({ code: 'ERR_MALFORMED_BODY' })
+    expect(bindingShape(undigestible)).toEqual({ method: 'tools/call', name: 'x' })
+    expect(bindingShape({ jsonrpc: '2.0', id: 2, result: {} })).toEqual({ response: 2 })
   })
 })
 

@@ -6,7 +6,8 @@
  *
  * 1. Origin/Host (DNS rebinding) — before anything, a browser tricked into calling us gets 403.
  * 2. Body size limit (413) — before parsing, so a huge body costs nothing.
- * 3. Parse the JSON body ONCE — a batch or malformed body gets 400 before any credential check.
+ * 3. Parse the JSON body ONCE — a batch or malformed body gets 400 before any credential check
+ *    (the argument digest, whose cost grows with the body, waits for a valid token).
  * 4. Verifier (core): scheme → token → proof → htm/htu → iat → ath → jkt → nonce → binding of the
  *    proof to this parsed message → replay.
  * 5. Session ownership — a session of another caller answers 404, like an unknown one.
@@ -25,7 +26,7 @@ import {
   ApprovalRequiredError,
   CallproofError,
   MemoryReplayStore,
-  bindingFor,
+  bindingShape,
   createVerifier,
   evaluatePolicy,
   toResponse,
@@ -255,20 +256,23 @@ export function createCallproof(options: CallproofOptions): Callproof {
         )
       } else {
         // 2 + 3. One bounded read, one parse: the message checked is the message executed.
+        // Only shape checks whose cost does not grow with the arguments happen before credentials
+        // (batch, non-object, not JSON-RPC, malformed for its method → 400). The argument digest —
+        // RFC 8785 canonicalisation and SHA-256 of `params.arguments` — is computed once, by the
+        // verifier, only for a valid token, and handed to the audit facts through `onBinding`:
+        // an anonymous sender cannot make us digest its body, and a valid call digests it once.
         const message =
           request.method === 'POST' ? await readJsonBody(request, bodyLimit) : undefined
-        let binding: McpBinding | undefined
-        if (message !== undefined) {
-          binding = await bindingFor(message)
-          describe(facts, binding)
-        }
+        if (message !== undefined) describe(facts, bindingShape(message))
 
         // 4. Who is calling, proven for this very message.
         const call = await verifier.verify({
           method: request.method,
           url: resource,
           headers: request.headers,
-          ...(message !== undefined ? { message } : {}),
+          ...(message !== undefined
+            ? { message, onBinding: (binding: McpBinding) => describe(facts, binding) }
+            : {}),
         })
         const caller = call.caller
         Object.assign(facts, {
@@ -465,7 +469,7 @@ function isToolCall(
 ): message is { method: 'tools/call'; params: { name: string } } {
   if (typeof message !== 'object' || message === null) return false
   const m = message as { method?: unknown; params?: { name?: unknown } }
-  // bindingFor has already refused a tools/call without a string name.
+  // bindingShape has already refused a tools/call without a string name (400).
   return m.method === 'tools/call' && typeof m.params?.name === 'string'
 }
 

@@ -89,7 +89,7 @@ describe('KNOWN BUG (reported, not ours to fix): arguments are canonicalised bef
    *
    * `it.fails`: this passes while the bug is there and FAILS once it is fixed — then drop `.fails`.
    */
-  it.fails('an anonymous request is refused without its arguments being digested', async () => {
+  it('an anonymous request is refused without its arguments being digested', async () => {
     const resource = 'http://127.0.0.1:9/mcp'
     const audit = memorySink()
     const app = createDriveApp({ issuer: issuer.url, resource, audit })

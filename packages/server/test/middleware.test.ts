@@ -195,6 +195,49 @@ describe('the request path', () => {
     }
   })
 
+  it('digests arguments only for a valid token: an anonymous call with undigestible arguments gets 401', async () => {
+    // Arguments that cannot be canonicalised (a lone surrogate, a number JSON cannot carry) are
+    // refused with 400 by the binding step. That an anonymous sender gets 401 instead shows that
+    // the binding — canonicalisation and SHA-256 of the arguments — was never computed for it.
+    const bodies = [
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","arguments":{"path":"\\ud800"}}}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read","arguments":{"n":1e400}}}',
+    ]
+    for (const rawBody of bodies) {
+      const before = s.audit.events.length
+      const anonymous = await s.send({ rawBody })
+      expect(anonymous.status, rawBody).toBe(401)
+      const refusal = s.audit.events.at(-1)!
+      expect(s.audit.events.length).toBe(before + 1)
+      expect(refusal).toMatchObject({ reason: 'ERR_NO_CREDENTIALS', method: 'tools/call' })
+      expect(refusal.argsDigest).toBeUndefined()
+      // With a valid token and proof the same body reaches the binding step: 400, nothing runs.
+      const t = await token(s)
+      const seen = s.seen.length
+      const proven = await s.send({
+        token: t,
+        key: alice,
+        rawBody,
+        proofMessage: toolCall('read', { path: 'x' }),
+      })
+      expect(proven.status, rawBody).toBe(400)
+      expect(((await proven.json()) as { code: string }).code).toBe('ERR_MALFORMED_BODY')
+      expect(s.seen.length).toBe(seen)
+    }
+  })
+
+  it('records the argument digest of a verified call once, from the verified binding', async () => {
+    const t = await token(s)
+    const args = { path: 'digest-me' }
+    const response = await s.send({ token: t, key: alice, message: toolCall('read', args) })
+    expect(response.status).toBe(200)
+    expect(s.audit.events.at(-1)).toMatchObject({
+      decision: 'allowed',
+      tool: 'read',
+      argsDigest: await argsDigest(args),
+    })
+  })
+
   it('refuses invalid UTF-8 with 400', async () => {
     const response = await fetch(s.resource, {
       method: 'POST',
@@ -658,6 +701,11 @@ describe('audit', () => {
       expect(typeof allowed.requestId).toBe('string')
       expect(Date.parse(allowed.time)).not.toBeNaN()
       expect(events[2]?.status).toBe(401)
+      // A refusal at or after the binding check (here: replay) names the call it was for; the
+      // anonymous one names its method but carries no digest (never computed for it).
+      expect(events[2]).toMatchObject({ tool: 'read', argsDigest: allowed.argsDigest })
+      expect(events[3]).toMatchObject({ method: 'tools/call', tool: 'whoami' })
+      expect(events[3]?.argsDigest).toBeUndefined()
       // an unverified request names no caller
       expect(events[3]?.sub).toBeUndefined()
       const all = JSON.stringify(events)
