@@ -43,10 +43,14 @@ import { newCallerKey } from '../../../examples/drive/test/support/proof.js'
 import type { CallerKey } from '../../../examples/drive/test/support/proof.js'
 
 /**
- * 20 000 tool calls (10 000 writes + 10 000 read-backs) at concurrency 32. On this 2-core machine
- * the run takes ~20–40 s alone; LOAD_CALLS scales it (e.g. 4000 under heavy parallel test load).
+ * Default 8000 tool calls (4000 writes + 4000 read-backs) at concurrency 32. Why not more: CI runs
+ * the whole suite twice (Node 20 and 24) on 2 cores next to every other test file, and 20 000 calls
+ * took ~35 s of that alone; 8000 still covers several replay windows (so keys visibly expire
+ * mid-run), warms the heap well past the point where it is measured, and runs every assertion
+ * below. LOAD_CALLS raises it for a soak run (e.g. `LOAD_CALLS=40000`; at most 80 000 fit the
+ * drive's 1000 files per subject).
  */
-const CALLS = Number(process.env['LOAD_CALLS'] ?? 20_000)
+const CALLS = Number(process.env['LOAD_CALLS'] ?? 8000)
 /**
  * No new unit of work starts after this long, so that the test stays inside its 120 s timeout when
  * the machine is shared with other test files; whatever ran is checked in full, and at least
@@ -55,7 +59,7 @@ const CALLS = Number(process.env['LOAD_CALLS'] ?? 20_000)
 const LOAD_BUDGET_MS = 70_000
 const MIN_CALLS = Math.min(CALLS, 4000)
 const CONCURRENCY = 32
-const SUBJECTS = 40 // a drive holds at most 1000 files: 10 000 writes over 40 subjects
+const SUBJECTS = 40 // a drive holds at most 1000 files per subject: writes spread over 40
 const MAX_AGE_S = 5
 const SKEW_S = 1
 const WINDOW_MS = (MAX_AGE_S + SKEW_S) * 1000
@@ -212,6 +216,21 @@ describe('load: two instances, one Redis, one resource', () => {
     const written = new Map<string, { sub: string; content: string }>()
     const begin = () => (started[startedCount++] = performance.now())
 
+    /**
+     * The number of live keys. DBSIZE alone also counts keys that have expired but that Redis has
+     * not reclaimed yet: it deletes an expired key when a command touches it (SCAN included), and
+     * otherwise only by sampling (its active expiry cycle stops while up to ~10-25 % of the sampled
+     * keys are expired; on Redis 7.0 here ~15 % of what DBSIZE counted at 400 expiries a second).
+     * Counting with DBSIZE alone, the bound below failed once (3422 counted, 3336 + 64 allowed). A
+     * full SCAN first reclaims them, so what is counted is what the replay store still holds.
+     */
+    const liveKeys = async (): Promise<number> => {
+      let cursor = '0'
+      do cursor = (await monitor.scan(cursor, { COUNT: 1000 })).cursor
+      while (cursor !== '0')
+      return monitor.dbSize()
+    }
+
     // Samples of the Redis key count against the proofs sent inside the window before it.
     const samples: { at: number; dbsize: number; inWindow: number }[] = []
     const badTtls: string[] = []
@@ -220,12 +239,14 @@ describe('load: two instances, one Redis, one resource', () => {
     const sampler = (async () => {
       while (sampling) {
         await new Promise((r) => setTimeout(r, 400))
-        const sentBefore = startedCount
         const at = performance.now()
-        const dbsize = await monitor.dbSize()
+        const dbsize = await liveKeys()
+        // Every call started up to the count (its key may have been written during the SCAN).
+        const sentAfter = startedCount
         let inWindow = 0
-        // A key lives until iat + window; iat is the proof's creation second (≤ 1 s early).
-        for (let i = sentBefore - 1; i >= 0 && started[i]! > at - WINDOW_MS - 1500; i--) inWindow++
+        // A key lives until iat + window, iat being the proof's creation second; the proof is made
+        // after the call started, up to 1.5 s later on a loaded machine.
+        for (let i = sentAfter - 1; i >= 0 && started[i]! > at - WINDOW_MS - 1500; i--) inWindow++
         samples.push({ at, dbsize, inWindow })
         const { keys } = await monitor.scan('0', { COUNT: 200 })
         const ttls = await Promise.all(keys.map((key) => monitor.pTTL(key)))
@@ -328,13 +349,15 @@ describe('load: two instances, one Redis, one resource', () => {
     // Memory: what grows is the stored files; a per-call leak of even 2 KiB would add tens of MiB.
     expect(heapWarm).toBeGreaterThan(0)
     expect(heapEnd - heapWarm).toBeLessThan(16 * 2 ** 20 + 4 * storedBytes)
-    if (elapsed * 1000 > 3 * WINDOW_MS) {
+    // (From two windows on: by then at most about half the calls can still hold a key. 8000 calls
+    // took 21-23 s in runs here next to other test files, so this runs on the default load.)
+    if (elapsed * 1000 > 2 * WINDOW_MS) {
       // A run longer than the window: Redis held far fewer keys than calls were made.
       expect(maxDb).toBeLessThan(startedCount)
     }
     await new Promise((r) => setTimeout(r, WINDOW_MS + 1500))
     // Once the window has passed after the last proof, nothing is left: every key expired.
-    expect(await monitor.dbSize()).toBe(0)
+    expect(await liveKeys()).toBe(0)
   }, 120_000)
 })
 
