@@ -27,6 +27,8 @@ let port = 0
 let resource = ''
 let key: CallerKey
 let token = ''
+/** The caller's `Mcp-Session-Id`: the drive is stateful, so every POST but initialize names it. */
+let session = ''
 const drives = new SpyDrives()
 const audit = memorySink()
 
@@ -49,6 +51,34 @@ beforeAll(async () => {
   started.app = createDriveApp({ issuer: issuer.url, resource, drives, audit })
   key = await newCallerKey()
   token = await issuer.mint({ jkt: key.jkt, expiresIn: 3600 })
+  const initialize = {
+    jsonrpc: '2.0',
+    id: 0,
+    method: 'initialize',
+    params: {
+      protocolVersion: '2025-06-18',
+      capabilities: {},
+      clientInfo: { name: 'fuzz-http', version: '0' },
+    },
+  }
+  const opened = await fetch(resource, {
+    method: 'POST',
+    headers: {
+      authorization: `DPoP ${token}`,
+      dpop: await makeProof(key, {
+        htm: 'POST',
+        htu: resource,
+        accessToken: token,
+        mcp: await bindingOf(initialize),
+      }),
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: JSON.stringify(initialize),
+  })
+  await opened.text()
+  session = opened.headers.get('mcp-session-id') ?? ''
+  expect(session, `initialize answered ${opened.status}`).not.toBe('')
 })
 
 afterAll(async () => {
@@ -141,6 +171,7 @@ describe('fuzz: raw HTTP framing', () => {
           `DPoP: ${proof}`,
           'Content-Type: application/json',
           'Accept: application/json, text/event-stream',
+          `Mcp-Session-Id: ${session}`,
         ]
         let bytes: string
         if (kind === 'honest') bytes = head([...common, `Content-Length: ${len}`]) + body
@@ -208,6 +239,7 @@ describe('fuzz: raw HTTP framing', () => {
         dpop: proof,
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
+        'mcp-session-id': session,
       },
       body,
     })

@@ -64,6 +64,8 @@ const MAX_AGE_S = 5
 const SKEW_S = 1
 const WINDOW_MS = (MAX_AGE_S + SKEW_S) * 1000
 const RESOURCE = 'https://drive.example/mcp'
+/** The replay store's keys (createRedisStores' default prefix); sessions live beside them. */
+const REPLAY_KEYS = 'callproof:replay:*'
 const ACCEPT = 'application/json, text/event-stream'
 
 /** A GC function: `--expose-gc` is not on in vitest workers, so it is switched on here. */
@@ -82,6 +84,52 @@ interface Subject {
   sub: string
   key: CallerKey
   token: string
+  /** Its `Mcp-Session-Id` (sessions live in Redis, so both instances know it). */
+  session: string
+}
+
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 0,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-06-18',
+    capabilities: {},
+    clientInfo: { name: 'load', version: '0' },
+  },
+}
+
+/**
+ * Opens a session with `initialize`: the servers are stateful, and MCP Streamable HTTP has them
+ * refuse (400) any other POST that names no session.
+ */
+async function openSession(
+  send: (url: string, init: RequestInit) => Promise<Response>,
+  url: string,
+  htu: string,
+  key: CallerKey,
+  token: string,
+  clock?: () => number,
+): Promise<string> {
+  const proof = await createProof(
+    key.keyPair,
+    { htm: 'POST', htu, accessToken: token, mcp: await bindingFor(INITIALIZE) },
+    clock !== undefined ? { clock } : {},
+  )
+  const res = await send(url, {
+    method: 'POST',
+    headers: {
+      authorization: `DPoP ${token}`,
+      dpop: proof,
+      'content-type': 'application/json',
+      accept: ACCEPT,
+    },
+    body: JSON.stringify(INITIALIZE),
+  })
+  const text = await res.text()
+  const session = res.headers.get('mcp-session-id')
+  if (session === null) throw new Error(`initialize opened no session: ${res.status} ${text}`)
+  return session
 }
 
 async function startInstance(
@@ -148,6 +196,7 @@ async function callTool(
       dpop: proof,
       'content-type': 'application/json',
       accept: ACCEPT,
+      'mcp-session-id': who.session,
     },
     body: JSON.stringify(message),
   })
@@ -176,6 +225,8 @@ describe('load: two instances, one Redis, one resource', () => {
   let instances: Instance[] = []
   let subjects: Subject[] = []
   let monitor: ReturnType<typeof createClient>
+  /** When the last `initialize` proof (one per subject) was used: their keys count until then + window. */
+  let sessionsOpenedAt = 0
 
   beforeAll(async () => {
     redis = await startRedisServer()
@@ -190,9 +241,12 @@ describe('load: two instances, one Redis, one resource', () => {
       Array.from({ length: SUBJECTS }, async (_, i) => {
         const key = await newCallerKey()
         const sub = `load-${i}`
-        return { sub, key, token: await issuer.mint({ jkt: key.jkt, sub, expiresIn: 3600 }) }
+        const token = await issuer.mint({ jkt: key.jkt, sub, expiresIn: 3600 })
+        const session = await openSession(fetch, instances[i % 2]!.url, RESOURCE, key, token)
+        return { sub, key, token, session }
       }),
     )
+    sessionsOpenedAt = performance.now()
     monitor = createClient({ url: redis.url })
     await monitor.connect()
   })
@@ -217,22 +271,27 @@ describe('load: two instances, one Redis, one resource', () => {
     const begin = () => (started[startedCount++] = performance.now())
 
     /**
-     * The number of live keys. DBSIZE alone also counts keys that have expired but that Redis has
+     * The number of live replay keys (the sessions, 8 h each, share this Redis and are not
+     * counted). DBSIZE would also count keys that have expired but that Redis has
      * not reclaimed yet: it deletes an expired key when a command touches it (SCAN included), and
      * otherwise only by sampling (its active expiry cycle stops while up to ~10-25 % of the sampled
      * keys are expired; on Redis 7.0 here ~15 % of what DBSIZE counted at 400 expiries a second).
-     * Counting with DBSIZE alone, the bound below failed once (3422 counted, 3336 + 64 allowed). A
-     * full SCAN first reclaims them, so what is counted is what the replay store still holds.
+     * Counting with DBSIZE, the bound below failed once (3422 counted, 3336 + 64 allowed). A full
+     * SCAN skips (and reclaims) them, so what is counted is what the replay store still holds.
      */
     const liveKeys = async (): Promise<number> => {
+      const seen = new Set<string>()
       let cursor = '0'
-      do cursor = (await monitor.scan(cursor, { COUNT: 1000 })).cursor
-      while (cursor !== '0')
-      return monitor.dbSize()
+      do {
+        const page = await monitor.scan(cursor, { MATCH: REPLAY_KEYS, COUNT: 1000 })
+        cursor = page.cursor
+        for (const key of page.keys) seen.add(key)
+      } while (cursor !== '0')
+      return seen.size
     }
 
     // Samples of the Redis key count against the proofs sent inside the window before it.
-    const samples: { at: number; dbsize: number; inWindow: number }[] = []
+    const samples: { at: number; replayKeys: number; inWindow: number }[] = []
     const badTtls: string[] = []
     let ttlsChecked = 0
     let sampling = true
@@ -240,15 +299,16 @@ describe('load: two instances, one Redis, one resource', () => {
       while (sampling) {
         await new Promise((r) => setTimeout(r, 400))
         const at = performance.now()
-        const dbsize = await liveKeys()
+        const replayKeys = await liveKeys()
         // Every call started up to the count (its key may have been written during the SCAN).
         const sentAfter = startedCount
         let inWindow = 0
         // A key lives until iat + window, iat being the proof's creation second; the proof is made
         // after the call started, up to 1.5 s later on a loaded machine.
         for (let i = sentAfter - 1; i >= 0 && started[i]! > at - WINDOW_MS - 1500; i--) inWindow++
-        samples.push({ at, dbsize, inWindow })
-        const { keys } = await monitor.scan('0', { COUNT: 200 })
+        if (sessionsOpenedAt > at - WINDOW_MS - 1500) inWindow += SUBJECTS
+        samples.push({ at, replayKeys, inWindow })
+        const { keys } = await monitor.scan('0', { MATCH: REPLAY_KEYS, COUNT: 200 })
         const ttls = await Promise.all(keys.map((key) => monitor.pTTL(key)))
         ttlsChecked += keys.length
         keys.forEach((key, i) => {
@@ -317,10 +377,10 @@ describe('load: two instances, one Redis, one resource', () => {
     const heapEnd = process.memoryUsage().heapUsed
     const storedBytes = [...written.values()].reduce((n, w) => n + w.content.length * 2 + 200, 0)
     const rate = Math.round((startedCount / elapsed) * 10) / 10
-    const maxDb = Math.max(0, ...samples.map((s) => s.dbsize))
+    const maxDb = Math.max(0, ...samples.map((s) => s.replayKeys))
     console.info(
       `load: ${startedCount} of ${CALLS} calls (${startedCount / 2} writes + read-backs) in ${elapsed.toFixed(1)} s = ${rate} calls/s ` +
-        `at concurrency ${CONCURRENCY} over 2 instances; Redis keys max ${maxDb} (${samples.length} samples, ${ttlsChecked} TTLs checked); ` +
+        `at concurrency ${CONCURRENCY} over 2 instances; replay keys max ${maxDb} (${samples.length} samples, ${ttlsChecked} TTLs checked); ` +
         `heap after GC ${(heapWarm / 2 ** 20).toFixed(1)} MiB after ${MIN_CALLS / 4} calls → ${(heapEnd / 2 ** 20).toFixed(1)} MiB at the end ` +
         `(${(storedBytes / 2 ** 20).toFixed(1)} MiB of stored files)`,
     )
@@ -343,7 +403,7 @@ describe('load: two instances, one Redis, one resource', () => {
     // Replay state bounded by the window.
     expect(samples.length).toBeGreaterThan(0)
     for (const s of samples)
-      expect(s.dbsize, JSON.stringify(s)).toBeLessThanOrEqual(s.inWindow + 64)
+      expect(s.replayKeys, JSON.stringify(s)).toBeLessThanOrEqual(s.inWindow + 64)
     expect(badTtls.slice(0, 5)).toEqual([])
     expect(ttlsChecked).toBeGreaterThan(0)
     // Memory: what grows is the stored files; a per-call leak of even 2 KiB would add tens of MiB.
@@ -356,7 +416,7 @@ describe('load: two instances, one Redis, one resource', () => {
       expect(maxDb).toBeLessThan(startedCount)
     }
     await new Promise((r) => setTimeout(r, WINDOW_MS + 1500))
-    // Once the window has passed after the last proof, nothing is left: every key expired.
+    // Once the window has passed after the last proof, no replay key is left: every one expired.
     expect(await liveKeys()).toBe(0)
   }, 120_000)
 })
@@ -380,12 +440,16 @@ describe('load: the in-memory replay store stays within the window', () => {
     callproof.mount(app)
     const key = await newCallerKey()
     const token = await issuer.mint({ jkt: key.jkt, expiresIn: 3600 })
+    const send = async (url: string, init: RequestInit) => app.request(url, init)
+    const session = await openSession(send, resource, resource, key, token, clock)
     const windowMs = (60 + 5) * 1000 // default max age + skew
     const stepMs = 50
     const calls = 3000
     const expiries: number[] = []
     let oldestOpen = 0
     let maxSize = 0
+    // The initialize proof is in the store too, for its window.
+    expiries.push(Math.floor(now / 1000) * 1000 + windowMs)
     try {
       for (let i = 0; i < calls; i++) {
         now += stepMs
@@ -407,6 +471,7 @@ describe('load: the in-memory replay store stays within the window', () => {
             dpop: proof,
             'content-type': 'application/json',
             accept: ACCEPT,
+            'mcp-session-id': session,
           },
           body: JSON.stringify(message),
         })

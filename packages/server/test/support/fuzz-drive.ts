@@ -98,13 +98,25 @@ export interface FuzzDrive {
   otherKey: CallerKey
   /** The latest `DPoP-Nonce` the server sent (put into honest proofs), when nonces are on. */
   nonce: string | undefined
+  /**
+   * The honest caller's `Mcp-Session-Id`, opened by `initialize` at start: the drive is stateful,
+   * and a POST other than `initialize` without a session id is refused with 400 after
+   * authentication (MCP Streamable HTTP), so honest requests name it.
+   */
+  session: string
   mint(options?: Partial<MintOptions>): Promise<string>
   /** The honest proof parts for a message (or none, for GET/DELETE) and a token. */
   proofParts(message: unknown, token?: string, key?: CallerKey): Promise<ProofParts>
   /** Sign proof parts with `key` (default the honest key). */
   sign(parts: ProofParts, key?: CallerKey): Promise<string>
-  /** Honest headers for a body (a fresh proof bound to `bindTo`, default the body's message). */
-  honestHeaders(message: unknown, options?: { token?: string }): Promise<Record<string, string>>
+  /**
+   * Honest headers for a body: the token, a fresh proof bound to `message`, the JSON content type
+   * and accept list, and the honest caller's session (`session: null` leaves it out).
+   */
+  honestHeaders(
+    message: unknown,
+    options?: { token?: string; session?: string | null },
+  ): Promise<Record<string, string>>
   /** Send one request and report what it did. */
   send(request: FuzzRequest): Promise<FuzzOutcome>
   close(): Promise<void>
@@ -124,6 +136,16 @@ export const fuzzReplay: { seed?: number; path?: string } =
       }
 
 export const FUZZ_RESOURCE = 'http://127.0.0.1:9/mcp'
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 0,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-06-18',
+    capabilities: {},
+    clientInfo: { name: 'fuzz-harness', version: '0' },
+  },
+}
 
 const ACCEPT = 'application/json, text/event-stream'
 
@@ -201,18 +223,30 @@ export async function startFuzzDrive(options: { nonce?: NonceSource } = {}): Pro
     mint,
     proofParts,
     sign,
+    session: '',
     async honestHeaders(message, options = {}) {
       const t = options.token ?? token
+      const session = options.session === undefined ? fx.session : options.session
       return {
         authorization: `DPoP ${t}`,
         dpop: await sign(await proofParts(message, t)),
         'content-type': 'application/json',
         accept: ACCEPT,
+        ...(session ? { 'mcp-session-id': session } : {}),
       }
     },
     send,
     close: () => issuer.close(),
   }
+  // Open the honest caller's session; with nonces the first answer only hands one out.
+  for (let attempt = 0; attempt < 2 && fx.session === ''; attempt++) {
+    const opened = await send({
+      headers: await fx.honestHeaders(INITIALIZE, { session: null }),
+      body: JSON.stringify(INITIALIZE),
+    })
+    fx.session = opened.answer.headers.get('mcp-session-id') ?? ''
+  }
+  if (fx.session === '') throw new Error('fuzz harness: initialize opened no session')
   return fx
 }
 
