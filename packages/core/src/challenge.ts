@@ -82,6 +82,7 @@ const ROWS: Record<CallproofErrorCode, Row> = {
   ERR_CALLER_NOT_ALLOWED: { status: 403, error: 'access_denied', challenge: true },
   ERR_TOOL_DENIED: { status: 403, error: 'access_denied', challenge: true },
   ERR_SESSION_NOT_FOUND: { status: 404, error: 'not_found', challenge: false },
+  ERR_SESSION_REQUIRED: { status: 400, error: 'invalid_request', challenge: false },
   ERR_BATCH_NOT_SUPPORTED: { status: 400, error: 'invalid_request', challenge: false },
   ERR_MALFORMED_BODY: { status: 400, error: 'invalid_request', challenge: false },
   ERR_BODY_TOO_LARGE: { status: 413, error: 'payload_too_large', challenge: false },

@@ -48,6 +48,8 @@ export type CallproofErrorCode =
   | 'ERR_TOOL_DENIED'
   /** 404: unknown session or another caller's (the same answer, so it reveals nothing). */
   | 'ERR_SESSION_NOT_FOUND'
+  /** 400: a request other than `initialize` without `Mcp-Session-Id` on a server with sessions. */
+  | 'ERR_SESSION_REQUIRED'
   /** 400: JSON-RPC batch (array body). */
   | 'ERR_BATCH_NOT_SUPPORTED'
   /** 400: not JSON, or not a JSON-RPC message. */

@@ -127,6 +127,7 @@ describe('toHttpAnswer: DESIGN.md error table', () => {
 
   it.each<[CallproofErrorCode, number, string]>([
     ['ERR_SESSION_NOT_FOUND', 404, 'not_found'],
+    ['ERR_SESSION_REQUIRED', 400, 'invalid_request'],
     ['ERR_BATCH_NOT_SUPPORTED', 400, 'invalid_request'],
     ['ERR_MALFORMED_BODY', 400, 'invalid_request'],
     ['ERR_BODY_TOO_LARGE', 413, 'payload_too_large'],

@@ -10,7 +10,8 @@
  *    (the argument digest, whose cost grows with the body, waits for a valid token).
  * 4. Verifier (core): scheme → token → proof → htm/htu → iat → ath → jkt → nonce → binding of the
  *    proof to this parsed message → replay.
- * 5. Session ownership — a session of another caller answers 404, like an unknown one.
+ * 5. Sessions — a session of another caller answers 404, like an unknown one; with
+ *    `requireSessionId`, a POST other than initialize without a session id answers 400.
  * 6. Tool policy (tools/call) — scopes, acr/max_age, callers, per-call approval; a one-time
  *    approval is consumed only after everything else passed, so a refused call does not burn it.
  * 7. The MCP SDK transport runs the SAME parsed message, with the verified caller in `authInfo`.
@@ -83,6 +84,14 @@ export interface SessionOptions {
   store?: SessionStore
   /** Lifetime of a session in seconds (default 8 hours). */
   ttlSeconds?: number
+  /**
+   * In `stateful` mode, answer 400 (`ERR_SESSION_REQUIRED`) to a verified POST other than
+   * `initialize` that carries no `Mcp-Session-Id` (MCP Streamable HTTP: a server that requires
+   * session ids SHOULD do so). Off by default for now: every request proves its caller, so a
+   * request outside any session is safe to serve, and existing clients and test harnesses send
+   * sessionless calls. Checked after authentication.
+   */
+  requireSessionId?: boolean
 }
 
 /** Options of {@link createCallproof}. Checked when the middleware is created. */
@@ -194,6 +203,7 @@ export function createCallproof(options: CallproofOptions): Callproof {
     sessionMode,
     sessionStore,
     sessionTtl,
+    requireSessionId,
     audit,
     bodyLimit,
     originPolicy,
@@ -283,9 +293,23 @@ export function createCallproof(options: CallproofOptions): Callproof {
         })
 
         // 5. A session belongs to the caller that opened it; anyone else gets "not found".
-        // A request without a session id is served too: every request proves its caller, so the
-        // session only steers which session a request joins, it never authorizes anything.
+        // With `requireSessionId`, every POST after `initialize` must name its session (MCP
+        // Streamable HTTP: a server that requires one SHOULD answer 400). Checked only now, after
+        // the caller is verified, so the answer tells an anonymous sender nothing about sessions.
+        // Without it, a request with no session id is served: every request proves its caller, so
+        // the session only steers which session a request joins, it never authorizes anything.
         const sessionId = request.headers.get('mcp-session-id')
+        if (
+          requireSessionId &&
+          request.method === 'POST' &&
+          sessionId === null &&
+          !isInitialize(message)
+        ) {
+          throw new CallproofError(
+            'ERR_SESSION_REQUIRED',
+            'this server uses sessions: send the Mcp-Session-Id that initialize returned',
+          )
+        }
         if (sessionMode === 'stateful' && sessionId !== null && !isInitialize(message)) {
           const owner =
             sessionId.length > MAX_SESSION_ID_LENGTH
@@ -510,6 +534,7 @@ interface CheckedOptions {
   sessionMode: 'stateful' | 'stateless'
   sessionStore: SessionStore
   sessionTtl: number
+  requireSessionId: boolean
   audit: AuditSink | undefined
   bodyLimit: number
   originPolicy: OriginPolicy
@@ -601,6 +626,14 @@ function checkOptions(options: CallproofOptions): CheckedOptions {
     throw invalid(`sessions.ttlSeconds must be a positive integer, got ${String(sessionTtl)}`)
   }
 
+  const requireSessionId = options.sessions?.requireSessionId ?? false
+  if (typeof requireSessionId !== 'boolean') {
+    throw invalid('sessions.requireSessionId must be a boolean')
+  }
+  if (requireSessionId && sessionMode !== 'stateful') {
+    throw invalid("sessions.requireSessionId needs sessions.mode 'stateful'")
+  }
+
   if (options.audit !== undefined && typeof options.audit.write !== 'function') {
     throw invalid('audit must be an AuditSink (an object with write(event))')
   }
@@ -651,6 +684,7 @@ function checkOptions(options: CallproofOptions): CheckedOptions {
     sessionMode,
     sessionStore,
     sessionTtl,
+    requireSessionId,
     audit: options.audit,
     bodyLimit,
     originPolicy,

@@ -561,6 +561,54 @@ describe('sessions', () => {
     }
   })
 
+  it('with requireSessionId: 400 to a verified POST without Mcp-Session-Id after initialize, 401 to an anonymous one', async () => {
+    const s = await setup({ sessions: { requireSessionId: true } })
+    try {
+      const t = await token(s)
+      const init = await s.send({ token: t, key: alice, message: INITIALIZE() })
+      expect(init.status).toBe(200)
+      const sessionId = init.headers.get('mcp-session-id')!
+      for (const message of [
+        toolCall('whoami'),
+        rpc('tools/list'),
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+      ]) {
+        const before = s.seen.length
+        const missing = await s.send({ token: t, key: alice, message })
+        expect(missing.status, JSON.stringify(message)).toBe(400)
+        expect(missing.headers.get('www-authenticate')).toBeNull()
+        expect(((await missing.json()) as { code: string }).code).toBe('ERR_SESSION_REQUIRED')
+        expect(s.seen.length).toBe(before)
+        // Checked after authentication: without credentials the answer is the usual 401.
+        const anonymous = await s.send({ message })
+        expect(anonymous.status).toBe(401)
+      }
+      const within = await s.send({ token: t, key: alice, message: toolCall('whoami'), sessionId })
+      expect(within.status).toBe(200)
+      expect(s.audit.events.filter((e) => e.reason === 'ERR_SESSION_REQUIRED')).toHaveLength(3)
+    } finally {
+      await s.run.close()
+    }
+  })
+
+  it('without requireSessionId serves a verified call outside any session; refuses a bad combination', async () => {
+    const s = await setup()
+    try {
+      const t = await token(s)
+      expect((await s.send({ token: t, key: alice, message: toolCall('whoami') })).status).toBe(200)
+    } finally {
+      await s.run.close()
+    }
+    expect(() =>
+      createCallproof({
+        resource: 'http://127.0.0.1:1/mcp',
+        issuers: issuer.issuer,
+        tools: registry([]),
+        sessions: { mode: 'stateless', requireSessionId: true },
+      }),
+    ).toThrow(/requireSessionId/)
+  })
+
   it('issues no session id in stateless mode', async () => {
     const s = await setup({ sessions: { mode: 'stateless' } })
     try {
