@@ -27,7 +27,7 @@ let port = 0
 let resource = ''
 let key: CallerKey
 let token = ''
-/** The caller's `Mcp-Session-Id`: the drive is stateful, so every POST but initialize names it. */
+/** The caller's `Mcp-Session-Id`, named by every POST but initialize, as an honest client does. */
 let session = ''
 const drives = new SpyDrives()
 const audit = memorySink()

@@ -315,9 +315,9 @@ describe('fuzz: headers (Authorization, DPoP count/garbage, Origin/Host, Content
         fates.push(origin === '' ? 'succeed' : originFate(origin))
         if (c.host !== '') headers.host = c.host
         fates.push(hosts.get(c.host)!)
-        // A session that is not the caller's own answers 404 like an unknown one, and none at
-        // all 400 (the drive is stateful: MCP Streamable HTTP); either way nothing runs.
-        // initialize ignores the header (it opens a new session).
+        // A session that is not the caller's own answers 404 like an unknown one, and runs
+        // nothing; initialize ignores the header (it opens a new session). No session at all is
+        // served: the drive leaves `sessions.requireSessionId` (400 without one) off.
         if (c.session !== 'none') {
           headers['mcp-session-id'] = {
             own: ownSession,
@@ -327,7 +327,8 @@ describe('fuzz: headers (Authorization, DPoP count/garbage, Origin/Host, Content
             long: 'x'.repeat(5000),
           }[c.session]!
         }
-        if (c.session !== 'own' && c.message.method !== 'initialize') fates.push('refuse')
+        const foreign = c.session !== 'own' && c.session !== 'none'
+        if (foreign && c.message.method !== 'initialize') fates.push('refuse')
         headers['content-type'] = c.contentType
         headers.accept = c.accept
         const honestHeaders = c.contentType === 'application/json' && c.accept === ACCEPT

@@ -100,8 +100,9 @@ const INITIALIZE = {
 }
 
 /**
- * Opens a session with `initialize`: the servers are stateful, and MCP Streamable HTTP has them
- * refuse (400) any other POST that names no session.
+ * Opens a session with `initialize`; every call then names it, as the SDK client does, so the load
+ * is honest on a server with `sessions.requireSessionId` too (and sessions are looked up in Redis
+ * on every call, as in production).
  */
 async function openSession(
   send: (url: string, init: RequestInit) => Promise<Response>,

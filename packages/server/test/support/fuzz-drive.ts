@@ -99,9 +99,9 @@ export interface FuzzDrive {
   /** The latest `DPoP-Nonce` the server sent (put into honest proofs), when nonces are on. */
   nonce: string | undefined
   /**
-   * The honest caller's `Mcp-Session-Id`, opened by `initialize` at start: the drive is stateful,
-   * and a POST other than `initialize` without a session id is refused with 400 after
-   * authentication (MCP Streamable HTTP), so honest requests name it.
+   * The honest caller's `Mcp-Session-Id`, opened by `initialize` at start. Honest requests name
+   * it, as the SDK client does, so they stay honest on a server with `sessions.requireSessionId`
+   * (400 after authentication for a POST other than `initialize` without one).
    */
   session: string
   mint(options?: Partial<MintOptions>): Promise<string>
