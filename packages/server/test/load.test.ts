@@ -147,7 +147,8 @@ async function startInstance(
     issuers: issuer.url,
     tools: driveTools(drives),
     replay: stores.replay,
-    sessions: { store: stores.sessions },
+    // Sessions required: every call names the session its subject opened on either instance.
+    sessions: { store: stores.sessions, requireSessionId: true },
     proofMaxAgeSeconds: MAX_AGE_S,
     clockSkewSeconds: SKEW_S,
   })
