@@ -354,6 +354,17 @@ export function normalizeHtu(url: string | URL): string {
 
 let lastExpected: { url: string; normalized: string } | undefined
 
+/**
+ * True when `url`'s authority has userinfo (`user@`, `user:pass@`, or an empty `@`), read as the
+ * WHATWG URL parser reads it: leading C0 controls and spaces dropped, tabs and newlines removed
+ * anywhere, and a backslash ending the authority like a slash.
+ */
+function hasUserinfo(url: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  const cleaned = url.replace(/[\t\n\r]/g, '').replace(/^[\x00-\x20]+/, '')
+  return /^[A-Za-z][A-Za-z0-9+.-]*:[\\/]*[^\\/?#]*@/.test(cleaned)
+}
+
 /** normalizeHtu of the (trusted, rarely changing) expected URL, remembered for the next call. */
 function normalizedExpectedHtu(url: string): string {
   if (lastExpected?.url !== url) lastExpected = { url, normalized: normalizeHtu(url) }
@@ -568,6 +579,11 @@ export async function verifyProofWith(
   if (typeof htu !== 'string') throw invalid('proof htu is missing')
   if (htu.includes('?') || htu.includes('#')) {
     throw invalid('proof htu must not carry a query or fragment')
+  }
+  if (hasUserinfo(htu)) {
+    // http://evil@host/mcp normalizes to http://host/mcp; refused rather than ignored, so that a
+    // proof cannot differ from its canonical form (and no reader of logs is misled by it).
+    throw invalid('proof htu must not carry userinfo')
   }
   const expectedHtu = normalizedExpectedHtu(options.htu)
   // Fast path: an honest client sends the resource URI exactly; anything else is normalized.

@@ -316,8 +316,18 @@ export function checkAccessTokenClaims(
   if (payload.acr !== undefined && typeof payload.acr !== 'string') {
     throw invalid('the access token acr is not a string')
   }
-  if (payload.auth_time !== undefined && typeof payload.auth_time !== 'number') {
+  if (
+    payload.auth_time !== undefined &&
+    (typeof payload.auth_time !== 'number' || !Number.isFinite(payload.auth_time))
+  ) {
     throw invalid('the access token auth_time is not a number')
+  }
+  if (typeof payload.auth_time === 'number' && payload.auth_time > now + tolerance) {
+    // A login that has not happened yet would pass every max_age check (now − auth_time < 0):
+    // refused like a future iat, so no policy ever sees it.
+    throw invalid(
+      `the access token auth_time is in the future (${Math.ceil(payload.auth_time - now)} s ahead, beyond the clock skew tolerance of ${tolerance} s)`,
+    )
   }
   if (
     payload.authorization_details !== undefined &&
