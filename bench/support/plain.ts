@@ -10,6 +10,7 @@ import { createLocalJWKSet, errors, jwtVerify } from 'jose'
 import type { JWK } from 'jose'
 import { z } from 'zod'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
@@ -46,11 +47,18 @@ function guarded(body: () => CallToolResult): CallToolResult {
   }
 }
 
+/**
+ * One JSON Schema validator shared by every per-request server, as callproof's tool registry
+ * shares one (otherwise the SDK builds a new Ajv in every `Server` constructor): the baselines
+ * stay the same SDK setup as callproof's.
+ */
+const validator = new AjvJsonSchemaValidator()
+
 /** The drive's six tools (same names, schemas and bodies as examples/drive) on a plain SDK server. */
 export function plainDriveServer(drives: Drives): McpServer {
   const server = new McpServer(
     { name: 'callproof-drive', version: '0.1.0' },
-    { capabilities: { tools: {} } },
+    { capabilities: { tools: {} }, jsonSchemaValidator: validator },
   )
   server.registerTool('whoami', { description: 'Who the server verified you to be.' }, (extra) =>
     text(JSON.stringify({ sub: subjectOf(extra), scopes: extra.authInfo?.scopes ?? [] })),

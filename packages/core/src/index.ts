@@ -53,7 +53,7 @@ export type {
   VerifyAccessTokenOptions,
   VerifiedToken,
 } from './token.js'
-export { evaluatePolicy, canEverBeGranted, assertValidPolicy } from './policy.js'
+export { evaluatePolicy, isAllowedNow, canEverBeGranted, assertValidPolicy } from './policy.js'
 export type {
   ToolPolicy,
   Caller,

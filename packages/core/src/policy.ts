@@ -166,6 +166,84 @@ function callerAllowed(policy: ToolPolicy, caller: Caller): boolean {
   return true
 }
 
+/** A refusal as data: which check failed and, for an approval, the call to approve. */
+type Verdict =
+  | { allow: true; reason: 'allowed' | 'public'; approval?: { tokenId: string; expiresAt: number } }
+  | { allow: false; reason: Exclude<DecisionReason, 'allowed' | 'public'> }
+
+/**
+ * The checks of {@link evaluatePolicy} without building the refusal's error: errors capture a
+ * stack trace, and `tools/list` evaluates every tool's policy for the caller, so the listing must
+ * not pay for errors nobody throws.
+ */
+function verdictOf(policy: ToolPolicy | undefined, input: PolicyInput): Verdict {
+  const { caller, tool } = input
+  if (!policy) return { allow: false, reason: 'no_policy' }
+  if (!callerAllowed(policy, caller)) return { allow: false, reason: 'caller_not_allowed' }
+  const required = policy.scopes ?? []
+  for (const scope of required) {
+    if (!caller.scopes.includes(scope)) return { allow: false, reason: 'insufficient_scope' }
+  }
+  const acrOk = !policy.acr || (caller.acr !== undefined && policy.acr.includes(caller.acr))
+  const ageOk =
+    policy.maxAge === undefined ||
+    (caller.authTime !== undefined && input.now / 1000 - caller.authTime <= policy.maxAge)
+  if (!acrOk || !ageOk) return { allow: false, reason: 'insufficient_user_authentication' }
+  const reason = policy.public ? 'public' : 'allowed'
+  if (policy.approval !== 'per-call') return { allow: true, reason }
+  const details = Array.isArray(input.authorizationDetails) ? input.authorizationDetails : []
+  // The entry for this server only: an approval may name several servers in one token.
+  let entry: Record<string, unknown> | undefined
+  let own = 0
+  for (const d of details) {
+    if (isObject(d) && d.type === 'mcp_tool_call' && d.resource === input.resource) {
+      own++
+      entry = d
+    }
+  }
+  if (own !== 1 || !entry || entry.tool !== tool || entry.args !== input.argsDigest) {
+    return { allow: false, reason: 'approval_required' }
+  }
+  const expiresAt =
+    (input.tokenExpiresAt ?? input.now + DEFAULT_APPROVAL_MEMORY_MS) + APPROVAL_SKEW_MS
+  return { allow: true, reason, approval: { tokenId: caller.tokenId, expiresAt } }
+}
+
+/** The error a refusal is answered with (built only when the call is refused). */
+function refusalError(
+  reason: Exclude<DecisionReason, 'allowed' | 'public'>,
+  policy: ToolPolicy | undefined,
+  input: PolicyInput,
+): CallproofError {
+  const tool = input.tool
+  switch (reason) {
+    case 'no_policy':
+      return new CallproofError('ERR_TOOL_DENIED', `the tool ${tool} is not available`)
+    case 'caller_not_allowed':
+      return new CallproofError(
+        'ERR_CALLER_NOT_ALLOWED',
+        `this caller may not use the tool ${tool}`,
+      )
+    case 'insufficient_scope':
+      return new InsufficientScopeError(policy?.scopes ?? [])
+    case 'insufficient_user_authentication': {
+      const requirement: { acrValues?: readonly string[]; maxAge?: number } = {}
+      if (policy?.acr) requirement.acrValues = policy.acr
+      if (policy?.maxAge !== undefined) requirement.maxAge = policy.maxAge
+      return new InsufficientUserAuthenticationError(requirement)
+    }
+    case 'approval_required': {
+      const wanted: McpToolCallAuthorizationDetail = {
+        type: 'mcp_tool_call',
+        resource: input.resource,
+        tool,
+        args: input.argsDigest,
+      }
+      return new ApprovalRequiredError([wanted])
+    }
+  }
+}
+
 /**
  * Decides whether `caller` may call `tool` now. Checks, in order: a policy exists, the caller is
  * allowed (final), every required scope (the refusal names all of them), `acr` and `max_age`
@@ -184,61 +262,24 @@ function callerAllowed(policy: ToolPolicy, caller: Caller): boolean {
  * @see https://www.rfc-editor.org/rfc/rfc9396#section-2
  */
 export function evaluatePolicy(policy: ToolPolicy | undefined, input: PolicyInput): Decision {
-  const { caller, tool } = input
-  if (!policy) {
-    return deny(
-      'no_policy',
-      new CallproofError('ERR_TOOL_DENIED', `the tool ${tool} is not available`),
-    )
-  }
-  if (!callerAllowed(policy, caller)) {
-    return deny(
-      'caller_not_allowed',
-      new CallproofError('ERR_CALLER_NOT_ALLOWED', `this caller may not use the tool ${tool}`),
-    )
-  }
-  const required = policy.scopes ?? []
-  if (required.some((scope) => !caller.scopes.includes(scope))) {
-    return deny('insufficient_scope', new InsufficientScopeError(required))
-  }
-  const acrOk = !policy.acr || (caller.acr !== undefined && policy.acr.includes(caller.acr))
-  const ageOk =
-    policy.maxAge === undefined ||
-    (caller.authTime !== undefined && input.now / 1000 - caller.authTime <= policy.maxAge)
-  if (!acrOk || !ageOk) {
-    const requirement: { acrValues?: readonly string[]; maxAge?: number } = {}
-    if (policy.acr) requirement.acrValues = policy.acr
-    if (policy.maxAge !== undefined) requirement.maxAge = policy.maxAge
-    return deny(
-      'insufficient_user_authentication',
-      new InsufficientUserAuthenticationError(requirement),
-    )
-  }
-  if (policy.approval === 'per-call') {
-    const wanted: McpToolCallAuthorizationDetail = {
-      type: 'mcp_tool_call',
-      resource: input.resource,
-      tool,
-      args: input.argsDigest,
-    }
-    const details = Array.isArray(input.authorizationDetails) ? input.authorizationDetails : []
-    // The entry for this server only: an approval may name several servers in one token.
-    const own = details.filter(
-      (d) => isObject(d) && d.type === 'mcp_tool_call' && d.resource === input.resource,
-    ) as Record<string, unknown>[]
-    const entry = own.length === 1 ? own[0] : undefined
-    if (!entry || entry.tool !== tool || entry.args !== input.argsDigest) {
-      return deny('approval_required', new ApprovalRequiredError([wanted]))
-    }
-    const expiresAt =
-      (input.tokenExpiresAt ?? input.now + DEFAULT_APPROVAL_MEMORY_MS) + APPROVAL_SKEW_MS
-    return {
-      allow: true,
-      reason: policy.public ? 'public' : 'allowed',
-      approval: { tokenId: caller.tokenId, expiresAt },
-    }
-  }
-  return { allow: true, reason: policy.public ? 'public' : 'allowed' }
+  const verdict = verdictOf(policy, input)
+  if (verdict.allow) return verdict
+  return deny(verdict.reason, refusalError(verdict.reason, policy, input))
+}
+
+/**
+ * True exactly when {@link evaluatePolicy} would allow the call, without building the error of a
+ * refusal (no stack trace is captured): for `tools/list`, which asks this of every tool. Nothing
+ * is consumed; an allowed per-call approval is still consumed by the server when it runs the call.
+ *
+ * @example
+ * ```ts
+ * const stepUp = !isAllowedNow(policy, { caller, tool, argsDigest: '', resource, now: Date.now() })
+ * ```
+ * @see https://modelcontextprotocol.io/specification/draft/basic/authorization
+ */
+export function isAllowedNow(policy: ToolPolicy | undefined, input: PolicyInput): boolean {
+  return verdictOf(policy, input).allow
 }
 
 /**

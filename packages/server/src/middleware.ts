@@ -408,7 +408,12 @@ export function createCallproof(options: CallproofOptions): Callproof {
     const transport = new WebStandardStreamableHTTPServerTransport({
       enableJsonResponse: jsonResponse,
     })
-    const server = tools.serverFor(call.caller, { resource, now: clock() })
+    const method = (message as { method?: unknown } | undefined)?.method
+    const server = tools.serverFor(call.caller, {
+      resource,
+      now: clock(),
+      ...(typeof method === 'string' ? { method } : {}),
+    })
     await server.connect(transport)
     const authInfo = authInfoFor(
       call.caller,
