@@ -178,7 +178,11 @@ type Verdict =
  */
 function verdictOf(policy: ToolPolicy | undefined, input: PolicyInput): Verdict {
   const { caller, tool } = input
-  if (!policy) return { allow: false, reason: 'no_policy' }
+  // `{}` must not open a tool by accident: a policy that requires nothing counts only when it
+  // says so with `public: true` (default deny, as for a tool without a policy).
+  if (!isDeclared(policy)) {
+    return { allow: false, reason: 'no_policy' }
+  }
   if (!callerAllowed(policy, caller)) return { allow: false, reason: 'caller_not_allowed' }
   const required = policy.scopes ?? []
   for (const scope of required) {
@@ -293,7 +297,23 @@ export function isAllowedNow(policy: ToolPolicy | undefined, input: PolicyInput)
  * @see https://modelcontextprotocol.io/specification/draft/basic/authorization
  */
 export function canEverBeGranted(policy: ToolPolicy | undefined, caller: Caller): boolean {
-  return policy !== undefined && callerAllowed(policy, caller)
+  return isDeclared(policy) && callerAllowed(policy, caller)
+}
+
+/** Whether a policy asks anything of the caller beyond a verified call. */
+function requiresSomething(policy: ToolPolicy): boolean {
+  return (
+    (policy.scopes?.length ?? 0) > 0 ||
+    policy.acr !== undefined ||
+    policy.maxAge !== undefined ||
+    policy.callers !== undefined ||
+    policy.approval !== undefined
+  )
+}
+
+/** A policy that exists and either requires something or says `public: true`. */
+function isDeclared(policy: ToolPolicy | undefined): policy is ToolPolicy {
+  return policy !== undefined && (policy.public === true || requiresSomething(policy))
 }
 
 const POLICY_KEYS = new Set(['public', 'scopes', 'acr', 'maxAge', 'callers', 'approval'])
@@ -332,6 +352,9 @@ export function assertValidPolicy(tool: string, policy: unknown): asserts policy
     fail('maxAge must be a non-negative integer number of seconds')
   }
   if (p.approval !== undefined && p.approval !== 'per-call') fail("approval must be 'per-call'")
+  if (p.public !== true && !requiresSomething(p as ToolPolicy)) {
+    fail('requires nothing: declare { public: true } if any verified caller may call this tool')
+  }
   if (p.callers !== undefined) {
     if (!isObject(p.callers)) fail('callers must be an object')
     const c = p.callers as Record<string, unknown>

@@ -45,9 +45,12 @@ describe('evaluatePolicy', () => {
     })
   })
 
-  it('allows {} to any verified caller, and marks public tools', () => {
-    expect(evaluatePolicy({}, input())).toEqual({ allow: true, reason: 'allowed' })
+  it('marks public tools, and allows a tool whose requirements the caller meets', () => {
     expect(evaluatePolicy({ public: true }, input())).toEqual({ allow: true, reason: 'public' })
+    expect(evaluatePolicy({ scopes: ['drive:read'] }, input())).toEqual({
+      allow: true,
+      reason: 'allowed',
+    })
   })
 
   it('still enforces requirements on a public tool', () => {
@@ -214,7 +217,6 @@ describe('assertValidPolicy', () => {
   })
   it('accepts the drive policies', () => {
     for (const p of [
-      {},
       { public: true },
       { scopes: ['drive:write'], acr: ['urn:callproof:acr:mfa'], maxAge: 300 },
       { scopes: ['drive:share'], approval: 'per-call' },
@@ -222,5 +224,27 @@ describe('assertValidPolicy', () => {
     ]) {
       expect(() => assertValidPolicy('t', p)).not.toThrow()
     }
+  })
+})
+
+describe('a policy that requires nothing', () => {
+  // `{}` (or `{ scopes: [] }`) reads like "no restrictions configured yet"; it must not silently
+  // open a tool to every verified caller. Opening a tool takes an explicit `public: true`.
+  for (const policy of [{}, { scopes: [] }, { public: false }] as ToolPolicy[]) {
+    it(`denies ${JSON.stringify(policy)} as if there were no policy`, () => {
+      const d = evaluatePolicy(policy, input())
+      expect(d.allow).toBe(false)
+      if (!d.allow) expect(d.reason).toBe('no_policy')
+      expect(canEverBeGranted(policy, caller)).toBe(false)
+    })
+    it(`is refused at registration: ${JSON.stringify(policy)}`, () => {
+      expect(() => assertValidPolicy('open_tool', policy)).toThrow(/public: true/)
+    })
+  }
+  it('allows any verified caller when it says public: true', () => {
+    const d = evaluatePolicy({ public: true }, input())
+    expect(d).toMatchObject({ allow: true, reason: 'public' })
+    expect(canEverBeGranted({ public: true }, caller)).toBe(true)
+    expect(() => assertValidPolicy('whoami', { public: true })).not.toThrow()
   })
 })
