@@ -102,7 +102,7 @@ export interface Expected {
   error: string | null
   /** Other parameters that must be present with exactly this value. */
   params?: Record<string, string>
-  /** The JSON body's `code` (CONTRACT.md's CallproofErrorCode), when the test pins the reason. */
+  /** The JSON body's `code` (core's CallproofErrorCode), when the test pins the reason. */
   code?: string
   /** Require `algs` (docs/protocol.md §11.1: REQUIRED on every 401 challenge). Default: on 401. */
   algs?: boolean
