@@ -79,15 +79,13 @@ describe('KNOWN BUG (reported, not ours to fix): arguments are canonicalised bef
   afterAll(() => issuer.close())
 
   /**
-   * packages/server/src/middleware.ts:262 calls `bindingFor(message)` (RFC 8785 canonicalisation
-   * and SHA-256 of `params.arguments`) before `verifier.verify` (:266), for every request, with or
-   * without credentials. core's verifier deliberately starts the binding only once the token is
-   * valid (packages/core/src/verifier.ts:388-392) "so an anonymous caller cannot make us hash
-   * large bodies"; the middleware's early call undoes that. Measured here: an anonymous 0.9 MiB
-   * body of 60 000 argument members costs ~75 ms of CPU per request, ~25× an anonymous body of
-   * the same size whose bytes are outside `arguments`.
-   *
-   * `it.fails`: this passes while the bug is there and FAILS once it is fixed — then drop `.fails`.
+   * Regression (found by fuzzing, fixed): the middleware used to compute the call binding —
+   * RFC 8785 canonicalisation and SHA-256 of `params.arguments` — before the verifier, for every
+   * request, with or without credentials, undoing core's rule that the binding starts only once
+   * the token is valid ("so an anonymous caller cannot make us hash large bodies"). Measured then:
+   * an anonymous 0.9 MiB body of 60 000 argument members cost ~75 ms of CPU per request, ~25× an
+   * anonymous body of the same size whose bytes are outside `arguments`. Now only a shape check
+   * (`bindingShape`) runs before authentication, and the verifier computes the digest once.
    */
   it('an anonymous request is refused without its arguments being digested', async () => {
     const resource = 'http://127.0.0.1:9/mcp'
