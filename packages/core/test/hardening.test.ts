@@ -3,14 +3,7 @@
  * because the input is built so that the other layer lets it through.
  */
 import { describe, expect, it } from 'vitest'
-import {
-  CallproofError,
-  MemoryReplayStore,
-  createProof,
-  createVerifier,
-  verifyAccessToken,
-  verifyProof,
-} from '../src/index.js'
+import { CallproofError, createProof, verifyAccessToken, verifyProof } from '../src/index.js'
 import type { VerifierOptions } from '../src/index.js'
 import {
   ISSUER,
@@ -22,6 +15,7 @@ import {
   proofFor,
   thumbprintOf,
   toolCall,
+  verifierWith,
 } from './helpers.js'
 
 const as = await issuer()
@@ -37,16 +31,7 @@ async function refusal(promise: Promise<unknown>): Promise<CallproofError> {
   return err as CallproofError
 }
 
-function verifier(extra: Partial<VerifierOptions> = {}) {
-  return createVerifier({
-    resource: RESOURCE,
-    issuers: [ISSUER],
-    keys: as.keys,
-    replay: new MemoryReplayStore({ clock }),
-    clock,
-    ...extra,
-  })
-}
+const verifier = (extra: Partial<VerifierOptions> = {}) => verifierWith(as.keys, extra).verifier
 
 function post(token: string, dpop: string, message: unknown) {
   const headers = new Headers({ authorization: `DPoP ${token}`, dpop })

@@ -1,8 +1,14 @@
 /** Test helpers: real keys, real signatures, tokens minted in the test by a local "issuer". */
 import { SignJWT, base64url, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose'
 import type { JWK, JWTPayload } from 'jose'
-import { bindingFor, createProof, jwkThumbprint } from '../src/index.js'
-import type { McpBinding } from '../src/index.js'
+import {
+  MemoryReplayStore,
+  bindingFor,
+  createProof,
+  createVerifier,
+  jwkThumbprint,
+} from '../src/index.js'
+import type { KeyResolver, McpBinding, VerifierOptions } from '../src/index.js'
 
 export const RESOURCE = 'https://drive.example.com/mcp'
 export const ISSUER = 'https://as.example.com'
@@ -113,4 +119,21 @@ export async function proofFor(
   if (overrides.mcp !== undefined) input.mcp = overrides.mcp
   else if (message !== undefined) input.mcp = await bindingFor(message)
   return createProof(keys, input)
+}
+
+/**
+ * A verifier for RESOURCE that trusts ISSUER's `keys`, on the fixed test clock, with a fresh
+ * memory replay store (returned too, so tests can look into it); `extra` overrides any option.
+ */
+export function verifierWith(keys: KeyResolver, extra: Partial<VerifierOptions> = {}) {
+  const replay = new MemoryReplayStore({ clock })
+  const verifier = createVerifier({
+    resource: RESOURCE,
+    issuers: [ISSUER],
+    keys,
+    replay,
+    clock,
+    ...extra,
+  })
+  return { verifier, replay }
 }

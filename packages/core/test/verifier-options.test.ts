@@ -3,12 +3,7 @@
  * (`NonceSource.expiresAt`), and clocks skewed up to (and beyond) the configured tolerance.
  */
 import { describe, expect, it, vi } from 'vitest'
-import {
-  CallproofError,
-  MemoryReplayStore,
-  createNonceSource,
-  createVerifier,
-} from '../src/index.js'
+import { CallproofError, createNonceSource } from '../src/index.js'
 import type { AccessTokenClaims, NonceSource, VerifierOptions } from '../src/index.js'
 import {
   ISSUER,
@@ -21,22 +16,14 @@ import {
   proofFor,
   thumbprintOf,
   toolCall,
+  verifierWith,
 } from './helpers.js'
 
 const as = await issuer()
 const alice = await clientKeys()
 const aliceJkt = await thumbprintOf(alice)
 
-function setup(extra: Partial<VerifierOptions> = {}) {
-  return createVerifier({
-    resource: RESOURCE,
-    issuers: [ISSUER],
-    keys: as.keys,
-    replay: new MemoryReplayStore({ clock }),
-    clock,
-    ...extra,
-  })
-}
+const setup = (extra: Partial<VerifierOptions> = {}) => verifierWith(as.keys, extra).verifier
 
 function request(token: string, proof: string, message?: unknown) {
   const headers = new Headers({ authorization: `DPoP ${token}`, dpop: proof })

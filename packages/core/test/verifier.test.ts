@@ -21,24 +21,14 @@ import {
   proofFor,
   thumbprintOf,
   toolCall,
+  verifierWith,
 } from './helpers.js'
 
 const as = await issuer()
 const alice = await clientKeys()
 const aliceJkt = await thumbprintOf(alice)
 
-function setup(extra: Partial<VerifierOptions> = {}) {
-  const replay = new MemoryReplayStore({ clock })
-  const verifier = createVerifier({
-    resource: RESOURCE,
-    issuers: [ISSUER],
-    keys: as.keys,
-    replay,
-    clock,
-    ...extra,
-  })
-  return { verifier, replay }
-}
+const setup = (extra: Partial<VerifierOptions> = {}) => verifierWith(as.keys, extra)
 
 function request(
   token: string | undefined,
