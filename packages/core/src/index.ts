@@ -42,6 +42,9 @@ export type {
   Clock,
   ProofAlgorithm,
   CreateProofInput,
+  CreateProofOptions,
+  ProofSigningFunction,
+  ProofSignatureCheck,
   VerifyProofOptions,
   VerifiedProof,
 } from './proof.js'

@@ -136,7 +136,7 @@ function defaultAlg(key: CryptoKey): ProofAlgorithm {
 export async function createProof(
   keyPair: CryptoKeyPair,
   input: CreateProofInput,
-  options?: { alg?: ProofAlgorithm; clock?: Clock },
+  options?: CreateProofOptions,
 ): Promise<string> {
   const alg = options?.alg ?? defaultAlg(keyPair.privateKey)
   const clock = options?.clock ?? Date.now
@@ -156,13 +156,10 @@ export async function createProof(
   // jose's general JWT builder cost about as much again as the binding itself on every call.
   const header = await protectedHeaderOf(keyPair.publicKey, alg)
   const signingInput = `${header}.${base64url.encode(JSON.stringify(payload))}`
-  let signature: ArrayBuffer
+  const sign = options?.sign ?? webCryptoSign
+  let signature: Uint8Array
   try {
-    signature = await crypto.subtle.sign(
-      alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' },
-      keyPair.privateKey,
-      encoder.encode(signingInput),
-    )
+    signature = await sign(encoder.encode(signingInput), keyPair.privateKey, alg)
   } catch (cause) {
     throw new CallproofError(
       'ERR_INVALID_OPTIONS',
@@ -170,7 +167,60 @@ export async function createProof(
       { cause },
     )
   }
-  return `${signingInput}.${base64url.encode(new Uint8Array(signature))}`
+  // ES256 (IEEE P1363 r||s) and Ed25519 signatures are both exactly 64 bytes; a signing function
+  // that returns DER or anything else would make proofs every verifier refuses.
+  if (signature.length !== 64) {
+    throw new CallproofError(
+      'ERR_INVALID_OPTIONS',
+      `the proof signing function returned ${signature.length} bytes (expected a 64-byte ${alg} signature)`,
+    )
+  }
+  return `${signingInput}.${base64url.encode(signature)}`
+}
+
+/**
+ * Signs a proof's JWS signing input with the proof's private key: returns the raw signature
+ * (ES256: IEEE P1363 `r || s`, 64 bytes; Ed25519: 64 bytes). The default is Web Crypto; a
+ * runtime with a cheaper synchronous signer can pass its own (the Node client does, see
+ * `@callproof/client`). It must not export or copy the key.
+ *
+ * @example
+ * ```ts
+ * const sign: ProofSigningFunction = async (data, key, alg) =>
+ *   new Uint8Array(await crypto.subtle.sign(alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : 'Ed25519', key, data))
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc7515#section-5.1
+ */
+export type ProofSigningFunction = (
+  data: Uint8Array<ArrayBuffer>,
+  privateKey: CryptoKey,
+  alg: ProofAlgorithm,
+) => Uint8Array | Promise<Uint8Array>
+
+/**
+ * Options of {@link createProof}.
+ *
+ * @example
+ * ```ts
+ * const options: CreateProofOptions = { alg: 'ES256' }
+ * ```
+ */
+export interface CreateProofOptions {
+  /** The JWS algorithm; default from the key (ES256 for P-256, EdDSA for Ed25519). */
+  alg?: ProofAlgorithm
+  /** Milliseconds since the epoch for `iat` (default `Date.now`). */
+  clock?: Clock
+  /** How the signing input is signed (default: Web Crypto's `crypto.subtle.sign`). */
+  sign?: ProofSigningFunction
+}
+
+async function webCryptoSign(
+  data: Uint8Array<ArrayBuffer>,
+  privateKey: CryptoKey,
+  alg: ProofAlgorithm,
+): Promise<Uint8Array> {
+  const params = alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' }
+  return new Uint8Array(await crypto.subtle.sign(params, privateKey, data))
 }
 
 const protectedHeaders = new WeakMap<CryptoKey, Map<ProofAlgorithm, string>>()
@@ -299,7 +349,30 @@ export interface VerifyProofOptions {
   clock?: Clock
   /** Cache of imported keys (default: a module-wide cache of 10 000 keys). */
   keyCache?: KeyCache
+  /** How the signature is checked (default: Web Crypto's `crypto.subtle.verify`). */
+  verifySignature?: ProofSignatureCheck
 }
+
+/**
+ * Checks a proof's signature over its JWS signing input with the proof's public key (imported
+ * from the header's `jwk` and checked to fit `alg`): true when it is valid. The signature is raw
+ * (ES256: IEEE P1363 `r || s`), already checked to be 64 bytes. The default is Web Crypto; a
+ * runtime with a cheaper synchronous verifier can pass its own (`@callproof/server` does on
+ * Node). The function receives its own copy of the bytes, so it may keep them across awaits.
+ *
+ * @example
+ * ```ts
+ * const verifySignature: ProofSignatureCheck = (data, signature, key, alg) =>
+ *   crypto.subtle.verify(alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : 'Ed25519', key, signature, data)
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc7515#section-5.2
+ */
+export type ProofSignatureCheck = (
+  data: Uint8Array<ArrayBuffer>,
+  signature: Uint8Array<ArrayBuffer>,
+  publicKey: CryptoKey,
+  alg: ProofAlgorithm,
+) => boolean | Promise<boolean>
 
 /**
  * A proof that passed {@link verifyProof}: the key's thumbprint and the claims the caller still
@@ -557,12 +630,23 @@ export async function verifyProofWith(
   if (signature.length !== 64) throw invalid('the DPoP proof signature has the wrong length')
   let valid: boolean
   try {
-    valid = await crypto.subtle.verify(
-      alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' },
-      key as CryptoKey,
-      signature as Uint8Array<ArrayBuffer>,
-      signingInput(proof, secondDot),
-    )
+    valid =
+      options.verifySignature === undefined
+        ? await crypto.subtle.verify(
+            alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' },
+            key as CryptoKey,
+            signature as Uint8Array<ArrayBuffer>,
+            signingInput(proof, secondDot),
+          )
+        : // A fresh copy, not the shared scratch: a function that awaits before reading its
+          // input would otherwise read the next request's bytes (another proof's signing input
+          // under this proof's signature).
+          (await options.verifySignature(
+            encoder.encode(proof.slice(0, secondDot)),
+            signature as Uint8Array<ArrayBuffer>,
+            key as CryptoKey,
+            alg,
+          )) === true
   } catch (cause) {
     throw invalid('the DPoP proof signature could not be verified', cause)
   }

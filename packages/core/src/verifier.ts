@@ -19,7 +19,7 @@ import {
   normalizeHtu,
   verifyProofWith,
 } from './proof.js'
-import type { Clock, ProofAlgorithm, VerifiedProof } from './proof.js'
+import type { Clock, ProofAlgorithm, ProofSignatureCheck, VerifiedProof } from './proof.js'
 import type { ReplayStore } from './replay.js'
 import {
   TOKEN_ALGORITHMS,
@@ -94,6 +94,8 @@ export interface VerifierOptions {
   tokenCacheSize?: number
   /** Most imported proof keys cached (default 10 000). (Addition to the contract.) */
   keyCacheSize?: number
+  /** How proof signatures are checked (default Web Crypto; see {@link ProofSignatureCheck}). */
+  verifySignature?: ProofSignatureCheck
   /**
    * Opaque access tokens (RFC 7662 introspection or any other lookup): called only for a token
    * that is not a compact JWS, it returns the token's claims (or throws a CallproofError, e.g.
@@ -255,6 +257,9 @@ function validate(o: VerifierOptions): void {
   }
   if (o.opaqueTokens !== undefined && typeof o.opaqueTokens !== 'function') {
     throw options('opaqueTokens must be a function (token) => Promise<AccessTokenClaims>')
+  }
+  if (o.verifySignature !== undefined && typeof o.verifySignature !== 'function') {
+    throw options('verifySignature must be a function (data, signature, key, alg) => boolean')
   }
   if (o.allowMissingTyp !== undefined && typeof o.allowMissingTyp !== 'boolean') {
     throw options('allowMissingTyp must be a boolean')
@@ -437,6 +442,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
         futureSkewSeconds: skew,
         clock,
         keyCache,
+        ...(o.verifySignature !== undefined && { verifySignature: o.verifySignature }),
       },
       ath,
     )
