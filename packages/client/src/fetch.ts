@@ -16,6 +16,7 @@ import {
 } from '@callproof/core'
 import { resourceCovers } from './discovery.js'
 import { CallproofClientError } from './errors.js'
+import { nodeProofSigning } from './signing.js'
 import type { TokenSet } from './stores.js'
 
 /**
@@ -32,13 +33,23 @@ export class DpopNonces {
 
   /** The nonce to put in the next proof for `url`'s origin. */
   get(url: string | URL): string | undefined {
-    return this.#byOrigin.get(new URL(url).origin)
+    return this.#byOrigin.get(originOf(url))
   }
 
   /** Remembers the nonce a response from `url`'s origin supplied. */
   set(url: string | URL, nonce: string): void {
-    this.#byOrigin.set(new URL(url).origin, nonce)
+    this.#byOrigin.set(originOf(url), nonce)
   }
+}
+
+const originOf = (url: string | URL): string => (url instanceof URL ? url : new URL(url)).origin
+
+let lastHtu: { href: string; htu: string } | undefined
+
+/** normalizeHtu of the request URL; an agent calls one endpoint, so the last one is kept. */
+function htuOf(target: URL): string {
+  if (lastHtu?.href !== target.href) lastHtu = { href: target.href, htu: normalizeHtu(target) }
+  return lastHtu.htu
 }
 
 /**
@@ -135,12 +146,12 @@ export async function sendWithProof(
             signer.keyPair,
             {
               htm: method,
-              htu: normalizeHtu(target),
+              htu: htuOf(target),
               accessToken: token.accessToken,
               ...(nonce !== undefined && { nonce }),
               ...(mcp !== undefined && { mcp }),
             },
-            signer.alg ? { alg: signer.alg } : undefined,
+            { sign: nodeProofSigning, ...(signer.alg && { alg: signer.alg }) },
           ),
         )
       } else {
