@@ -66,3 +66,4 @@ export type {
 export { createIntrospector } from './introspection.js'
 export type { IntrospectionOptions, Introspector } from './introspection.js'
 export { DEFAULT_BODY_LIMIT, readJsonBody } from './body.js'
+export { nodeProofVerification } from './signature.js'

@@ -54,6 +54,7 @@ import {
 } from './metadata.js'
 import type { ProtectedResourceMetadata } from './metadata.js'
 import { checkOrigin, defaultOriginPolicy, isLoopbackHost } from './origin.js'
+import { nodeProofVerification } from './signature.js'
 import type { OriginPolicy } from './origin.js'
 import { MemorySessionStore, newSessionId, sameOwner } from './sessions.js'
 import type { SessionStore } from './sessions.js'
@@ -130,6 +131,12 @@ export interface CallproofOptions {
   keys?: IssuerKeysOptions
   /** Accept access tokens without `typ: at+jwt` (off; for authorization servers that omit it). */
   allowMissingTyp?: boolean
+  /**
+   * How proof signatures are checked: `'node:crypto'` (default) synchronously on the event loop,
+   * with about half the CPU per call; `'web-crypto'` on libuv's thread pool, which spreads checks
+   * over idle cores of one process at more CPU per call. docs/performance.md has the numbers.
+   */
+  proofSignatures?: 'node:crypto' | 'web-crypto'
   /** Answer with JSON (default) instead of an SSE stream. */
   jsonResponse?: boolean
   /** Human-readable `resource_name` of the metadata. */
@@ -226,6 +233,7 @@ export function createCallproof(options: CallproofOptions): Callproof {
       : {}),
     replay,
     clock,
+    ...(options.proofSignatures !== 'web-crypto' && { verifySignature: nodeProofVerification }),
     ...(nonce !== undefined ? { nonce } : {}),
     ...(options.allowMissingTyp === true ? { allowMissingTyp: true } : {}),
     ...(introspector !== undefined
@@ -595,6 +603,12 @@ function checkOptions(options: CallproofOptions): CheckedOptions {
     if (/^(none|HS\d+)$/i.test(alg)) throw invalid(`token algorithm ${alg} is not asymmetric`)
   }
 
+  const signatures = options.proofSignatures
+  if (signatures !== undefined && signatures !== 'node:crypto' && signatures !== 'web-crypto') {
+    throw invalid(
+      `proofSignatures must be 'node:crypto' or 'web-crypto', got ${JSON.stringify(signatures)}`,
+    )
+  }
   checkSeconds('proofMaxAgeSeconds', options.proofMaxAgeSeconds, 1, 3600)
   checkSeconds('clockSkewSeconds', options.clockSkewSeconds, 0, 300)
 

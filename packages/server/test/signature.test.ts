@@ -1,0 +1,153 @@
+/**
+ * The server's proof signature check on Node (`node:crypto`, synchronous): it answers exactly as
+ * Web Crypto does, the middleware uses it for every proof, and a forged signature is refused
+ * through the whole request path.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { Hono } from 'hono'
+import { createProof, parseWwwAuthenticate } from '@callproof/core'
+import { createCallproof, createToolRegistry } from '../src/index.js'
+import { nodeProofVerification } from '../src/signature.js'
+import { clientKey, startIssuer } from './helpers/issuer.js'
+import type { ClientKey, TestIssuer } from './helpers/issuer.js'
+import { provenRequest, toolCall } from './helpers/client.js'
+import { listen } from './helpers/server.js'
+import type { Running } from './helpers/server.js'
+
+const encoder = new TextEncoder()
+
+async function keyPair(alg: 'ES256' | 'EdDSA'): Promise<CryptoKeyPair> {
+  const params = alg === 'ES256' ? { name: 'ECDSA', namedCurve: 'P-256' } : { name: 'Ed25519' }
+  return (await crypto.subtle.generateKey(params, false, ['sign', 'verify'])) as CryptoKeyPair
+}
+
+async function webSign(keys: CryptoKeyPair, alg: 'ES256' | 'EdDSA', data: Uint8Array) {
+  const params = alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' }
+  return new Uint8Array(await crypto.subtle.sign(params, keys.privateKey, data as BufferSource))
+}
+
+describe('nodeProofVerification', () => {
+  it('accepts what Web Crypto signed and refuses another message, signature or key', async () => {
+    for (const alg of ['ES256', 'EdDSA'] as const) {
+      const keys = await keyPair(alg)
+      const other = await keyPair(alg)
+      const data = encoder.encode('header.payload')
+      const signature = await webSign(keys, alg, data)
+      expect(nodeProofVerification(data, signature, keys.publicKey, alg)).toBe(true)
+      expect(
+        nodeProofVerification(encoder.encode('header.payloaD'), signature, keys.publicKey, alg),
+      ).toBe(false)
+      const flipped = signature.slice()
+      flipped[10]! ^= 1
+      expect(nodeProofVerification(data, flipped, keys.publicKey, alg)).toBe(false)
+      expect(nodeProofVerification(data, signature, other.publicKey, alg)).toBe(false)
+      expect(nodeProofVerification(data, new Uint8Array(64), keys.publicKey, alg)).toBe(false)
+    }
+  })
+})
+
+describe('the middleware checks every proof signature with it', () => {
+  let issuer: TestIssuer
+  let alice: ClientKey
+  let run: Running
+  let resource = ''
+  const ran: string[] = []
+
+  beforeAll(async () => {
+    issuer = await startIssuer()
+    alice = await clientKey()
+    const tools = createToolRegistry({ name: 'test', version: '0.0.0' })
+    tools.register('whoami', { policy: { public: true } }, () => {
+      ran.push('whoami')
+      return { content: [{ type: 'text', text: 'alice' }] }
+    })
+    run = await listen((origin) => {
+      resource = `${origin}/mcp`
+      const app = new Hono()
+      createCallproof({ resource, issuers: issuer.issuer, tools }).mount(app)
+      return app
+    })
+  })
+  afterAll(async () => {
+    await run.close()
+    await issuer.close()
+  })
+  afterEach(() => {
+    vi.restoreAllMocks()
+  })
+
+  it('once the token is cached, a call needs no Web Crypto verification at all', async () => {
+    const token = await issuer.mint({ aud: resource, cnf: { jkt: alice.jkt } })
+    const call = async () =>
+      fetch(
+        resource,
+        await provenRequest(resource, { token, key: alice, message: toolCall('whoami') }),
+      )
+    expect((await call()).status).toBe(200)
+    const subtleVerify = vi.spyOn(crypto.subtle, 'verify')
+    expect((await call()).status).toBe(200)
+    expect(subtleVerify).not.toHaveBeenCalled()
+  })
+
+  it('refuses a proof whose signature was lifted from another proof of the same key', async () => {
+    const token = await issuer.mint({ aud: resource, cnf: { jkt: alice.jkt } })
+    const message = toolCall('whoami')
+    const request = await provenRequest(resource, { token, key: alice, message })
+    const headers = request.headers as Record<string, string>
+    const other = await createProof(alice.keyPair, {
+      htm: 'POST',
+      htu: resource,
+      accessToken: token,
+    })
+    const [h, p] = headers['dpop']!.split('.')
+    headers['dpop'] = `${h!}.${p!}.${other.split('.')[2]!}`
+    const before = ran.length
+    const response = await fetch(resource, request)
+    expect(response.status).toBe(401)
+    const [challenge] = parseWwwAuthenticate(response.headers.get('www-authenticate') ?? '')
+    expect(challenge?.params['error']).toBe('invalid_dpop_proof')
+    expect(challenge?.params['error_description']).toMatch(/signature/)
+    expect(ran.length).toBe(before)
+  })
+
+  it("proofSignatures: 'web-crypto' checks them with Web Crypto instead; other values are refused", async () => {
+    const tools = createToolRegistry({ name: 'test', version: '0.0.0' })
+    tools.register('whoami', { policy: { public: true } }, () => ({
+      content: [{ type: 'text', text: 'alice' }],
+    }))
+    let webResource = ''
+    const web = await listen((origin) => {
+      webResource = `${origin}/mcp`
+      const app = new Hono()
+      createCallproof({
+        resource: webResource,
+        issuers: issuer.issuer,
+        tools,
+        proofSignatures: 'web-crypto',
+      }).mount(app)
+      return app
+    })
+    try {
+      const token = await issuer.mint({ aud: webResource, cnf: { jkt: alice.jkt } })
+      const call = async () =>
+        fetch(
+          webResource,
+          await provenRequest(webResource, { token, key: alice, message: toolCall('whoami') }),
+        )
+      expect((await call()).status).toBe(200)
+      const subtleVerify = vi.spyOn(crypto.subtle, 'verify')
+      expect((await call()).status).toBe(200)
+      expect(subtleVerify).toHaveBeenCalledTimes(1)
+    } finally {
+      await web.close()
+    }
+    expect(() =>
+      createCallproof({
+        resource: 'http://127.0.0.1:1/mcp',
+        issuers: issuer.issuer,
+        tools,
+        proofSignatures: 'openssl' as never,
+      }),
+    ).toThrow(/proofSignatures must be 'node:crypto' or 'web-crypto'/)
+  })
+})
