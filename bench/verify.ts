@@ -1,8 +1,11 @@
 /**
  * `npm run bench:verify`: the cost of the server's whole verification of one call (token, proof,
  * binding, replay, policy) against the raw cost of one ES256 signature verification with Web
- * Crypto, sequentially and at concurrency 16. Prints a table and, last, the ratio
- * (whole verifications per second ÷ raw ES256 verifications per second; target ≥ 0.6).
+ * Crypto, sequentially and at concurrency 16. The whole verification runs twice: with core's
+ * default (the proof signature checked with Web Crypto, as on any runtime) and as
+ * `@callproof/server` runs it on Node (checked with `node:crypto`, {@link nodeProofVerification}).
+ * Prints a table and, last, the ratios (whole verifications per second ÷ raw ES256 verifications
+ * per second; target ≥ 0.6).
  *
  * Proofs are signed before the timed loops: signing is the client's cost, not the server's. Each
  * call carries a fresh proof (new jti, so the replay store records every one) with a realistic
@@ -19,7 +22,8 @@ import {
   evaluatePolicy,
   jwkThumbprint,
 } from '@callproof/core'
-import type { ToolPolicy, VerifiedCall } from '@callproof/core'
+import type { ProofSignatureCheck, ToolPolicy, VerifiedCall, Verifier } from '@callproof/core'
+import { nodeProofVerification } from '@callproof/server'
 
 const RESOURCE = 'https://drive.example.com/mcp'
 const ISSUER = 'https://as.example.com'
@@ -53,12 +57,16 @@ const token = await new SignJWT({
   .sign(as.privateKey)
 
 const policy: ToolPolicy = { scopes: ['drive:write'], acr: ['urn:callproof:acr:mfa'], maxAge: 3600 }
-const verifier = createVerifier({
-  resource: RESOURCE,
-  issuers: [ISSUER],
-  keys,
-  replay: new MemoryReplayStore({ maxEntries: 2_000_000 }),
-})
+const verifierWith = (verifySignature?: ProofSignatureCheck): Verifier =>
+  createVerifier({
+    resource: RESOURCE,
+    issuers: [ISSUER],
+    keys,
+    replay: new MemoryReplayStore({ maxEntries: 2_000_000 }),
+    ...(verifySignature !== undefined && { verifySignature }),
+  })
+const webVerifier = verifierWith()
+const nodeVerifier = verifierWith(nodeProofVerification)
 
 function message(i: number) {
   return {
@@ -76,7 +84,9 @@ function message(i: number) {
   }
 }
 
-async function whole(req: { method: string; url: string; headers: Headers; message: unknown }) {
+type Request = { method: string; url: string; headers: Headers; message: unknown }
+
+async function whole(verifier: Verifier, req: Request) {
   const call: VerifiedCall = await verifier.verify(req)
   const binding = call.binding as { name: string; args: string }
   const decision = evaluatePolicy(policy, {
@@ -181,36 +191,45 @@ async function run(
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const SLICE = Number(process.env.BENCH_SLICE ?? 400)
 const signStart = performance.now()
-const pool = await makeRequests(ROUNDS * SLICE * 2 + 300)
+const pool = await makeRequests(ROUNDS * SLICE * 4 + 600)
 const signMs = performance.now() - signStart
 let p = 0
 const take = (): (typeof pool)[number] => pool[p++]!
 
+const web = () => whole(webVerifier, take())
+const node = () => whole(nodeVerifier, take())
 // Warm-up: JIT, the token cache, the key cache.
-for (let i = 0; i < 300; i++) await whole(take())
+for (let i = 0; i < 300; i++) await web()
+for (let i = 0; i < 300; i++) await node()
 for (let i = 0; i < 300; i++) await raw()
 
 type Cell = { wall: number; cpu: number }
 const cell = (): Cell => ({ wall: 0, cpu: 0 })
-const totals = { rawSeq: cell(), wholeSeq: cell(), rawConc: cell(), wholeConc: cell() }
+const cells = () => ({ seq: cell(), conc: cell() })
+const totals = { raw: cells(), web: cells(), node: cells() }
 const add = (t: Cell, m: Cell) => {
   t.wall += m.wall
   t.cpu += m.cpu
 }
 for (let r = 0; r < ROUNDS; r++) {
-  add(totals.rawSeq, await run(raw, SLICE, 1))
-  add(totals.wholeSeq, await run(() => whole(take()), SLICE, 1))
-  add(totals.rawConc, await run(raw, SLICE, CONCURRENCY))
-  add(totals.wholeConc, await run(() => whole(take()), SLICE, CONCURRENCY))
+  for (const [name, op] of [
+    ['raw', raw],
+    ['web', web],
+    ['node', node],
+  ] as const) {
+    add(totals[name].seq, await run(op, SLICE, 1))
+    add(totals[name].conc, await run(op, SLICE, CONCURRENCY))
+  }
 }
 const ops = ROUNDS * SLICE
 const perSecond = (c: Cell) => ops / (c.wall / 1000)
 const cpuMicros = (c: Cell) => (c.cpu * 1000) / ops
-const rawSeq = perSecond(totals.rawSeq)
-const wholeSeq = perSecond(totals.wholeSeq)
-const rawConc = perSecond(totals.rawConc)
-const wholeConc = perSecond(totals.wholeConc)
-const cpuRatio = cpuMicros(totals.rawConc) / cpuMicros(totals.wholeConc)
+/** Whole verifications per second ÷ raw ones: sequential, concurrency 16, and by CPU time. */
+const ratios = (t: { seq: Cell; conc: Cell }) => ({
+  seq: perSecond(t.seq) / perSecond(totals.raw.seq),
+  conc: perSecond(t.conc) / perSecond(totals.raw.conc),
+  cpu: cpuMicros(totals.raw.conc) / cpuMicros(t.conc),
+})
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 console.log('')
@@ -222,26 +241,23 @@ console.log(
 const row = (name: string, ...cells: string[]) =>
   console.log(`${name.padEnd(32)}${cells.map((c, i) => c.padStart(i === 0 ? 14 : 18)).join('')}`)
 row('operation', 'sequential/s', `concurrency ${CONCURRENCY}/s`, `CPU µs/op (c${CONCURRENCY})`)
-row(
-  'raw ES256 verify (Web Crypto)',
-  fmt(rawSeq),
-  fmt(rawConc),
-  cpuMicros(totals.rawConc).toFixed(0),
-)
-row(
-  'whole call verification',
-  fmt(wholeSeq),
-  fmt(wholeConc),
-  cpuMicros(totals.wholeConc).toFixed(0),
-)
-row(
-  'ratio whole / raw',
-  (wholeSeq / rawSeq).toFixed(2),
-  (wholeConc / rawConc).toFixed(2),
-  cpuRatio.toFixed(2),
-)
+const lines = [
+  ['raw ES256 verify (Web Crypto)', totals.raw],
+  ['whole call, Web Crypto (core)', totals.web],
+  ['whole call, node:crypto (server)', totals.node],
+] as const
+for (const [name, t] of lines) {
+  row(name, fmt(perSecond(t.seq)), fmt(perSecond(t.conc)), cpuMicros(t.conc).toFixed(0))
+}
+for (const [name, t] of lines.slice(1)) {
+  const r = ratios(t)
+  row(`ratio ${name.slice(12)} / raw`, r.seq.toFixed(2), r.conc.toFixed(2), r.cpu.toFixed(2))
+}
+const summary = (t: { seq: Cell; conc: Cell }) => {
+  const r = ratios(t)
+  return `sequential ${r.seq.toFixed(2)}, concurrency ${CONCURRENCY} ${r.conc.toFixed(2)}, by CPU time ${r.cpu.toFixed(2)}`
+}
 console.log('')
 console.log(
-  `ratio (verified calls/s ÷ raw ES256 verifies/s): sequential ${(wholeSeq / rawSeq).toFixed(2)}, ` +
-    `concurrency ${CONCURRENCY} ${(wholeConc / rawConc).toFixed(2)}; by CPU time ${cpuRatio.toFixed(2)} (target ≥ 0.6)`,
+  `ratio (verified calls/s ÷ raw ES256 verifies/s; target ≥ 0.6): server (node:crypto) ${summary(totals.node)}; core (Web Crypto) ${summary(totals.web)}`,
 )
