@@ -57,6 +57,8 @@ interface Row {
   error: string
   /** Whether the answer carries a `WWW-Authenticate: DPoP` challenge. */
   challenge: boolean
+  /** The `code` the body shows instead of the real one, which only the audit may see. */
+  answerAs?: CallproofErrorCode
 }
 
 const ROWS: Record<CallproofErrorCode, Row> = {
@@ -79,7 +81,14 @@ const ROWS: Record<CallproofErrorCode, Row> = {
     challenge: true,
   },
   ERR_APPROVAL_USED: { status: 403, error: 'insufficient_authorization_details', challenge: true },
-  ERR_CALLER_NOT_ALLOWED: { status: 403, error: 'access_denied', challenge: true },
+  // Answered as an unknown tool: any difference would tell a caller that `callers` excludes that
+  // the tool exists, which tools/list hides from it (docs/protocol.md §9).
+  ERR_CALLER_NOT_ALLOWED: {
+    status: 403,
+    error: 'access_denied',
+    challenge: true,
+    answerAs: 'ERR_TOOL_DENIED',
+  },
   ERR_TOOL_DENIED: { status: 403, error: 'access_denied', challenge: true },
   ERR_SESSION_NOT_FOUND: { status: 404, error: 'not_found', challenge: false },
   ERR_SESSION_REQUIRED: { status: 400, error: 'invalid_request', challenge: false },
@@ -111,6 +120,10 @@ function description(value: string): string {
  * `WWW-Authenticate: DPoP …` challenge where one applies (always with `resource_metadata` and
  * `algs`), `DPoP-Nonce` for ERR_USE_NONCE, `Retry-After` for 503, and a JSON body. An error that
  * is not a {@link CallproofError} is a programming error: 500 without details.
+ *
+ * ERR_CALLER_NOT_ALLOWED is answered exactly as ERR_TOOL_DENIED (its body `code` included), so a
+ * caller cannot tell an unknown tool from one that `callers` excludes it from; the description is
+ * the error's message, which `evaluatePolicy` makes the same for both. Audit `error.code`.
  *
  * For ERR_APPROVAL_REQUIRED / ERR_APPROVAL_USED the challenge's `authorization_details` parameter
  * is the base64url of the UTF-8 JSON array of authorization details to request (docs/protocol.md
@@ -148,7 +161,7 @@ export function toHttpAnswer(error: unknown, ctx: ChallengeContext): HttpAnswer 
   const body: HttpAnswer['body'] & Record<string, unknown> = {
     error: row.error,
     error_description: text,
-    code: error.code,
+    code: row.answerAs ?? error.code,
   }
   if (row.challenge) {
     const params: Array<[string, string]> = []

@@ -42,7 +42,11 @@ export type CallproofErrorCode =
   | 'ERR_APPROVAL_REQUIRED'
   /** 403 `insufficient_authorization_details`: the one-time approval was already used. */
   | 'ERR_APPROVAL_USED'
-  /** 403 `access_denied`: final, no step-up can help. */
+  /**
+   * 403 `access_denied`: `callers` excludes the caller (final). Answered exactly as
+   * `ERR_TOOL_DENIED`, body `code` included, so the caller cannot learn that the tool exists; only
+   * the audit sees this code.
+   */
   | 'ERR_CALLER_NOT_ALLOWED'
   /** 403 `access_denied`: the tool has no policy and is not public, or is unknown. */
   | 'ERR_TOOL_DENIED'

@@ -222,11 +222,13 @@ function refusalError(
   const tool = input.tool
   switch (reason) {
     case 'no_policy':
-      return new CallproofError('ERR_TOOL_DENIED', `the tool ${tool} is not available`)
     case 'caller_not_allowed':
+      // One message for both: it becomes the caller's error_description, and a different one
+      // would tell a caller that `callers` excludes that the tool exists. The code keeps the
+      // reason for the audit (toHttpAnswer shows ERR_TOOL_DENIED for both).
       return new CallproofError(
-        'ERR_CALLER_NOT_ALLOWED',
-        `this caller may not use the tool ${tool}`,
+        reason === 'no_policy' ? 'ERR_TOOL_DENIED' : 'ERR_CALLER_NOT_ALLOWED',
+        `the tool ${tool} is not available`,
       )
     case 'insufficient_scope':
       return new InsufficientScopeError(policy?.scopes ?? [])

@@ -125,6 +125,14 @@ describe('toHttpAnswer: DESIGN.md error table', () => {
     },
   )
 
+  it('answers ERR_CALLER_NOT_ALLOWED exactly as ERR_TOOL_DENIED (no tool-existence oracle)', () => {
+    const message = 'the tool delete_file is not available'
+    const excluded = toHttpAnswer(new CallproofError('ERR_CALLER_NOT_ALLOWED', message), ctx)
+    const unknown = toHttpAnswer(new CallproofError('ERR_TOOL_DENIED', message), ctx)
+    expect(excluded).toEqual(unknown)
+    expect(excluded.body.code).toBe('ERR_TOOL_DENIED')
+  })
+
   it.each<[CallproofErrorCode, number, string]>([
     ['ERR_SESSION_NOT_FOUND', 404, 'not_found'],
     ['ERR_SESSION_REQUIRED', 400, 'invalid_request'],

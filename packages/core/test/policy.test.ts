@@ -6,6 +6,7 @@ import {
   assertValidPolicy,
   canEverBeGranted,
   evaluatePolicy,
+  toHttpAnswer,
 } from '../src/index.js'
 import type { Caller, PolicyInput, ToolPolicy, ApprovalRequiredError } from '../src/index.js'
 import { NOW, NOW_MS, RESOURCE } from './helpers.js'
@@ -76,6 +77,16 @@ describe('evaluatePolicy', () => {
     expect(
       evaluatePolicy({ callers: { clientIds: ['client-1'], subjects: ['alice'] } }, input()),
     ).toMatchObject({ allow: true })
+  })
+
+  it('answers an excluded caller as for an unknown tool; only the code tells them apart', () => {
+    const excluded = evaluatePolicy({ callers: { subjects: ['bob'] }, scopes: ['x'] }, input())
+    const unknown = evaluatePolicy(undefined, input())
+    const ctx = { resourceMetadata: `${RESOURCE}/metadata`, algs: ['ES256'] }
+    if (excluded.allow || unknown.allow) throw new Error('both calls must be refused')
+    expect(excluded.error.code).toBe('ERR_CALLER_NOT_ALLOWED')
+    expect(unknown.error.code).toBe('ERR_TOOL_DENIED')
+    expect(toHttpAnswer(excluded.error, ctx)).toEqual(toHttpAnswer(unknown.error, ctx))
   })
 
   it('names EVERY required scope when one is missing', () => {

@@ -110,6 +110,23 @@ async function setup(extra: Partial<CallproofOptions> = {}): Promise<Setup> {
   }
 }
 
+/**
+ * Everything a caller can read from an answer, with the tool name it asked for replaced: only the
+ * per-request `x-request-id` and the `date` are left out.
+ */
+async function onTheWire(response: Response, tool: string) {
+  const masked = (text: string) => text.replaceAll(tool, '<tool>')
+  const headers = [...response.headers]
+    .filter(([name]) => name !== 'x-request-id' && name !== 'date')
+    .map(([name, value]) => [name, masked(value)])
+  return { status: response.status, headers, body: masked(await response.text()) }
+}
+
+/** The audit event of the request that got `response`. */
+function eventOf(s: Setup, response: Response) {
+  return s.audit.events.find((e) => e.requestId === response.headers.get('x-request-id'))
+}
+
 async function token(s: Setup, claims: Record<string, unknown> = {}, key: ClientKey = alice) {
   return issuer.mint({ aud: s.resource, cnf: { jkt: key.jkt }, ...claims })
 }
@@ -278,6 +295,39 @@ describe('the request path', () => {
     const t = await token(s)
     const response = await s.send({ token: t, key: alice, message: toolCall('bob_only') })
     expect(response.status).toBe(403)
+    expect(s.seen).not.toContain('bob_only')
+  })
+
+  it('answers a caller that `callers` excludes exactly as an unknown tool; only the audit differs', async () => {
+    const t = await token(s)
+    // Same JSON-RPC id, and names of one length so that not even Content-Length could differ.
+    const excluded = await s.send({
+      token: t,
+      key: alice,
+      message: { ...toolCall('bob_only'), id: 7 },
+    })
+    const unknown = await s.send({
+      token: t,
+      key: alice,
+      message: { ...toolCall('bob_gone'), id: 7 },
+    })
+    expect(excluded.status).toBe(403)
+    expect(excluded.headers.get('www-authenticate')).toContain('error="access_denied"')
+    expect(await onTheWire(excluded, 'bob_only')).toEqual(await onTheWire(unknown, 'bob_gone'))
+    expect(eventOf(s, excluded)).toMatchObject({
+      decision: 'refused',
+      reason: 'ERR_CALLER_NOT_ALLOWED',
+      tool: 'bob_only',
+      sub: 'alice',
+      status: 403,
+    })
+    expect(eventOf(s, unknown)).toMatchObject({
+      decision: 'refused',
+      reason: 'ERR_TOOL_DENIED',
+      tool: 'bob_gone',
+      sub: 'alice',
+      status: 403,
+    })
     expect(s.seen).not.toContain('bob_only')
   })
 
