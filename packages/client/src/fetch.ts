@@ -16,7 +16,6 @@ import {
 } from '@callproof/core'
 import { resourceCovers } from './discovery.js'
 import { CallproofClientError } from './errors.js'
-import { nodeProofSigning } from './signing.js'
 import type { TokenSet } from './stores.js'
 
 /**
@@ -151,7 +150,7 @@ export async function sendWithProof(
               ...(nonce !== undefined && { nonce }),
               ...(mcp !== undefined && { mcp }),
             },
-            { sign: nodeProofSigning, ...(signer.alg && { alg: signer.alg }) },
+            signer.alg ? { alg: signer.alg } : undefined,
           ),
         )
       } else {

@@ -180,9 +180,9 @@ export async function createProof(
 
 /**
  * Signs a proof's JWS signing input with the proof's private key: returns the raw signature
- * (ES256: IEEE P1363 `r || s`, 64 bytes; Ed25519: 64 bytes). The default is Web Crypto; a
- * runtime with a cheaper synchronous signer can pass its own (the Node client does, see
- * `@callproof/client`). It must not export or copy the key.
+ * (ES256: IEEE P1363 `r || s`, 64 bytes; Ed25519: 64 bytes). The default is Web Crypto. Pass
+ * your own for a key Web Crypto does not hold (a platform or hardware key behind a `CryptoKey`
+ * stand-in, whose public half is `keyPair.publicKey`). It must not export or copy the key.
  *
  * @example
  * ```ts
@@ -308,7 +308,10 @@ async function importProofKey(
   alg: ProofAlgorithm,
 ): Promise<{ key: JoseCryptoKey; jkt: string }> {
   const [key, jkt] = await Promise.all([
-    importJWK(JSON.parse(canonical) as JWK, alg),
+    // Extractable (jose's default for a public key, stated because the server relies on it):
+    // there is nothing to protect in a public key, and a runtime's own verifier may need a
+    // handle to it, which Node deprecates for non-extractable keys (DEP0204).
+    importJWK(JSON.parse(canonical) as JWK, alg, { extractable: true }),
     thumbprintOfCanonical(canonical),
   ])
   if (key instanceof Uint8Array) {

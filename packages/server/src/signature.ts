@@ -2,14 +2,18 @@
  * How the server checks proof signatures on Node: `node:crypto`'s synchronous `verify`, instead
  * of `crypto.subtle.verify`. Every call carries a fresh proof, so this is the one signature
  * check per request. Web Crypto queues each check as a job on libuv's thread pool and copies its
- * input across: measured at about 1.3 to 1.9 times the CPU of the check itself (95 to 145 µs
- * against 75 µs for P-256 on the benchmark machine). When the MCP server shares its cores with
- * other work, as it does in `npm run bench`, that CPU is throughput (docs/performance.md).
+ * input across: measured at 95 to 160 µs of CPU per P-256 check against 75 µs for the check
+ * itself on the benchmark machine. When the MCP server shares its cores with other work, as it
+ * does in `npm run bench`, that CPU is throughput (docs/performance.md).
  *
- * The trade-off: a synchronous check runs on the event loop (about 75 µs per ES256 call), where
- * Web Crypto spreads checks over the thread pool. One process on an otherwise idle multi-core
- * machine gets more wall-clock parallelism from Web Crypto; callproof favours less CPU per call,
- * which is what a shared host and several instances (docs/operations.md) scale with.
+ * The trade-off: a synchronous check runs on the event loop, where Web Crypto spreads checks over
+ * the thread pool. One process on an otherwise idle multi-core machine gets more wall-clock
+ * parallelism from Web Crypto (`proofSignatures: 'web-crypto'`); callproof favours less CPU per
+ * call, which is what a shared host and several instances (docs/operations.md) scale with.
+ *
+ * Only public keys come here (the proof's `jwk`, imported by core as extractable: there is
+ * nothing to protect in a public key). A non-extractable key is checked with Web Crypto instead:
+ * Node deprecates handing those to `node:crypto` (DEP0204).
  *
  * @module
  */
@@ -33,6 +37,14 @@ const handles = new WeakMap<CryptoKey, KeyObject>()
 export const nodeProofVerification: ProofSignatureCheck = (data, signature, publicKey, alg) => {
   let handle = handles.get(publicKey)
   if (handle === undefined) {
+    if (publicKey.type !== 'public' || !publicKey.extractable) {
+      return crypto.subtle.verify(
+        alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' },
+        publicKey,
+        signature,
+        data,
+      )
+    }
     handle = KeyObject.from(publicKey)
     handles.set(publicKey, handle)
   }

@@ -46,6 +46,36 @@ describe('nodeProofVerification', () => {
   })
 })
 
+describe('nodeProofVerification with a key node:crypto must not take', () => {
+  it('checks a non-extractable public key with Web Crypto instead, with the same answers', async () => {
+    const keys = await keyPair('ES256')
+    const jwk = await crypto.subtle.exportKey('jwk', keys.publicKey)
+    const sealed = await crypto.subtle.importKey(
+      'jwk',
+      jwk,
+      { name: 'ECDSA', namedCurve: 'P-256' },
+      false,
+      ['verify'],
+    )
+    const data = encoder.encode('header.payload')
+    const signature = await webSign(keys, 'ES256', data)
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    try {
+      await expect(nodeProofVerification(data, signature, sealed, 'ES256')).resolves.toBe(true)
+      await expect(
+        nodeProofVerification(encoder.encode('header.payloaD'), signature, sealed, 'ES256'),
+      ).resolves.toBe(false)
+      await new Promise((resolve) => setImmediate(resolve))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    // Node 24 warns (DEP0204) when a non-extractable key is handed to node:crypto.
+    expect(warnings.map((w) => w.message)).toEqual([])
+  })
+})
+
 describe('the middleware checks every proof signature with it', () => {
   let issuer: TestIssuer
   let alice: ClientKey
@@ -83,10 +113,20 @@ describe('the middleware checks every proof signature with it', () => {
         resource,
         await provenRequest(resource, { token, key: alice, message: toolCall('whoami') }),
       )
-    expect((await call()).status).toBe(200)
-    const subtleVerify = vi.spyOn(crypto.subtle, 'verify')
-    expect((await call()).status).toBe(200)
-    expect(subtleVerify).not.toHaveBeenCalled()
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    try {
+      expect((await call()).status).toBe(200)
+      const subtleVerify = vi.spyOn(crypto.subtle, 'verify')
+      expect((await call()).status).toBe(200)
+      expect(subtleVerify).not.toHaveBeenCalled()
+      await new Promise((resolve) => setImmediate(resolve))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    // The proof key core imports is one node:crypto may take without a deprecation (DEP0204).
+    expect(warnings.map((w) => w.message)).toEqual([])
   })
 
   it('refuses a proof whose signature was lifted from another proof of the same key', async () => {
