@@ -298,7 +298,7 @@ describe('the request path', () => {
     expect(s.seen).not.toContain('bob_only')
   })
 
-  it('answers a caller that `callers` excludes exactly as an unknown tool; only the audit differs', async () => {
+  it('answers a caller excluded by callers exactly as an unknown tool; only the audit differs', async () => {
     const t = await token(s)
     // Same JSON-RPC id, and names of one length so that not even Content-Length could differ.
     const excluded = await s.send({
