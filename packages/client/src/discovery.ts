@@ -33,7 +33,7 @@ export interface ProtectedResource {
 export interface DiscoveryOptions {
   /** What server-supplied URLs may point at. */
   urlPolicy?: UrlPolicy
-  /** The underlying fetch (the guard wraps it). */
+  /** The underlying fetch (the guard wraps it; pass `init.dispatcher` on, see `guardedFetch`). */
   fetch?: typeof fetch
 }
 

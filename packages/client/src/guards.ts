@@ -4,11 +4,16 @@
  * A hostile MCP server could otherwise point the client at `http://169.254.169.254/` or at an
  * intranet admin page and read the answer through error messages.
  *
+ * The guarded fetch resolves a host name once, when it connects, checks every address of that
+ * answer and connects only to them, so DNS rebinding (a public answer for the check, an internal
+ * one for the connection) has no second answer to slip in.
+ *
  * @module
  */
 
 import { lookup } from 'node:dns/promises'
-import { BlockList, isIP } from 'node:net'
+import { BlockList, isIP, type LookupFunction } from 'node:net'
+import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici'
 import { CallproofClientError } from './errors.js'
 
 /**
@@ -27,7 +32,11 @@ export interface UrlPolicy {
   allowLoopbackHttp?: boolean
   /** Allows private (RFC 1918, ULA), shared (100.64/10) and link-local addresses. Off by default. */
   allowPrivateNetworks?: boolean
-  /** Resolves a host name to addresses; defaults to the system resolver (all addresses). */
+  /**
+   * Resolves a host name to addresses; defaults to the system resolver (all addresses). For
+   * operators with their own DNS, and for tests. {@link guardedFetch} calls it once per new
+   * connection and connects only to the addresses it answered, after checking every one of them.
+   */
   resolve?: (hostname: string) => Promise<readonly string[]>
   /** Maximum redirects followed by {@link guardedFetch}; default 5. */
   maxRedirects?: number
@@ -104,24 +113,10 @@ async function defaultResolve(hostname: string): Promise<readonly string[]> {
 }
 
 /**
- * Refuses a URL the client must not fetch: not `https:` (except `http:` on loopback when
- * `allowLoopbackHttp`), credentials in the URL, or a host that is or resolves to a loopback,
- * private or link-local address the policy does not allow. Every resolved address is checked, so
- * a name with one public and one private address is refused.
- *
- * Limit: the check resolves the name, then `fetch` resolves it again; a DNS server that answers
- * differently within that instant (rebinding) can still slip through. Deployments that face
- * hostile DNS should also restrict egress at the network layer.
- *
- * @param url - the URL to check
- * @param policy - what is allowed
- * @throws {@link CallproofClientError} `ERR_UNSAFE_URL`
- * @example
- * ```ts
- * await assertSafeUrl('https://auth.example.com/token', {})
- * ```
+ * Refuses what is wrong with a URL before any DNS: not a URL, credentials, a scheme other than
+ * `https:` (or `http:` on a loopback host in development), an address literal the policy forbids.
  */
-export async function assertSafeUrl(url: string | URL, policy: UrlPolicy = {}): Promise<URL> {
+function checkUrl(url: string | URL, policy: UrlPolicy): URL {
   let parsed: URL
   try {
     parsed = new URL(url)
@@ -135,9 +130,8 @@ export async function assertSafeUrl(url: string | URL, policy: UrlPolicy = {}): 
     )
   }
   const host = unbracket(parsed.hostname)
-  const loopbackHost = isLoopbackHost(host)
   if (parsed.protocol === 'http:') {
-    if (!(loopbackHost && policy.allowLoopbackHttp === true)) {
+    if (!(isLoopbackHost(host) && policy.allowLoopbackHttp === true)) {
       throw new CallproofClientError(
         'ERR_UNSAFE_URL',
         `${parsed.origin}: expected https (http is allowed only on loopback in development)`,
@@ -149,54 +143,173 @@ export async function assertSafeUrl(url: string | URL, policy: UrlPolicy = {}): 
       `${parsed.protocol} URL refused; expected https`,
     )
   }
-  const addresses =
-    isIP(host) !== 0 ? [host] : await (policy.resolve ?? defaultResolve)(host).catch(() => [])
+  // An address literal is connected to as written (no lookup happens), so it is checked here.
+  if (isIP(host) !== 0) checkAddresses(parsed.hostname, [host], policy)
+  return parsed
+}
+
+/**
+ * Refuses a DNS answer unless every address in it is allowed: a name with one public and one
+ * private address is refused, not trimmed, since its owner controls which one a client gets.
+ */
+function checkAddresses(hostname: string, addresses: readonly string[], policy: UrlPolicy): void {
   if (addresses.length === 0) {
-    throw new CallproofClientError('ERR_UNSAFE_URL', `${parsed.hostname} does not resolve`)
+    throw new CallproofClientError('ERR_UNSAFE_URL', `${hostname} does not resolve`)
   }
   for (const address of addresses) {
+    if (isIP(address) === 0) {
+      throw new CallproofClientError(
+        'ERR_UNSAFE_URL',
+        `${hostname} resolved to ${JSON.stringify(address)}, which is not an IP address`,
+      )
+    }
     const kind = classify(address)
     if (kind === 'loopback' && policy.allowLoopbackHttp !== true) {
       throw new CallproofClientError(
         'ERR_UNSAFE_URL',
-        `${parsed.hostname} is a loopback address (${address}); allowed only in development`,
+        `${hostname} is a loopback address (${address}); allowed only in development`,
       )
     }
     if (kind === 'restricted' && policy.allowPrivateNetworks !== true) {
       throw new CallproofClientError(
         'ERR_UNSAFE_URL',
-        `${parsed.hostname} is a private or link-local address (${address})`,
+        `${hostname} is a private or link-local address (${address})`,
       )
     }
   }
+}
+
+/** Resolves a host name once and returns the answer only if every address in it is allowed. */
+async function resolveChecked(hostname: string, policy: UrlPolicy): Promise<readonly string[]> {
+  const addresses = await (policy.resolve ?? defaultResolve)(hostname).catch(() => [])
+  checkAddresses(hostname, addresses, policy)
+  return addresses
+}
+
+/**
+ * Refuses a URL the client must not fetch: not `https:` (except `http:` on loopback when
+ * `allowLoopbackHttp`), credentials in the URL, or a host that is or resolves to a loopback,
+ * private or link-local address the policy does not allow. Every resolved address is checked, so
+ * a name with one public and one private address is refused.
+ *
+ * This resolves the name for the check only: whoever then connects resolves it again, and a DNS
+ * server that answers differently the second time (rebinding) is not caught here. Fetch through
+ * {@link guardedFetch}, which checks the answer it connects with; use this function for URLs the
+ * client does not connect to itself (an authorization URL handed to a browser).
+ *
+ * @param url - the URL to check
+ * @param policy - what is allowed
+ * @throws {@link CallproofClientError} `ERR_UNSAFE_URL`
+ * @example
+ * ```ts
+ * await assertSafeUrl('https://auth.example.com/token', {})
+ * ```
+ */
+export async function assertSafeUrl(url: string | URL, policy: UrlPolicy = {}): Promise<URL> {
+  const parsed = checkUrl(url, policy)
+  const host = unbracket(parsed.hostname)
+  if (isIP(host) === 0) await resolveChecked(host, policy)
   return parsed
 }
 
 /**
- * A `fetch` that checks the URL with {@link assertSafeUrl} before every request and follows
- * redirects by hand, checking each `Location` the same way (a public URL that redirects to
- * `169.254.169.254` is the classic SSRF bypass). Use it for every request a server's answer
- * steered the client to.
+ * A `net` lookup that answers with checked addresses only. Node calls it when it opens a socket to
+ * a host name (never for an address literal), so the addresses checked are the ones connected to.
+ */
+function checkedLookup(policy: UrlPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family
+    resolveChecked(hostname, policy).then(
+      (addresses) => {
+        const answers = addresses
+          .map((address) => ({ address, family: isIP(address) }))
+          .filter((a) => !family || a.family === family)
+        const first = answers[0]
+        if (first === undefined) {
+          callback(
+            new CallproofClientError('ERR_UNSAFE_URL', `${hostname} has no IPv${family} address`),
+            '',
+          )
+        } else if (options.all === true) {
+          callback(null, answers)
+        } else {
+          callback(null, first.address, first.family)
+        }
+      },
+      (err: Error) => callback(err, ''),
+    )
+  }
+}
+
+// One agent per policy object: a session's discovery and OAuth requests share its connection pool,
+// and every pooled socket was opened to an address that policy checked.
+const agents = new WeakMap<UrlPolicy, Agent>()
+
+function checkedAgent(policy: UrlPolicy): Agent {
+  let agent = agents.get(policy)
+  if (agent === undefined) {
+    agent = new Agent({ connect: { lookup: checkedLookup(policy) } })
+    agents.set(policy, agent)
+  }
+  return agent
+}
+
+/** The guard's refusal inside a network error (`TypeError: fetch failed` with a `cause`). */
+function refusalIn(err: unknown): unknown {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof CallproofClientError) return e
+  }
+  return err
+}
+
+/**
+ * A `fetch` for every request a server's answer steered the client to. Before each request it
+ * checks the URL (scheme, credentials, address literals); it connects through an undici `Agent`
+ * whose lookup resolves the host name once, refuses the answer unless every address in it is
+ * allowed (as {@link assertSafeUrl} does) and hands Node only those addresses, so the address
+ * checked is the address connected to and DNS rebinding has no second answer to exploit. It
+ * follows redirects by hand and checks each `Location` the same way (a public URL that redirects
+ * to `169.254.169.254` is the classic SSRF bypass).
+ *
+ * Without `baseFetch` the requests go through undici's own `fetch` with that agent: one undici
+ * version from request to socket on every Node release, whatever undici Node bundles. Responses
+ * are undici's `Response` class (oauth4webapi accepts them; `instanceof` the global `Response` is
+ * false).
+ *
+ * With `baseFetch` (a recording or counting wrapper) the URL is also resolved and checked before
+ * the call, and `init.dispatcher` carries the agent: a wrapper that passes `init` on to `fetch`
+ * connects only to checked addresses. One that drops `init.dispatcher` connects on its own, and
+ * only the check before the call protects it (the rebinding window is open again).
  *
  * @param policy - what is allowed
- * @param baseFetch - the underlying fetch (default: global `fetch`)
+ * @param baseFetch - a fetch to send through (receives `init.dispatcher`); default undici's fetch
+ * @throws {@link CallproofClientError} `ERR_UNSAFE_URL` (rejected promise)
  * @example
  * ```ts
  * const safeFetch = guardedFetch({ allowLoopbackHttp: true })
  * const res = await safeFetch('http://127.0.0.1:4000/.well-known/oauth-authorization-server')
  * ```
  */
-export function guardedFetch(
-  policy: UrlPolicy = {},
-  baseFetch: typeof fetch = fetch,
-): typeof fetch {
+export function guardedFetch(policy: UrlPolicy = {}, baseFetch?: typeof fetch): typeof fetch {
   const maxRedirects = policy.maxRedirects ?? 5
+  const dispatcher = checkedAgent(policy)
+  // The agent comes last, so a caller's `init.dispatcher` cannot route around the check.
+  const send =
+    baseFetch === undefined
+      ? (url: string, init: RequestInit) =>
+          undiciFetch(url, { ...(init as UndiciRequestInit), dispatcher }) as Promise<unknown>
+      : async (url: string, init: RequestInit) => {
+          await assertSafeUrl(url, policy)
+          return baseFetch(url, { ...init, dispatcher } as RequestInit)
+        }
   return async (input, init) => {
     let url = input instanceof Request ? input.url : String(input)
     let requestInit: RequestInit = { ...init, redirect: 'manual' }
     for (let hop = 0; ; hop++) {
-      await assertSafeUrl(url, policy)
-      const response = await baseFetch(url, requestInit)
+      checkUrl(url, policy)
+      const response = (await send(url, requestInit).catch((err: unknown) => {
+        throw refusalIn(err)
+      })) as Response
       const location = response.headers.get('location')
       if (response.status < 300 || response.status > 399 || location === null) return response
       if (init?.redirect === 'manual') return response

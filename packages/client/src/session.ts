@@ -83,7 +83,11 @@ export interface SessionOptions {
   allowPrivateNetworks?: boolean
   /** Refuse unbound Bearer tokens (default true; the conformance client turns it off). */
   requireBoundTokens?: boolean
-  /** The underlying fetch. */
+  /**
+   * The underlying fetch. Requests a server steered the client to (discovery, OAuth) reach it with
+   * `init.dispatcher` set to the SSRF guard's agent: pass `init` on unchanged, or those connections
+   * are no longer pinned to the addresses the guard checked (see `guardedFetch`).
+   */
   fetch?: typeof fetch
 }
 

@@ -1,3 +1,6 @@
+import { createServer as createHttpServer } from 'node:http'
+import { type AddressInfo, createServer as createTcpServer } from 'node:net'
+import { Agent } from 'undici'
 import { describe, expect, it } from 'vitest'
 import {
   assertOpenableUrl,
@@ -76,6 +79,113 @@ describe('SSRF guards', () => {
     expect(await (await safe(`${f.origin}/hop`)).json()).toEqual({ ok: true })
     await expect(safe(`${f.origin}/evil`)).rejects.toMatchObject({ code: 'ERR_UNSAFE_URL' })
     await f.close()
+  })
+})
+
+/**
+ * A listener on 127.0.0.1 that counts the connections it gets: the address a rebinding answer
+ * points at. `http` answers requests; otherwise every socket is closed at once (an https client
+ * then fails fast instead of waiting for a TLS handshake that never comes).
+ */
+async function forbiddenTarget(http = false) {
+  let connections = 0
+  const server = http
+    ? createHttpServer((req, res) => res.end(`hello from ${req.headers.host}`))
+    : createTcpServer((socket) => socket.destroy())
+  server.on('connection', () => connections++)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    get connections() {
+      return connections
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
+
+/** A resolver that answers from `answers` in turn (the last one forever) and counts its calls. */
+function scriptedResolver(...answers: string[][]) {
+  const resolver = {
+    calls: 0,
+    resolve: async () => answers[Math.min(resolver.calls++, answers.length - 1)] ?? [],
+  }
+  return resolver
+}
+
+describe('connections go only to checked addresses (DNS rebinding)', () => {
+  it('resolves a name once, when connecting, and never connects to a forbidden answer', async () => {
+    const target = await forbiddenTarget()
+    const dns = scriptedResolver(['127.0.0.1'])
+    const safe = guardedFetch({ resolve: dns.resolve })
+    await expect(safe(`https://rebind.example:${target.port}/`)).rejects.toMatchObject({
+      code: 'ERR_UNSAFE_URL',
+      message: expect.stringContaining('loopback address (127.0.0.1)'),
+    })
+    // One resolution: no earlier answer that a later one could differ from.
+    expect(dns.calls).toBe(1)
+    expect(target.connections).toBe(0)
+    await target.close()
+  })
+
+  it('a public answer for the check and a loopback one for the connection: refused, also through a caller fetch', async () => {
+    const target = await forbiddenTarget()
+    const url = `https://rebind.example:${target.port}/`
+    // The window the old guard left open: the check alone sees only the public answer.
+    await expect(
+      assertSafeUrl(url, { resolve: scriptedResolver(['93.184.215.14'], ['127.0.0.1']).resolve }),
+    ).resolves.toBeInstanceOf(URL)
+    const dns = scriptedResolver(['93.184.215.14'], ['127.0.0.1'])
+    const passedOn: typeof fetch = (input, init) => fetch(input, init)
+    const safe = guardedFetch({ resolve: dns.resolve }, passedOn)
+    await expect(safe(url)).rejects.toMatchObject({ code: 'ERR_UNSAFE_URL' })
+    expect(dns.calls).toBe(2)
+    expect(target.connections).toBe(0)
+    await target.close()
+  })
+
+  it.each([
+    ['the first address allowed, the second private', ['127.0.0.1', '10.0.0.5']],
+    ['the first address private, the second allowed', ['169.254.169.254', '127.0.0.1']],
+  ])('refuses a multi-address answer when any address is forbidden (%s)', async (_n, answer) => {
+    const target = await forbiddenTarget(true)
+    const safe = guardedFetch({ allowLoopbackHttp: true, resolve: async () => answer })
+    await expect(safe(`http://localhost:${target.port}/`)).rejects.toMatchObject({
+      code: 'ERR_UNSAFE_URL',
+      message: expect.stringContaining('private or link-local'),
+    })
+    expect(target.connections).toBe(0)
+    await target.close()
+  })
+
+  it('a dispatcher in the caller init cannot route around the check', async () => {
+    const target = await forbiddenTarget()
+    const unchecked = new Agent({
+      connect: {
+        lookup: (_host, options, callback) =>
+          options.all === true
+            ? callback(null, [{ address: '127.0.0.1', family: 4 }])
+            : callback(null, '127.0.0.1', 4),
+      },
+    })
+    const safe = guardedFetch({ resolve: async () => ['127.0.0.1'] })
+    const init = { dispatcher: unchecked } as RequestInit
+    await expect(safe(`https://rebind.example:${target.port}/`, init)).rejects.toMatchObject({
+      code: 'ERR_UNSAFE_URL',
+    })
+    expect(target.connections).toBe(0)
+    await unchecked.close()
+    await target.close()
+  })
+
+  it('in development, a name answering loopback reaches the local server, by that name', async () => {
+    const target = await forbiddenTarget(true)
+    const dns = scriptedResolver(['127.0.0.1'])
+    const safe = guardedFetch({ allowLoopbackHttp: true, resolve: dns.resolve })
+    const res = await safe(`http://localhost:${target.port}/`)
+    expect(await res.text()).toBe(`hello from localhost:${target.port}`)
+    expect(dns.calls).toBe(1)
+    expect(target.connections).toBe(1)
+    await target.close()
   })
 })
 
