@@ -9,7 +9,9 @@
  *
  * @module
  */
-import { createWriteStream } from 'node:fs'
+import { closeSync, createWriteStream, openSync } from 'node:fs'
+import type { WriteStream } from 'node:fs'
+import { CallproofError } from '@callproof/core'
 
 /** One decision. Only verified facts name the caller: a refused request before the token was
  * verified has no `sub`, `clientId` or `jkt`, so a forged token cannot frame someone else. */
@@ -53,7 +55,8 @@ export interface TextWritable {
 }
 
 /**
- * A sink that writes one JSON object per line, to a writable stream or appended to a file.
+ * A sink that writes one JSON object per line, to a writable stream or appended to a file. A
+ * file is opened at once: a path that cannot be opened throws ERR_INVALID_OPTIONS here.
  *
  * @example
  * ```ts
@@ -73,10 +76,29 @@ export function jsonLinesSink(
       close: () => Promise.resolve(),
     }
   }
-  const file = createWriteStream(target, { flags: 'a', encoding: 'utf8' })
-  // A file that cannot be opened or written (missing directory, full disk) must not crash the
-  // process through an unhandled 'error' event; it makes every later write throw instead, and
-  // the middleware then refuses calls it cannot audit.
+  // Opened now, so that a path that cannot work (missing directory, no permission) stops the
+  // server at start with a clear error, instead of starting and then refusing every call it
+  // cannot audit.
+  let fd: number
+  try {
+    fd = openSync(target, 'a')
+  } catch (cause) {
+    throw new CallproofError(
+      'ERR_INVALID_OPTIONS',
+      `the audit file ${target} cannot be opened for appending: ${(cause as Error).message}`,
+      { cause },
+    )
+  }
+  let file: WriteStream
+  try {
+    file = createWriteStream(target, { fd, encoding: 'utf8' })
+  } catch (error) {
+    closeSync(fd)
+    throw error
+  }
+  // A file that fails later (a full disk) must not crash the process through an unhandled
+  // 'error' event; it makes every later write throw instead, and the middleware then refuses
+  // calls it cannot audit.
   let failure: Error | undefined
   file.on('error', (error) => {
     failure = error

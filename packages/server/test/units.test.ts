@@ -131,12 +131,26 @@ describe('jsonLinesSink', () => {
         .map((line) => JSON.parse(line) as unknown),
     ).toEqual([event, event])
   })
-  it('turns an unwritable file into failing writes, not a crash', async () => {
-    const sink = jsonLinesSink(join(tmpdir(), 'no-such-dir-callproof', 'x', 'audit.jsonl'))
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(() => sink.write(event)).toThrow(/audit file/)
-    await sink.close()
+  it('refuses at creation a file it cannot open, with the path and the reason', () => {
+    const path = join(tmpdir(), 'no-such-dir-callproof', 'x', 'audit.jsonl')
+    expect(() => jsonLinesSink(path)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_INVALID_OPTIONS',
+        message: expect.stringMatching(/audit file .*no-such-dir-callproof.* ENOENT/) as unknown,
+      }),
+    )
   })
+
+  it.runIf(process.platform === 'linux')(
+    'turns a file that fails later (a full disk: /dev/full) into failing writes, not a crash',
+    async () => {
+      const sink = jsonLinesSink('/dev/full')
+      sink.write(event)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(() => sink.write(event)).toThrow(/audit file \/dev\/full failed: .*ENOSPC/)
+      await sink.close()
+    },
+  )
 
   it('appends to a file', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'callproof-audit-')), 'audit.jsonl')
