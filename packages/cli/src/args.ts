@@ -31,12 +31,16 @@ export function parse<const O extends OptionTable>(
   }
 }
 
-/** `--port 0`…`65535`, or undefined when absent. */
-export function portOption(command: string, value: string | undefined): number | undefined {
+/** `--port 0`…`65535` (or the option `name`, e.g. `--auth-port`), or undefined when absent. */
+export function portOption(
+  command: string,
+  value: string | undefined,
+  name = '--port',
+): number | undefined {
   if (value === undefined) return undefined
   const port = Number(value)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`--port must be a number from 0 to 65535, got "${value}"`, command)
+  if (value.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`${name} must be a number from 0 to 65535, got "${value}"`, command)
   }
   return port
 }

@@ -15,9 +15,16 @@ export { inspectJwt, formatInspection, extractJwt } from './inspect.js'
 export type { Inspection, InspectOptions, InspectCheck, ExplainedField } from './inspect.js'
 export { readAudit, formatAudit, matchesFilter } from './audit.js'
 export type { AuditLine, AuditFilter } from './audit.js'
-export { startStack, freePort, loadDevAuthServer, DRIVE_SCOPES } from './stack.js'
-export type { Stack, StackOptions, DriveKind, DevAuthServerModule } from './stack.js'
+export { startStack, startAuthServer, freePort, loadDevAuthServer, DRIVE_SCOPES } from './stack.js'
+export type {
+  Stack,
+  StackOptions,
+  AuthServer,
+  AuthServerOptions,
+  DriveKind,
+  DevAuthServerModule,
+} from './stack.js'
 export { toolArguments } from './call.js'
 export type { CallDependencies } from './call.js'
-export { devInfo } from './dev.js'
-export type { DevInfo } from './dev.js'
+export { devInfo, devAuthInfo } from './dev.js'
+export type { DevInfo, DevAuthInfo } from './dev.js'

@@ -14,6 +14,7 @@ Usage: callproof <command> [options]
 Commands:
   demo      play the attack and the defence on loopback, end with a table (--insecure: the baseline)
   dev       run a development authorization server and the drive server until Ctrl-C
+            (--resource <uri> --scopes <list>: the authorization server for your own server)
   call      call a tool on an MCP server as a secure client (DPoP, step-up, approvals)
   inspect   decode a DPoP proof or access token and explain every claim
   audit     pretty-print and filter a JSON-lines audit log

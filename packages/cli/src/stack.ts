@@ -1,11 +1,12 @@
 /**
  * The development stack on loopback: the development authorization server and a drive server
- * (callproof's, or the insecure baseline), each on a free port, closed together.
+ * (callproof's, or the insecure baseline), each on a free port, closed together; or, for a team's
+ * own MCP server (`callproof dev --resource`), the authorization server alone.
  */
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type * as DevAuthServerExports from '@callproof/dev-auth-server'
-import type { DevInteraction, DevInteractionOptions } from '@callproof/dev-auth-server'
+import type { DevInteraction, DevInteractionOptions, DevResource } from '@callproof/dev-auth-server'
 import type { AuditSink } from '@callproof/server'
 import { startDrive } from '@callproof/example-drive'
 import { CliError, stripAnsi } from './io.js'
@@ -141,6 +142,72 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/** Options of {@link startAuthServer}. */
+export interface AuthServerOptions {
+  /** The MCP servers to issue tokens for, each `{ uri, scopes }` (see `@callproof/dev-auth-server`). */
+  readonly resources: readonly DevResource[]
+  /** Port of the authorization server (0 or absent: a free one). */
+  readonly authPort?: number
+  /** Print oidc-provider's warnings (default: silent, the CLI prints its own lines). */
+  readonly verbose?: boolean
+}
+
+/** A running development authorization server, as `callproof dev --resource` starts it. */
+export interface AuthServer {
+  /** The issuer URL, what a resource server names in `issuers`. */
+  readonly issuer: string
+  /** The resources it issues tokens for; any other `resource` is refused with `invalid_target`. */
+  readonly resources: readonly DevResource[]
+  /** The development server's headless sign-in, as a test user (see `devInteraction`). */
+  devInteraction(options: DevInteractionOptions): DevInteraction
+  /** The published test users and their development passwords. */
+  readonly users: readonly { readonly id: string; readonly password: string }[]
+  /** The published development one-time code for MFA. */
+  readonly mfaCode: string
+  /** Stops the server; safe to call twice. */
+  close(): Promise<void>
+}
+
+/**
+ * Starts the development authorization server on loopback for the given resources, with
+ * oidc-provider's start-up notices filtered out unless `verbose`. A port in use becomes a
+ * one-line {@link CliError}.
+ *
+ * @example
+ * ```ts
+ * const auth = await startAuthServer({
+ *   resources: [{ uri: 'http://127.0.0.1:3000/mcp', scopes: ['notes:read', 'notes:write'] }],
+ *   authPort: 4000,
+ * })
+ * auth.issuer // http://127.0.0.1:4000
+ * await auth.close()
+ * ```
+ */
+export async function startAuthServer(options: AuthServerOptions): Promise<AuthServer> {
+  const devAuth = await loadDevAuthServer(options.verbose === true)
+  const start = () =>
+    devAuth.startDevAuthServer({
+      resources: options.resources,
+      headless: true,
+      ...(options.authPort === undefined ? {} : { port: options.authPort }),
+      logger: options.verbose === true ? {} : { warn: () => undefined, info: () => undefined },
+    })
+  const auth = await (options.verbose === true ? start() : withoutProviderNotices(start)).catch(
+    (cause: unknown) => {
+      throw portError('authorization server', options.authPort, cause)
+    },
+  )
+  let closed: Promise<void> | undefined
+  return {
+    issuer: auth.issuer,
+    resources: options.resources.map((r) => ({ uri: r.uri, scopes: [...r.scopes] })),
+    devInteraction: devAuth.devInteraction,
+    users: devAuth.DEV_USERS,
+    mfaCode: devAuth.DEV_MFA_CODE,
+    close: () => (closed ??= auth.close()),
+  }
+}
+
 /**
  * Starts the authorization server and a drive on loopback. The authorization server issues
  * tokens only for the drive's resource URI, so the drive's port is chosen first.
@@ -157,20 +224,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         ? await freePort()
         : options.drivePort
     const resource = `http://127.0.0.1:${drivePort}/mcp`
-    const devAuth = await loadDevAuthServer(options.verbose === true)
-    const start = async () => {
-      return devAuth.startDevAuthServer({
-        resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
-        headless: true,
-        ...(options.authPort === undefined ? {} : { port: options.authPort }),
-        logger: options.verbose === true ? {} : { warn: () => undefined, info: () => undefined },
-      })
-    }
-    const auth = await (options.verbose === true ? start() : withoutProviderNotices(start)).catch(
-      (cause: unknown) => {
-        throw portError('authorization server', options.authPort, cause)
-      },
-    )
+    const auth = await startAuthServer({
+      resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
+      ...(options.authPort === undefined ? {} : { authPort: options.authPort }),
+      ...(options.verbose === true ? { verbose: true } : {}),
+    })
     closers.push(() => auth.close())
     if (options.drive === 'baseline') {
       const { startInsecureDrive } = await loadBaseline()
@@ -186,9 +244,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         url: baseline.url,
         resource,
         baseline,
-        devInteraction: devAuth.devInteraction,
-        users: devAuth.DEV_USERS,
-        mfaCode: devAuth.DEV_MFA_CODE,
+        devInteraction: auth.devInteraction,
+        users: auth.users,
+        mfaCode: auth.mfaCode,
         close,
       }
     }
@@ -206,9 +264,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       issuer: auth.issuer,
       url: drive.url,
       resource: drive.resource,
-      devInteraction: devAuth.devInteraction,
-      users: devAuth.DEV_USERS,
-      mfaCode: devAuth.DEV_MFA_CODE,
+      devInteraction: auth.devInteraction,
+      users: auth.users,
+      mfaCode: auth.mfaCode,
       close,
     }
   } catch (error) {

@@ -1,37 +1,9 @@
 // The real executable as a user runs it: a separate Node process, its exit code, its output,
 // and nothing left running afterwards.
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import type { DemoReport } from '../src/index.js'
 import type { DevInfo } from '../src/dev.js'
-
-const packageDir = fileURLToPath(new URL('..', import.meta.url))
-
-function callproof(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@callproof/source', '--import', 'tsx', 'src/bin.ts', ...args],
-    { cwd: packageDir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  )
-  return { child, exited, out: () => stdout, err: () => stderr }
-}
-
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return false
-  } catch {
-    return true
-  }
-}
+import { callproof, gone } from './support/process.js'
 
 describe('the callproof executable', () => {
   it('`demo --json` exits 0 with every outcome as expected and leaves no process behind', async () => {
