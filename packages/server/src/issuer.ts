@@ -8,8 +8,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc8414#section-3
  * @module
  */
-import { createRemoteJWKSet, decodeJwt } from 'jose'
-import type { JWTVerifyGetKey, RemoteJWKSet } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt } from 'jose'
+import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose'
 import { isLoopbackHost } from './origin.js'
 
 /** The fields of RFC 8414 / OpenID Connect Discovery metadata callproof reads. */
@@ -161,7 +161,11 @@ export interface IssuerKeysOptions extends DiscoveryOptions {
   cooldownMs?: number
   /** How long a fetched key set is used before it is fetched again (default 10 minutes). */
   cacheMaxAgeMs?: number
-  /** After a failed discovery, wait this long before trying again (default 5000 ms). */
+  /**
+   * After a failed discovery or key set fetch, wait this long before trying again (default
+   * 5000 ms). Until then, keys still within `cacheMaxAgeMs` keep working and anything else is
+   * refused at once.
+   */
   retryAfterMs?: number
   /** Milliseconds since the epoch (default `Date.now`). */
   clock?: () => number
@@ -198,7 +202,7 @@ export function createIssuerKeys(
     string,
     {
       config: IssuerConfig
-      pending?: Promise<{ metadata?: AuthorizationServerMetadata; jwks: RemoteJWKSet }>
+      pending?: Promise<{ metadata?: AuthorizationServerMetadata; jwks: JWTVerifyGetKey }>
       failedAt?: number
     }
   >()
@@ -208,12 +212,47 @@ export function createIssuerKeys(
     entries.set(config.issuer, { config })
   }
 
-  const remote = (uri: string): RemoteJWKSet =>
-    createRemoteJWKSet(new URL(uri), {
+  const retryAfterMs = options.retryAfterMs ?? 5000
+
+  const remote = (uri: string): JWTVerifyGetKey => {
+    // jose counts its cooldown from the last fetch that succeeded. With the issuer unreachable or
+    // hung, every token with an unknown `kid` (and, once the cache aged out, every token) would
+    // start a fetch and wait for its timeout: a stream of random `kid`s would stall each request
+    // and make us a load generator against the issuer. So fetches go through `watched`, and after
+    // one fails the cached keys alone answer until `retryAfterMs` has passed.
+    let failedAt: number | undefined
+    let lastGood: JWTVerifyGetKey | undefined
+    const watched = async (url: string, init: RequestInit): Promise<Response> => {
+      try {
+        const response = await fetch(url, init)
+        // Read the body here, under jose's timeout signal, to see the whole fetch succeed or fail.
+        const body = await response.text()
+        if (response.status !== 200) throw new Error(`key set answered ${response.status}`)
+        lastGood = createLocalJWKSet(JSON.parse(body) as JSONWebKeySet)
+        failedAt = undefined
+        return new Response(body, { status: response.status, headers: response.headers })
+      } catch (error) {
+        failedAt = clock()
+        throw error
+      }
+    }
+    const jwks = createRemoteJWKSet(new URL(uri), {
       cooldownDuration: options.cooldownMs ?? 30_000,
       cacheMaxAge: options.cacheMaxAgeMs ?? 600_000,
       timeoutDuration: options.timeoutMs ?? 5000,
+      [customFetch]: watched,
     })
+    return async (header, token) => {
+      if (failedAt === undefined || clock() - failedAt >= retryAfterMs) return jwks(header, token)
+      // Keys still within their cache age keep working; nothing else is fetched until then.
+      if (!jwks.fresh || lastGood === undefined) {
+        throw new Error(
+          `the key set at ${uri} could not be fetched; retrying in ${retryAfterMs} ms`,
+        )
+      }
+      return lastGood(header, token)
+    }
+  }
 
   const load = (issuer: string) => {
     const entry = entries.get(issuer)
