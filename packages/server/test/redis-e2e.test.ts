@@ -238,6 +238,15 @@ async function call(
   return send(instance, await request(who, message, options))
 }
 
+/** The absolute expiry of a Redis key, in ms since the epoch (PEXPIRETIME, Redis 7). */
+async function expiryOf(key: string): Promise<number> {
+  const reply = await redis.command('PEXPIRETIME', key)
+  const match = /^:(\d+)\r\n$/.exec(reply)
+  // -1 (no expiry) or -2 (no such key) fail here too.
+  if (match === null) throw new Error(`PEXPIRETIME ${key} answered ${JSON.stringify(reply)}`)
+  return Number(match[1])
+}
+
 function challengeOf(response: Response): string {
   return response.headers.get('www-authenticate') ?? ''
 }
@@ -290,6 +299,24 @@ describe('two instances sharing Redis', () => {
     expect(runs.get('whoami')).toBe(2)
   })
 
+  it('keeps a proof replay key in Redis exactly until the nonce it carried goes stale', async () => {
+    const alice = await caller()
+    expect((await call(a, alice, toolCall('whoami'))).status).toBe(200) // fetches a nonce
+    const used = nonce!
+    const init = await request(alice, toolCall('whoami'))
+    expect((await send(a, init)).status).toBe(200)
+    const proof = (init.headers as Record<string, string>)['dpop']!
+    const { jti, iat } = JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString()) as {
+      jti: string
+      iat: number
+    }
+    // The nonce's own window number (its first 8 bytes), 30 s windows: accepted until the end of
+    // the next window. Without nonces the key would live until iat + 60 s + 5 s.
+    const nonceEnd = (Number(Buffer.from(used, 'base64url').readBigUInt64BE(0)) + 2) * 30_000
+    expect(nonceEnd).toBeLessThan((iat + 65) * 1000)
+    expect(await expiryOf(`callproof:replay:dpop:${alice.key.jkt}:${jti}`)).toBe(nonceEnd)
+  })
+
   it('refuses on B a per-call approval already used on A', async () => {
     const args = { path: 'report.txt', with: 'bob' }
     const message = toolCall('share_file', args)
@@ -306,6 +333,11 @@ describe('two instances sharing Redis', () => {
     const used = await call(a, approval, message)
     expect(used.status).toBe(200)
     expect(runs.get('share_file')).toBe(1)
+    // Remembered until the approval token expires (plus the 60 s skew margin), not longer.
+    const { jti, exp } = JSON.parse(
+      Buffer.from(approval.token.split('.')[1]!, 'base64url').toString(),
+    ) as { jti: string; exp: number }
+    expect(await expiryOf(`callproof:replay:approval:${jti}`)).toBe(exp * 1000 + 60_000)
 
     // A fresh proof (so not a replay), the same approval token, the same call: on the other instance.
     const again = await call(b, approval, toolCall('share_file', args))
@@ -453,11 +485,12 @@ describe('the drive example, two processes sharing Redis (--redis --nonce --reso
   let driveRedis: TestRedisServer
   let d1: DriveProcess
   let d2: DriveProcess
+  let secret = ''
   const asInstance = (d: DriveProcess) => ({ url: d.url }) as Instance
 
   beforeAll(async () => {
     driveRedis = await startRedisServer()
-    const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')
+    secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')
     ;[d1, d2] = await Promise.all([
       startDriveProcess(driveRedis.url, secret),
       startDriveProcess(driveRedis.url, secret),
@@ -529,6 +562,35 @@ describe('the drive example, two processes sharing Redis (--redis --nonce --reso
     expect(same.status).toBe(200)
     const bob = await drive(d2, await caller({ sub: 'bob' }), toolCall('whoami'), { sessionId })
     expect(bob.status).toBe(404)
+  })
+
+  it('a restarted process still refuses the proof and the approval it consumed before', async () => {
+    const args = { path: 'README.md', with: 'carol' }
+    const approval = await caller({
+      authorization_details: [
+        {
+          type: 'mcp_tool_call',
+          resource: RESOURCE,
+          tool: 'share_file',
+          args: await argsDigest(args),
+        },
+      ],
+    })
+    expect((await drive(d1, approval, toolCall('whoami'))).status).toBe(200) // fetches a nonce
+    const proven = await request(approval, toolCall('share_file', args))
+    expect((await send(asInstance(d1), proven)).status).toBe(200)
+
+    await d1.close()
+    d1 = await startDriveProcess(driveRedis.url, secret)
+
+    const replayed = await send(asInstance(d1), proven)
+    expect(replayed.status).toBe(401)
+    expect(challengeOf(replayed)).toMatch(/error="invalid_dpop_proof"/)
+    const again = await drive(d1, approval, toolCall('share_file', args))
+    expect(again.status).toBe(403)
+    expect(challengeOf(again)).toMatch(/error="insufficient_authorization_details"/)
+    // The restarted process starts with fresh files: the refused share did not happen there.
+    expect(await sharedWith(d1, await caller(), 'README.md')).toEqual([])
   })
 
   it('answers 503 with Retry-After while Redis is down (the write did not happen), then recovers', async () => {
