@@ -519,6 +519,21 @@ describe('the drive example, two processes sharing Redis (--redis --nonce --reso
     return files.find((f) => f.path === path)?.sharedWith ?? []
   }
 
+  it('demands a nonce (--nonce), and one process accepts the nonce the other handed out', async () => {
+    nonce = undefined
+    const alice = await caller()
+    const refused = await send(asInstance(d1), await request(alice, toolCall('whoami')))
+    expect(refused.status).toBe(401)
+    expect(challengeOf(refused)).toMatch(/error="use_dpop_nonce"/)
+    const fromD1 = refused.headers.get('dpop-nonce')
+    expect(fromD1).toMatch(/^[A-Za-z0-9_-]{32}$/)
+    // The same secret (CALLPROOF_NONCE_SECRET) in both processes: d1's nonce works on d2.
+    nonce = fromD1!
+    const ok = await send(asInstance(d2), await request(alice, toolCall('whoami')))
+    expect(ok.status).toBe(200)
+    expect(ok.headers.get('dpop-nonce')).toMatch(/^[A-Za-z0-9_-]{32}$/)
+  })
+
   it('refuses on one process a proof already used on the other', async () => {
     const alice = await caller()
     expect((await drive(d1, alice, toolCall('whoami'))).status).toBe(200) // fetches a nonce
