@@ -11,17 +11,17 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { createChallengeFetch } from './challenges.js'
 import { DpopNonces } from './fetch.js'
 import { loadOrCreateKeyPair, MemoryKeyStore, type KeyAlgorithm, type KeyStore } from './keys.js'
-import { CallproofSession, type SessionOptions } from './session.js'
+import { CallproofSession, type SessionGrant, type SessionSettings } from './session.js'
 
 /**
- * Options of {@link connect} and {@link createCallproofFetch}.
+ * The options of {@link connect} besides {@link SessionGrant}.
  *
  * @example
  * ```ts
- * const options: ConnectOptions = { interaction: systemBrowserInteraction(), development: true }
+ * const settings: ConnectSettings = { development: true, keyStore: new FileKeyStore(path) }
  * ```
  */
-export interface ConnectOptions extends Omit<SessionOptions, 'keyPair'> {
+export interface ConnectSettings extends Omit<SessionSettings, 'keyPair'> {
   /** The proof key pair; default: loaded from `keyStore` or generated (non-extractable). */
   keyPair?: CryptoKeyPair
   /** Where the key lives (default: memory). */
@@ -33,6 +33,17 @@ export interface ConnectOptions extends Omit<SessionOptions, 'keyPair'> {
   /** The MCP client's name and version. */
   clientInfo?: { name: string; version: string }
 }
+
+/**
+ * Options of {@link connect} and {@link createCallproofFetch}: an `interaction` or
+ * `clientCredentials` is required ({@link SessionGrant}), the rest is optional.
+ *
+ * @example
+ * ```ts
+ * const options: ConnectOptions = { interaction: systemBrowserInteraction(), development: true }
+ * ```
+ */
+export type ConnectOptions = ConnectSettings & SessionGrant
 
 /**
  * The pieces `connect()` wires, for custom stacks: a `fetch` for any MCP transport and the

@@ -13,9 +13,15 @@
  */
 
 export { connect, createCallproofFetch } from './connect.js'
-export type { ConnectOptions } from './connect.js'
+export type { ConnectOptions, ConnectSettings } from './connect.js'
 export { CallproofSession } from './session.js'
-export type { SessionOptions, ClientCredentialsOptions, ToolCall } from './session.js'
+export type {
+  SessionOptions,
+  SessionSettings,
+  SessionGrant,
+  ClientCredentialsOptions,
+  ToolCall,
+} from './session.js'
 export { createChallengeFetch, readChallenge } from './challenges.js'
 export type { Challenge, ChallengeFetchOptions } from './challenges.js'
 export { sendWithProof, createProofFetch, bindingOfBody, DpopNonces } from './fetch.js'

@@ -7,7 +7,7 @@
 
 import { execFile } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { CallproofClientError } from './errors.js'
 import { isLoopbackHost } from './guards.js'
 
@@ -24,6 +24,13 @@ export interface InteractionContext {
   reason: 'authorize' | 'scope' | 'step_up' | 'approval'
   /** For `approval`: the RFC 9396 authorization details requested (the tool, its arguments). */
   authorizationDetails?: unknown[]
+  /**
+   * Whether the session asking is in development mode (`development: true`), where http on
+   * loopback is allowed for the MCP server and the authorization server, so an interaction may
+   * open an http authorization URL on a loopback host too. Set by the client from its own
+   * options, never from anything a server sent; absent means no.
+   */
+  development?: boolean
 }
 
 /**
@@ -40,9 +47,16 @@ export interface InteractionContext {
  * @see https://www.rfc-editor.org/rfc/rfc8252#section-7.3
  */
 export interface Interaction {
-  /** The redirect URI to register and send; must not change during one authorization. */
+  /**
+   * The redirect URI to register and send. A session asks once, before it registers, and sends
+   * the same URI with every authorization request, so it must keep working for the life of the
+   * interaction (nothing needs to listen on it between authorizations).
+   */
   redirectUri(): string | Promise<string>
-  /** Shows `url` to the user and resolves with the full redirect URL (with `code`, `state`, `iss`). */
+  /**
+   * Shows `url` to the user and resolves with the full redirect URL (with `code`, `state`, `iss`).
+   * `context.development` says whether the session may use http on loopback.
+   */
   authorize(url: URL, context: InteractionContext): Promise<URL>
 }
 
@@ -68,11 +82,21 @@ export function assertOpenableUrl(url: URL, allowLoopbackHttp: boolean): void {
 
 /** Options of {@link systemBrowserInteraction}. */
 export interface SystemBrowserOptions {
-  /** Loopback port for the redirect listener; 0 (default) picks a free one. */
+  /**
+   * Loopback port of the redirect URI; 0 (default) takes a free port from the system once and keeps
+   * it for every authorization of this interaction, so the registered and the requested redirect
+   * URI are the same string (for authorization servers that compare them exactly).
+   */
   port?: number
   /** Path of the redirect; default `/callback`. */
   path?: string
-  /** Allows http authorization URLs on loopback (a development authorization server). */
+  /**
+   * Whether http authorization URLs on a loopback host (a development authorization server) are
+   * opened. Default: when the session asking is in development mode (`development: true`, passed
+   * as {@link InteractionContext.development}). `false` refuses them even then; `true` opens them
+   * whatever the context says (outside development the session refuses an http authorization
+   * server before it gets here). http on any other host is never opened.
+   */
   allowLoopbackHttp?: boolean
   /** How long to wait for the redirect, in ms; default 5 minutes. */
   timeoutMs?: number
@@ -96,83 +120,197 @@ function defaultOpen(url: string): Promise<void> {
   })
 }
 
+/** Asks the system for a free port on 127.0.0.1 and gives it back. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+interface Waiting {
+  resolve(callback: URL): void
+  reject(err: Error): void
+}
+
 /**
- * The command-line interaction: a redirect listener on 127.0.0.1 (RFC 8252 §7.3) and the system
- * browser. The listener starts on the first `redirectUri()` call and serves one redirect per
- * `authorize()`.
+ * The command-line interaction: the system browser and a redirect listener on 127.0.0.1
+ * (RFC 8252 §7.3). The listener is open only while an authorization is in flight: it starts when
+ * `authorize()` is called and closes when the redirect arrives, when opening the browser fails or
+ * when `timeoutMs` passes, so nothing keeps the process alive afterwards (RFC 8252 §8.3: open the
+ * port when the request starts, close it once the response is returned). `close()` is kept for
+ * compatibility: it stops authorizations still waiting and is otherwise a no-op.
  *
+ * http authorization URLs on a loopback host are opened when the session is in development mode
+ * (`connect(url, { development: true, … })`) unless `allowLoopbackHttp: false`; http on any other
+ * host never is.
+ *
+ * @throws {@link CallproofClientError} `ERR_INVALID_OPTIONS` on a bad `port`, `path` or `timeoutMs`
  * @example
  * ```ts
- * const client = await connect(url, { interaction: systemBrowserInteraction() })
+ * const client = await connect('http://127.0.0.1:3000/mcp', {
+ *   interaction: systemBrowserInteraction(),
+ *   development: true,
+ * })
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc8252#section-7.3
+ * @see https://www.rfc-editor.org/rfc/rfc8252#section-8.3
  */
 export function systemBrowserInteraction(
   options: SystemBrowserOptions = {},
 ): Interaction & { close(): Promise<void> } {
   const path = options.path ?? '/callback'
   const open = options.open ?? defaultOpen
-  let server: Server | undefined
-  let uri: Promise<string> | undefined
-  let pending: ((url: URL) => void) | undefined
+  const timeoutMs = options.timeoutMs ?? 300_000
+  if (
+    options.port !== undefined &&
+    (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535)
+  ) {
+    throw new CallproofClientError(
+      'ERR_INVALID_OPTIONS',
+      `port ${String(options.port)} is not a TCP port`,
+    )
+  }
+  if (!path.startsWith('/') || /[?#\s]/.test(path)) {
+    throw new CallproofClientError(
+      'ERR_INVALID_OPTIONS',
+      `path ${JSON.stringify(path)} must start with / and have no query, fragment or spaces`,
+    )
+  }
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new CallproofClientError('ERR_INVALID_OPTIONS', `timeoutMs ${timeoutMs} must be positive`)
+  }
 
-  function listen(): Promise<string> {
-    uri ??= new Promise((resolve, reject) => {
-      server = createServer((req, res) => {
-        const url = new URL(req.url ?? '/', 'http://127.0.0.1')
-        if (url.pathname !== path || pending === undefined) {
-          res.writeHead(404).end()
-          return
-        }
-        const address = server?.address() as AddressInfo
-        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' })
-        res.end('You can close this window and return to the application.')
-        const done = pending
-        pending = undefined
-        done(new URL(`${url.pathname}${url.search}`, `http://127.0.0.1:${address.port}`))
-      })
-      server.once('error', reject)
-      server.listen(options.port ?? 0, '127.0.0.1', () => {
-        const address = server?.address() as AddressInfo
-        resolve(`http://127.0.0.1:${address.port}${path}`)
-      })
-    })
-    return uri
+  // One port for the life of the interaction: the URI registered (dynamic registration happens
+  // once) and the URI of every request are then the same string, which authorization servers
+  // that compare redirect URIs exactly (RFC 6749 §3.1.2.3, OpenID Connect Core) require. Between
+  // authorizations nothing listens on it; a process that takes the port meanwhile makes the next
+  // authorization fail before the browser opens, so it never receives a code (which would be
+  // useless anyway without the PKCE verifier and the DPoP key).
+  let port: Promise<number> | undefined
+  function redirectPort(): Promise<number> {
+    port ??= options.port ? Promise.resolve(options.port) : freePort()
+    port.catch(() => (port = undefined))
+    return port
+  }
+
+  // Authorizations in flight, by `state`: one listener serves them all and closes with the last.
+  const waiting = new Map<string, Waiting>()
+  let listener: Promise<Server> | undefined
+  let closed: Promise<void> = Promise.resolve()
+
+  function listen(at: number): Promise<Server> {
+    return closed.then(
+      () =>
+        new Promise((resolve, reject) => {
+          const server = createServer((req, res) => {
+            const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+            // Only the redirect of an authorization we are waiting for is taken: a stray request
+            // (another local process, a browser prefetch) neither ends nor forges one.
+            const target =
+              url.pathname === path ? waiting.get(url.searchParams.get('state') ?? '') : undefined
+            if (target === undefined) {
+              res.writeHead(404, { connection: 'close' }).end()
+              return
+            }
+            res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })
+            // Resolved once the page is written: the listener may close at once afterwards.
+            res.end('You can close this window and return to the application.', () =>
+              target.resolve(new URL(`${url.pathname}${url.search}`, `http://127.0.0.1:${at}`)),
+            )
+          })
+          server.once('error', (err) =>
+            reject(
+              new CallproofClientError(
+                'ERR_INTERACTION_FAILED',
+                `cannot listen on 127.0.0.1:${at} for the redirect: ${err.message}`,
+                { cause: err },
+              ),
+            ),
+          )
+          server.listen(at, '127.0.0.1', () => resolve(server))
+        }),
+    )
+  }
+
+  function stopListening(): Promise<void> {
+    const current = listener
+    listener = undefined
+    if (current !== undefined) {
+      closed = current.then(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve())
+            // A browser's spare connections would otherwise keep the process alive.
+            server.closeAllConnections()
+          }),
+        () => undefined,
+      )
+    }
+    return closed
   }
 
   return {
-    redirectUri: listen,
-    async authorize(url) {
-      assertOpenableUrl(url, options.allowLoopbackHttp === true)
-      await listen()
-      const result = new Promise<URL>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          pending = undefined
-          reject(new CallproofClientError('ERR_INTERACTION_FAILED', 'no redirect received in time'))
-        }, options.timeoutMs ?? 300_000)
-        pending = (callback) => {
-          clearTimeout(timer)
-          resolve(callback)
-        }
-      })
-      options.onUrl?.(url)
-      try {
-        await open(url.href)
-      } catch (err) {
-        // The URL was handed to onUrl; the user can still open it by hand.
-        if (!options.onUrl) {
-          throw new CallproofClientError('ERR_INTERACTION_FAILED', 'cannot open a browser', {
-            cause: err,
-          })
-        }
-      }
-      return result
+    async redirectUri() {
+      return `http://127.0.0.1:${await redirectPort()}${path}`
     },
-    close() {
-      return new Promise((resolve) => {
-        if (!server) return resolve()
-        server.close(() => resolve())
+    async authorize(url, context) {
+      assertOpenableUrl(url, options.allowLoopbackHttp ?? context.development === true)
+      const at = await redirectPort()
+      const state = url.searchParams.get('state') ?? ''
+      if (waiting.has(state)) {
+        throw new CallproofClientError(
+          'ERR_INTERACTION_FAILED',
+          'an authorization with the same state is already waiting for its redirect',
+        )
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const result = new Promise<URL>((resolve, reject) => {
+        waiting.set(state, { resolve, reject })
+        timer = setTimeout(
+          () =>
+            reject(
+              new CallproofClientError(
+                'ERR_INTERACTION_FAILED',
+                `no redirect received within ${timeoutMs} ms`,
+              ),
+            ),
+          timeoutMs,
+        )
       })
+      // Settled before it is awaited when the browser fails to open or the time runs out first.
+      result.catch(() => undefined)
+      try {
+        listener ??= listen(at)
+        await listener
+        options.onUrl?.(url)
+        try {
+          await open(url.href)
+        } catch (err) {
+          // The URL was handed to onUrl; the user can still open it by hand.
+          if (!options.onUrl) {
+            throw new CallproofClientError('ERR_INTERACTION_FAILED', 'cannot open a browser', {
+              cause: err,
+            })
+          }
+        }
+        return await result
+      } finally {
+        clearTimeout(timer)
+        waiting.delete(state)
+        // Settles only when the listener is gone: nothing outlives the authorization.
+        if (waiting.size === 0) await stopListening()
+      }
+    },
+    async close() {
+      for (const target of waiting.values()) {
+        target.reject(new CallproofClientError('ERR_INTERACTION_FAILED', 'interaction closed'))
+      }
+      await stopListening()
     },
   }
 }

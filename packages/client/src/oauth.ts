@@ -228,6 +228,7 @@ export async function authorizationCodeFlow(
   try {
     callback = await interaction.authorize(url, {
       reason: request.reason,
+      development: ctx.urlPolicy.allowLoopbackHttp === true,
       ...(request.authorizationDetails && { authorizationDetails: request.authorizationDetails }),
     })
   } catch (err) {

@@ -57,27 +57,53 @@ export interface ClientCredentialsOptions {
 }
 
 /**
- * Options of a {@link CallproofSession}.
+ * Who obtains the tokens, as the session requires at run time: an interaction (a user signs in),
+ * client credentials (an agent without a user), or both (client credentials are then used). Options
+ * with neither do not compile; JavaScript callers get `ERR_INVALID_OPTIONS` when the session is
+ * created.
  *
  * @example
  * ```ts
- * const options: SessionOptions = { keyPair, interaction, development: true }
+ * const user: SessionGrant = { interaction: systemBrowserInteraction() }
+ * const agent: SessionGrant = { clientCredentials: { clientId: 'agent-1', privateKey: pem } }
  * ```
  */
-export interface SessionOptions {
+export type SessionGrant =
+  | {
+      /** Who approves authorization requests. */
+      interaction: Interaction
+      /** Client credentials grant instead of user authorization (used when given). */
+      clientCredentials?: ClientCredentialsOptions
+    }
+  | {
+      /** Who approves authorization requests (unused: client credentials are). */
+      interaction?: Interaction
+      /** Client credentials grant instead of user authorization. */
+      clientCredentials: ClientCredentialsOptions
+    }
+
+/**
+ * The options of a {@link CallproofSession} besides {@link SessionGrant}.
+ *
+ * @example
+ * ```ts
+ * const settings: SessionSettings = { keyPair, development: true }
+ * ```
+ */
+export interface SessionSettings {
   /** The proof key pair (non-extractable). */
   keyPair: CryptoKeyPair
-  /** Who approves authorization requests (required unless `clientCredentials`). */
-  interaction?: Interaction
-  /** Client credentials grant instead of user authorization. */
-  clientCredentials?: ClientCredentialsOptions
   /** Registration: pre-registered client, metadata document URL, or dynamic registration metadata. */
   registration?: RegistrationOptions
   /** Token store (default: memory). */
   tokenStore?: TokenStore
   /** Scopes to request initially (default: the challenge's `scope`, else `scopes_supported`). */
   scopes?: readonly string[]
-  /** Development: allows http and loopback addresses (never in production). */
+  /**
+   * Development: allows http and loopback addresses (never in production) for the MCP server and
+   * the authorization server, and tells the interaction so (`InteractionContext.development`):
+   * `systemBrowserInteraction()` then opens loopback http authorization URLs.
+   */
   development?: boolean
   /** Allows private and link-local addresses for servers the client is told about. */
   allowPrivateNetworks?: boolean
@@ -90,6 +116,16 @@ export interface SessionOptions {
    */
   fetch?: typeof fetch
 }
+
+/**
+ * Options of a {@link CallproofSession}: the settings and who obtains tokens ({@link SessionGrant}).
+ *
+ * @example
+ * ```ts
+ * const options: SessionOptions = { keyPair, interaction, development: true }
+ * ```
+ */
+export type SessionOptions = SessionSettings & SessionGrant
 
 /**
  * A per-call approval request for one `tools/call`.
@@ -147,6 +183,7 @@ export class CallproofSession {
       throw new CallproofClientError('ERR_INVALID_OPTIONS', 'keyPair is required')
     }
     proofAlgorithms(options.keyPair)
+    // The type says so too (SessionGrant); this is for JavaScript callers.
     if (!options.interaction && !options.clientCredentials) {
       throw new CallproofClientError(
         'ERR_INVALID_OPTIONS',
