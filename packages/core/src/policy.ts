@@ -143,8 +143,10 @@ export interface PolicyInput {
   /** Milliseconds since the epoch. */
   now: number
   /**
-   * When the access token expires, ms since the epoch (`claims.exp * 1000`): an approval must be
-   * remembered as used at least that long. Default: `now` + 24 h. (Addition to the contract.)
+   * When the access token stops being accepted, ms since the epoch: `claims.exp * 1000` plus the
+   * verifier's clock tolerance. An approval must be remembered as used at least that long (a
+   * minute more is added for the replay store's own clock). Default: `now` + 24 h. (Addition to
+   * the contract.)
    */
   tokenExpiresAt?: number
 }

@@ -390,7 +390,9 @@ export function createCallproof(options: CallproofOptions): Callproof {
       resource,
       authorizationDetails: call.token.claims.authorization_details,
       now: clock(),
-      tokenExpiresAt: call.token.claims.exp * 1000,
+      // Until the verifier stops accepting the token (exp + tolerance), not just until exp: an
+      // approval forgotten earlier could be used again by a token that still passes.
+      tokenExpiresAt: (call.token.claims.exp + (options.clockSkewSeconds ?? 5)) * 1000,
     })
     if (!decision.allow) throw decision.error
     if (decision.approval === undefined) return { reason: decision.reason }

@@ -1,9 +1,8 @@
 /**
  * A one-time approval must be remembered for as long as its token can still be accepted. The
- * token is accepted until `exp` + `clockSkewSeconds` (up to 300 s); the approval entry is kept
- * until `exp` + 60 s (core policy.ts `APPROVAL_SKEW_MS`). With a tolerance above 60 s, the
- * approval can be used a second time in between: once its entry expired, while the token still
- * passes.
+ * token is accepted until `exp` + `clockSkewSeconds` (up to 300 s). The approval entry used to be
+ * kept until `exp` + 60 s (core policy.ts `APPROVAL_SKEW_MS`), so with a tolerance above 60 s the
+ * approval could be used a second time in between; it is now kept until `exp` + tolerance + 60 s.
  *
  * The server's clock (and the memory replay store's, which shares it) is moved forward with the
  * `clock` options instead of waiting a minute and a half.
@@ -85,29 +84,26 @@ async function share(token: string, args: Record<string, unknown>): Promise<numb
   return response.status
 }
 
-describe(`KNOWN BUG (policy.ts/middleware.ts, reported): approvals under clockSkewSeconds ${SKEW}`, () => {
-  it.fails(
-    'an approval is refused the second time for as long as its token is accepted',
-    async () => {
-      const args = { path: 'report.txt', with: 'bob' }
-      const exp = Math.floor(Date.now() / 1000) + 10
-      const token = await issuer.mint({
-        aud: resource,
-        cnf: { jkt: alice.jkt },
-        scope: 'drive:share',
-        exp,
-        authorization_details: [
-          { type: 'mcp_tool_call', resource, tool: 'share_file', args: await argsDigest(args) },
-        ],
-      })
-      offsetMs = 0
-      expect(await share(token, args)).toBe(200)
-      expect(await share(token, args)).toBe(403)
-      // 90 s after exp: the token is still inside the 120 s tolerance, the approval entry (exp + 60 s)
-      // is gone.
-      offsetMs = exp * 1000 + 90_000 - Date.now()
-      expect(await share(token, args)).toBe(403)
-      expect(shares).toBe(1)
-    },
-  )
+describe(`approvals under clockSkewSeconds ${SKEW}`, () => {
+  it('an approval is refused the second time for as long as its token is accepted', async () => {
+    const args = { path: 'report.txt', with: 'bob' }
+    const exp = Math.floor(Date.now() / 1000) + 10
+    const token = await issuer.mint({
+      aud: resource,
+      cnf: { jkt: alice.jkt },
+      scope: 'drive:share',
+      exp,
+      authorization_details: [
+        { type: 'mcp_tool_call', resource, tool: 'share_file', args: await argsDigest(args) },
+      ],
+    })
+    offsetMs = 0
+    expect(await share(token, args)).toBe(200)
+    expect(await share(token, args)).toBe(403)
+    // 90 s after exp: the token is still inside the 120 s tolerance, so the approval entry must
+    // still be there (it was kept only until exp + 60 s before the fix).
+    offsetMs = exp * 1000 + 90_000 - Date.now()
+    expect(await share(token, args)).toBe(403)
+    expect(shares).toBe(1)
+  })
 })

@@ -333,11 +333,12 @@ describe('two instances sharing Redis', () => {
     const used = await call(a, approval, message)
     expect(used.status).toBe(200)
     expect(runs.get('share_file')).toBe(1)
-    // Remembered until the approval token expires (plus the 60 s skew margin), not longer.
+    // Remembered until the approval token stops being accepted (exp + the default 5 s clock
+    // tolerance), plus the 60 s margin for the store's own clock, not longer.
     const { jti, exp } = JSON.parse(
       Buffer.from(approval.token.split('.')[1]!, 'base64url').toString(),
     ) as { jti: string; exp: number }
-    expect(await expiryOf(`callproof:replay:approval:${jti}`)).toBe(exp * 1000 + 60_000)
+    expect(await expiryOf(`callproof:replay:approval:${jti}`)).toBe((exp + 5) * 1000 + 60_000)
 
     // A fresh proof (so not a replay), the same approval token, the same call: on the other instance.
     const again = await call(b, approval, toolCall('share_file', args))
