@@ -4,7 +4,7 @@
 // concurrency 16. The last line is the ratio (target ≥ 0.8).
 import { normalizeHtu } from '@callproof/core'
 import { base64url, SignJWT } from 'jose'
-import { bindingOfBody, generateProofKeyPair } from '@callproof/client'
+import { bindingOfBody, generateProofKeyPair, nodeProofSigning } from '@callproof/client'
 import { createProof } from '@callproof/core'
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 4000)
@@ -31,13 +31,17 @@ const ath = base64url.encode(
 )
 
 async function ours(): Promise<string> {
-  return createProof(keyPair, {
-    htm: 'POST',
-    htu: normalizeHtu(htu),
-    accessToken,
-    nonce: 'n-0123456789',
-    ...(mcp && { mcp: (await bindingOfBody(body))! }),
-  })
+  return createProof(
+    keyPair,
+    {
+      htm: 'POST',
+      htu: normalizeHtu(htu),
+      accessToken,
+      nonce: 'n-0123456789',
+      ...(mcp && { mcp: (await bindingOfBody(body))! }),
+    },
+    { sign: nodeProofSigning },
+  )
 }
 
 async function raw(): Promise<string> {

@@ -16,6 +16,7 @@ import {
 } from '@callproof/core'
 import { resourceCovers } from './discovery.js'
 import { CallproofClientError } from './errors.js'
+import { nodeProofSigning } from './signing.js'
 import type { TokenSet } from './stores.js'
 
 /**
@@ -150,7 +151,7 @@ export async function sendWithProof(
               ...(nonce !== undefined && { nonce }),
               ...(mcp !== undefined && { mcp }),
             },
-            signer.alg ? { alg: signer.alg } : undefined,
+            { sign: nodeProofSigning, ...(signer.alg && { alg: signer.alg }) },
           ),
         )
       } else {

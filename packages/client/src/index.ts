@@ -26,6 +26,7 @@ export { createChallengeFetch, readChallenge } from './challenges.js'
 export type { Challenge, ChallengeFetchOptions } from './challenges.js'
 export { sendWithProof, createProofFetch, bindingOfBody, DpopNonces } from './fetch.js'
 export type { ProofSigner } from './fetch.js'
+export { nodeProofSigning } from './signing.js'
 export {
   discoverProtectedResource,
   discoverAuthorizationServer,
