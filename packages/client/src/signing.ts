@@ -17,6 +17,7 @@
  */
 
 import { KeyObject, sign } from 'node:crypto'
+import { webCryptoProofSigning } from '@callproof/core'
 import type { ProofSigningFunction } from '@callproof/core'
 
 /** Whether this Node hands a non-extractable key to `node:crypto` without a deprecation. */
@@ -44,7 +45,7 @@ export const nodeProofSigning: ProofSigningFunction = (data, privateKey, alg) =>
       throw new TypeError('the proof key is not a private key with the sign usage')
     }
     if (!privateKey.extractable && !NON_EXTRACTABLE_HANDLES)
-      return webCryptoSign(data, privateKey, alg)
+      return webCryptoProofSigning(data, privateKey, alg)
     handle = KeyObject.from(privateKey)
     handles.set(privateKey, handle)
   }
@@ -58,13 +59,4 @@ export const nodeProofSigning: ProofSigningFunction = (data, privateKey, alg) =>
   }
   if (handle.asymmetricKeyType !== 'ed25519') throw new TypeError(`${alg} needs an Ed25519 key`)
   return sign(null, data, handle)
-}
-
-async function webCryptoSign(
-  data: Uint8Array<ArrayBuffer>,
-  privateKey: CryptoKey,
-  alg: string,
-): Promise<Uint8Array> {
-  const params = alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' }
-  return new Uint8Array(await crypto.subtle.sign(params, privateKey, data))
 }

@@ -37,6 +37,8 @@ export {
   KeyCache,
   PROOF_ALGORITHMS,
   accessTokenHash,
+  webCryptoProofSigning,
+  webCryptoProofVerification,
 } from './proof.js'
 export type {
   Clock,
@@ -67,7 +69,7 @@ export type {
 } from './policy.js'
 export { MemoryReplayStore } from './replay.js'
 export type { ReplayStore, MemoryReplayStoreOptions } from './replay.js'
-export { createVerifier, isVerifiedCall } from './verifier.js'
+export { createVerifier, isVerifiedCall, DEFAULT_CLOCK_SKEW_SECONDS } from './verifier.js'
 export type {
   NonceSource,
   VerifierOptions,

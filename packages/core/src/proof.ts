@@ -156,7 +156,7 @@ export async function createProof(
   // jose's general JWT builder cost about as much again as the binding itself on every call.
   const header = await protectedHeaderOf(keyPair.publicKey, alg)
   const signingInput = `${header}.${base64url.encode(JSON.stringify(payload))}`
-  const sign = options?.sign ?? webCryptoSign
+  const sign = options?.sign ?? webCryptoProofSigning
   let signature: Uint8Array
   try {
     signature = await sign(encoder.encode(signingInput), keyPair.privateKey, alg)
@@ -186,8 +186,8 @@ export async function createProof(
  *
  * @example
  * ```ts
- * const sign: ProofSigningFunction = async (data, key, alg) =>
- *   new Uint8Array(await crypto.subtle.sign(alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : 'Ed25519', key, data))
+ * const sign: ProofSigningFunction = (data, key, alg) =>
+ *   isMine(key) ? signElsewhere(data, alg) : webCryptoProofSigning(data, key, alg)
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc7515#section-5.1
  */
@@ -214,14 +214,36 @@ export interface CreateProofOptions {
   sign?: ProofSigningFunction
 }
 
-async function webCryptoSign(
-  data: Uint8Array<ArrayBuffer>,
-  privateKey: CryptoKey,
-  alg: ProofAlgorithm,
-): Promise<Uint8Array> {
-  const params = alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' }
-  return new Uint8Array(await crypto.subtle.sign(params, privateKey, data))
+/** The Web Crypto parameters of a proof algorithm's signature (ECDSA with SHA-256, or Ed25519). */
+function webCryptoParams(alg: ProofAlgorithm): EcdsaParams | Algorithm {
+  return alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' }
 }
+
+/**
+ * {@link createProof}'s default signing: Web Crypto's `crypto.subtle.sign`. Exported so that a
+ * signing function can fall back to it for keys it does not handle.
+ *
+ * @example
+ * ```ts
+ * const proof = await createProof(keyPair, input, { sign: webCryptoProofSigning })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc7518#section-3.4
+ */
+export const webCryptoProofSigning: ProofSigningFunction = async (data, privateKey, alg) =>
+  new Uint8Array(await crypto.subtle.sign(webCryptoParams(alg), privateKey, data))
+
+/**
+ * {@link verifyProof}'s default signature check: Web Crypto's `crypto.subtle.verify`. Exported so
+ * that a check can fall back to it for keys it does not handle.
+ *
+ * @example
+ * ```ts
+ * await verifyProof(proof, { htm, htu, verifySignature: webCryptoProofVerification })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc7518#section-3.4
+ */
+export const webCryptoProofVerification: ProofSignatureCheck = (data, signature, publicKey, alg) =>
+  crypto.subtle.verify(webCryptoParams(alg), publicKey, signature, data)
 
 const protectedHeaders = new WeakMap<CryptoKey, Map<ProofAlgorithm, string>>()
 
@@ -366,7 +388,7 @@ export interface VerifyProofOptions {
  * @example
  * ```ts
  * const verifySignature: ProofSignatureCheck = (data, signature, key, alg) =>
- *   crypto.subtle.verify(alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : 'Ed25519', key, signature, data)
+ *   fastPath(key) ? verifyHere(data, signature, key, alg) : webCryptoProofVerification(data, signature, key, alg)
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc7515#section-5.2
  */
@@ -599,6 +621,12 @@ export async function verifyProofWith(
   const maxAge = options.maxAgeSeconds ?? 60
   const futureSkew = options.futureSkewSeconds ?? 5
 
+  if (options.verifySignature !== undefined && typeof options.verifySignature !== 'function') {
+    throw new CallproofError(
+      'ERR_INVALID_OPTIONS',
+      'verifySignature must be a function (data, signature, key, alg) => boolean',
+    )
+  }
   if (typeof proof !== 'string' || proof.length === 0) throw invalid('the DPoP proof is missing')
   if (proof.length > MAX_PROOF_LENGTH || !COMPACT_JWS.test(proof)) {
     throw invalid('the DPoP proof is not a compact JWS')
@@ -635,11 +663,12 @@ export async function verifyProofWith(
   try {
     valid =
       options.verifySignature === undefined
-        ? await crypto.subtle.verify(
-            alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' },
-            key as CryptoKey,
-            signature as Uint8Array<ArrayBuffer>,
+        ? // The shared scratch is safe here: Web Crypto copies its input before it returns.
+          await webCryptoProofVerification(
             signingInput(proof, secondDot),
+            signature as Uint8Array<ArrayBuffer>,
+            key as CryptoKey,
+            alg,
           )
         : // A fresh copy, not the shared scratch: a function that awaits before reading its
           // input would otherwise read the next request's bytes (another proof's signing input

@@ -280,6 +280,18 @@ const DPOP_CREDENTIALS = /^DPoP +([A-Za-z0-9\-._~+/]+=*)$/i
 const BEARER = /^Bearer(\s|$)/i
 
 /**
+ * The clock skew {@link createVerifier} tolerates when `clockSkewSeconds` is not given, in
+ * seconds. Exported for code that must agree with the verifier about how long a token or proof
+ * is accepted (the server keeps a consumed approval that long).
+ *
+ * @example
+ * ```ts
+ * const acceptedUntil = (claims.exp + (options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS)) * 1000
+ * ```
+ */
+export const DEFAULT_CLOCK_SKEW_SECONDS = 5
+
+/**
  * Creates the per-request verifier. Options are validated now (ERR_INVALID_OPTIONS with a clear
  * message), not on the first request. `verify` checks, in order: `Authorization: DPoP <token>`
  * (Bearer → ERR_BEARER_NOT_ALLOWED, nothing → ERR_NO_CREDENTIALS), the token, exactly one `DPoP`
@@ -310,7 +322,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
   const resource = o.resource
   const htu = normalizeHtu(resource)
   const clock = o.clock ?? Date.now
-  const skew = o.clockSkewSeconds ?? 5
+  const skew = o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS
   const maxAge = o.proofMaxAgeSeconds ?? 60
   const algorithms = o.algorithms ?? PROOF_ALGORITHMS
   const keyCache = new KeyCache(o.keyCacheSize ?? 10_000)

@@ -10,6 +10,8 @@ import {
   createProof,
   createVerifier,
   verifyProof,
+  webCryptoProofSigning,
+  webCryptoProofVerification,
 } from '../src/index.js'
 import type { ProofSignatureCheck, ProofSigningFunction, VerifyProofOptions } from '../src/index.js'
 import { NOW, RESOURCE, clientKeys, clock } from './helpers.js'
@@ -130,6 +132,24 @@ describe('verifyProof with a signature check', () => {
     ])
     expect(honestResult.status).toBe('fulfilled')
     expect(forgedResult.status).toBe('rejected')
+  })
+
+  it('verifyProof refuses a verifySignature that is not a function, as an options error', async () => {
+    const keys = await clientKeys()
+    const proof = await createProof(keys, input)
+    expect(await codeOf(verifyProof(proof, { ...base, verifySignature: 'node' as never }))).toBe(
+      'ERR_INVALID_OPTIONS',
+    )
+  })
+
+  it('exports the Web Crypto defaults, which a hook can fall back to', async () => {
+    for (const kind of ['P-256', 'Ed25519'] as const) {
+      const keys = await clientKeys(kind)
+      const proof = await createProof(keys, input, { sign: webCryptoProofSigning })
+      await expect(
+        verifyProof(proof, { ...base, verifySignature: webCryptoProofVerification }),
+      ).resolves.toMatchObject({ iat: NOW })
+    }
   })
 
   it('createVerifier refuses a verifySignature that is not a function', () => {

@@ -19,6 +19,7 @@
  */
 
 import { KeyObject, verify } from 'node:crypto'
+import { webCryptoProofVerification } from '@callproof/core'
 import type { ProofSignatureCheck } from '@callproof/core'
 
 // Node's handle for each imported proof key, made once: the verifier's key cache keeps the
@@ -26,7 +27,11 @@ import type { ProofSignatureCheck } from '@callproof/core'
 const handles = new WeakMap<CryptoKey, KeyObject>()
 
 /**
- * Checks a proof signature with `node:crypto` (ES256 as IEEE P1363 `r || s`, Ed25519 as is).
+ * Checks a proof signature with `node:crypto` (ES256 as IEEE P1363 `r || s` over a P-256 key,
+ * Ed25519 as is), and with Web Crypto for a key Node should not be handed (non-extractable).
+ * The key must fit `alg`: core's verifier only passes keys imported for that `alg`, and this
+ * function checks again, because `node:crypto` would otherwise pick a digest and a signature
+ * encoding from the key (an EC key under `EdDSA` would verify a DER ECDSA signature).
  *
  * @example
  * ```ts
@@ -38,17 +43,20 @@ export const nodeProofVerification: ProofSignatureCheck = (data, signature, publ
   let handle = handles.get(publicKey)
   if (handle === undefined) {
     if (publicKey.type !== 'public' || !publicKey.extractable) {
-      return crypto.subtle.verify(
-        alg === 'ES256' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'Ed25519' },
-        publicKey,
-        signature,
-        data,
-      )
+      return webCryptoProofVerification(data, signature, publicKey, alg)
     }
     handle = KeyObject.from(publicKey)
     handles.set(publicKey, handle)
   }
-  return alg === 'ES256'
-    ? verify('sha256', data, { key: handle, dsaEncoding: 'ieee-p1363' }, signature)
-    : verify(null, data, handle, signature)
+  if (alg === 'ES256') {
+    if (
+      handle.asymmetricKeyType !== 'ec' ||
+      handle.asymmetricKeyDetails?.namedCurve !== 'prime256v1'
+    )
+      throw new TypeError('ES256 needs a P-256 public key')
+    return verify('sha256', data, { key: handle, dsaEncoding: 'ieee-p1363' }, signature)
+  }
+  if (handle.asymmetricKeyType !== 'ed25519')
+    throw new TypeError(`${alg} needs an Ed25519 public key`)
+  return verify(null, data, handle, signature)
 }

@@ -3,6 +3,7 @@
  * Web Crypto does, the middleware uses it for every proof, and a forged signature is refused
  * through the whole request path.
  */
+import { KeyObject, generateKeyPairSync, sign, verify } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Hono } from 'hono'
 import { createProof, parseWwwAuthenticate } from '@callproof/core'
@@ -43,6 +44,28 @@ describe('nodeProofVerification', () => {
       expect(nodeProofVerification(data, signature, other.publicKey, alg)).toBe(false)
       expect(nodeProofVerification(data, new Uint8Array(64), keys.publicKey, alg)).toBe(false)
     }
+  })
+})
+
+describe('nodeProofVerification refuses a key that does not fit alg', () => {
+  it('an EC key under EdDSA (which node:crypto would check as DER ECDSA), an Ed25519 key under ES256', async () => {
+    const data = encoder.encode('header.payload')
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const ecPublic = await crypto.subtle.importKey(
+      'jwk',
+      ec.publicKey.export({ format: 'jwk' }),
+      { name: 'ECDSA', namedCurve: 'P-256' },
+      true,
+      ['verify'],
+    )
+    const der = sign('sha256', data, ec.privateKey) // DER, not the 64-byte JWS form
+    // The hazard: asked with a null digest, node:crypto picks one for an EC key and accepts DER.
+    expect(verify(null, data, KeyObject.from(ecPublic), der)).toBe(true)
+    expect(() => nodeProofVerification(data, der, ecPublic, 'EdDSA')).toThrow(/Ed25519/)
+    expect(() => nodeProofVerification(data, der, ecPublic, 'Ed25519')).toThrow(/Ed25519/)
+    const ed = await keyPair('EdDSA')
+    const edSignature = await webSign(ed, 'EdDSA', data)
+    expect(() => nodeProofVerification(data, edSignature, ed.publicKey, 'ES256')).toThrow(/P-256/)
   })
 })
 
