@@ -149,6 +149,12 @@ interface Waiting {
  * (`connect(url, { development: true, … })`) unless `allowLoopbackHttp: false`; http on any other
  * host never is.
  *
+ * The port is chosen once (or given as `port`) and is free only while nothing else takes it: when
+ * another process listens on it, or an outgoing connection happens to use it, between two
+ * authorizations, the next one fails with `ERR_INTERACTION_FAILED` naming the port, before the
+ * browser opens. Create a new interaction and session then, or give a fixed `port` reserved for
+ * this application.
+ *
  * @throws {@link CallproofClientError} `ERR_INVALID_OPTIONS` on a bad `port`, `path` or `timeoutMs`
  * @example
  * ```ts
@@ -190,7 +196,10 @@ export function systemBrowserInteraction(
   // that compare redirect URIs exactly (RFC 6749 §3.1.2.3, OpenID Connect Core) require. Between
   // authorizations nothing listens on it; a process that takes the port meanwhile makes the next
   // authorization fail before the browser opens, so it never receives a code (which would be
-  // useless anyway without the PKCE verifier and the DPoP key).
+  // useless anyway without the PKCE verifier and the DPoP key). Moving to a fresh port then is no
+  // way out, even for servers that accept any loopback port (RFC 8252 §7.3): the session asks for
+  // the redirect URI once, registers it, remembers the registration by it, and sends it again in
+  // the token request, which must repeat the authorization request's URI (RFC 6749 §4.1.3).
   let port: Promise<number> | undefined
   function redirectPort(): Promise<number> {
     port ??= options.port ? Promise.resolve(options.port) : freePort()
@@ -223,11 +232,13 @@ export function systemBrowserInteraction(
               target.resolve(new URL(`${url.pathname}${url.search}`, `http://127.0.0.1:${at}`)),
             )
           })
-          server.once('error', (err) =>
+          server.once('error', (err: NodeJS.ErrnoException) =>
             reject(
               new CallproofClientError(
                 'ERR_INTERACTION_FAILED',
-                `cannot listen on 127.0.0.1:${at} for the redirect: ${err.message}`,
+                err.code === 'EADDRINUSE'
+                  ? `cannot receive the redirect: 127.0.0.1:${at}, the port of this interaction's redirect URI, is now used by another process, so the browser was not opened; the registered redirect URI names this port, so create a new interaction (and a new session or client), or pass systemBrowserInteraction({ port }) a fixed port nothing else uses`
+                  : `cannot listen on 127.0.0.1:${at} for the redirect: ${err.message}`,
                 { cause: err },
               ),
             ),
