@@ -78,7 +78,7 @@ export async function createCallproofFetch(
  *
  * @param serverUrl - the MCP endpoint (Streamable HTTP)
  * @param options - interaction (or client credentials), stores, development switches
- * @returns a connected SDK `Client`
+ * @returns a connected SDK `Client`; its `close()` also closes the session's connections
  * @example
  * ```ts
  * const client = await connect('https://drive.example/mcp', { interaction: systemBrowserInteraction() })
@@ -86,12 +86,25 @@ export async function createCallproofFetch(
  * ```
  */
 export async function connect(serverUrl: string | URL, options: ConnectOptions): Promise<Client> {
-  const { fetch: signedFetch } = await createCallproofFetch(serverUrl, options)
+  const { fetch: signedFetch, session } = await createCallproofFetch(serverUrl, options)
   const client = new Client(options.clientInfo ?? { name: 'callproof-client', version: '0.1.0' }, {
     capabilities: {},
   })
-  await client.connect(
-    new StreamableHTTPClientTransport(new URL(serverUrl), { fetch: signedFetch }),
-  )
+  const transport = new StreamableHTTPClientTransport(new URL(serverUrl), { fetch: signedFetch })
+  // client.close() closes the transport: the session's connections go with it.
+  const closeTransport = transport.close.bind(transport)
+  transport.close = async () => {
+    try {
+      await closeTransport()
+    } finally {
+      await session.close()
+    }
+  }
+  try {
+    await client.connect(transport)
+  } catch (err) {
+    await session.close()
+    throw err
+  }
   return client
 }

@@ -47,7 +47,9 @@ loopback.addSubnet('127.0.0.0', 8, 'ipv4')
 loopback.addAddress('::1', 'ipv6')
 
 // Addresses a server-supplied URL must never reach by default: private networks, link-local
-// (cloud metadata services live at 169.254.169.254), CGNAT, "this host", multicast, reserved.
+// (cloud metadata services live at 169.254.169.254), CGNAT, "this host", multicast, reserved,
+// documentation (no real server lives there), and the IPv6 forms that carry an IPv4 address the
+// checks above would never see: IPv4-compatible (`::7f00:1` is 127.0.0.1), NAT64, 6to4 and Teredo.
 const restricted = new BlockList()
 for (const [net, prefix] of [
   ['0.0.0.0', 8],
@@ -56,19 +58,26 @@ for (const [net, prefix] of [
   ['169.254.0.0', 16],
   ['172.16.0.0', 12],
   ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
   restricted.addSubnet(net, prefix, 'ipv4')
 }
 for (const [net, prefix] of [
-  ['::', 128],
+  // IPv4-compatible, and with it `::` (unspecified); `::1` is loopback and classified first.
+  ['::', 96],
+  ['64:ff9b::', 96],
+  ['2001::', 32],
+  ['2001:db8::', 32],
+  ['2002::', 16],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
-  ['64:ff9b::', 96],
 ] as const) {
   restricted.addSubnet(net, prefix, 'ipv6')
 }
@@ -245,6 +254,9 @@ function checkedLookup(policy: UrlPolicy): LookupFunction {
 // and every pooled socket was opened to an address that policy checked.
 const agents = new WeakMap<UrlPolicy, Agent>()
 
+// The policy of callers that give none: one pool for all of them, not one per call.
+const defaultPolicy: UrlPolicy = {}
+
 function checkedAgent(policy: UrlPolicy): Agent {
   let agent = agents.get(policy)
   if (agent === undefined) {
@@ -252,6 +264,24 @@ function checkedAgent(policy: UrlPolicy): Agent {
     agents.set(policy, agent)
   }
   return agent
+}
+
+/**
+ * Closes the connection pool of `policy` (requests in flight finish first). A later guarded
+ * request with the same policy opens a new pool, so closing never breaks another user of the
+ * policy object; it only stops idle connections from lingering. A session calls this when it
+ * closes.
+ *
+ * @example
+ * ```ts
+ * await closeGuardedConnections(session.urlPolicy)
+ * ```
+ */
+export async function closeGuardedConnections(policy: UrlPolicy): Promise<void> {
+  const agent = agents.get(policy)
+  if (agent === undefined) return
+  agents.delete(policy)
+  await agent.close()
 }
 
 /** The guard's refusal inside a network error (`TypeError: fetch failed` with a `cause`). */
@@ -263,6 +293,42 @@ function refusalIn(err: unknown): unknown {
 }
 
 /**
+ * A `Request` input as `fetch(request, init)` reads it: its method, headers, body, signal and
+ * redirect mode, each overridden by `init`. The body is read into memory, so that a same-origin
+ * 307/308 can send it again.
+ */
+async function fromInput(
+  input: RequestInfo | URL,
+  init: RequestInit | undefined,
+): Promise<{ url: string; init: RequestInit; redirect: RequestRedirect }> {
+  if (typeof input === 'string' || input instanceof URL || typeof input.method !== 'string') {
+    return { url: String(input), init: { ...init }, redirect: init?.redirect ?? 'follow' }
+  }
+  const method = init?.method ?? input.method
+  const body =
+    init?.body !== undefined
+      ? init.body
+      : input.body === null || method === 'GET' || method === 'HEAD'
+        ? null
+        : await input.arrayBuffer()
+  return {
+    url: input.url,
+    init: {
+      ...init,
+      method,
+      headers: new Headers(init?.headers ?? input.headers),
+      body,
+      signal: init?.signal ?? input.signal,
+    },
+    redirect: init?.redirect ?? input.redirect,
+  }
+}
+
+// Headers that describe a body, dropped with it when a redirect turns the request into a GET
+// (Fetch standard, HTTP-redirect fetch step 12).
+const bodyHeaders = ['content-encoding', 'content-language', 'content-location', 'content-type']
+
+/**
  * A `fetch` for every request a server's answer steered the client to. Before each request it
  * checks the URL (scheme, credentials, address literals); it connects through an undici `Agent`
  * whose lookup resolves the host name once, refuses the answer unless every address in it is
@@ -270,6 +336,17 @@ function refusalIn(err: unknown): unknown {
  * checked is the address connected to and DNS rebinding has no second answer to exploit. It
  * follows redirects by hand and checks each `Location` the same way (a public URL that redirects
  * to `169.254.169.254` is the classic SSRF bypass).
+ *
+ * Redirects (unless `redirect: 'manual'`, which returns them, as oauth4webapi asks for): a 303,
+ * or a 301/302 answering a POST, is followed as a GET without the body, as the Fetch standard
+ * does. A 307/308 keeps the method and the body, so when the request has a body and the
+ * `Location` is on another origin it is refused with `ERR_UNSAFE_URL`: the body of a token or
+ * registration request holds secrets (`client_secret`, `code_verifier`, a refresh token) that
+ * only the origin they were sent to may read. Every redirect to another origin drops
+ * `authorization`, `dpop` and `cookie`. `redirect: 'error'` rejects any redirect.
+ *
+ * A `Request` input counts as in `fetch(request, init)`: its method, headers, body, signal and
+ * redirect mode, each overridden by `init`.
  *
  * Without `baseFetch` the requests go through undici's own `fetch` with that agent: one undici
  * version from request to socket on every Node release, whatever undici Node bundles. Responses
@@ -281,6 +358,9 @@ function refusalIn(err: unknown): unknown {
  * connects only to checked addresses. One that drops `init.dispatcher` connects on its own, and
  * only the check before the call protects it (the rebinding window is open again).
  *
+ * The agent (one per policy object) keeps connections open between requests; a session closes it
+ * when it closes, and the next request with that policy opens a new one.
+ *
  * @param policy - what is allowed
  * @param baseFetch - a fetch to send through (receives `init.dispatcher`); default undici's fetch
  * @throws {@link CallproofClientError} `ERR_UNSAFE_URL` (rejected promise)
@@ -289,22 +369,30 @@ function refusalIn(err: unknown): unknown {
  * const safeFetch = guardedFetch({ allowLoopbackHttp: true })
  * const res = await safeFetch('http://127.0.0.1:4000/.well-known/oauth-authorization-server')
  * ```
+ * @see https://fetch.spec.whatwg.org/#http-redirect-fetch
  */
-export function guardedFetch(policy: UrlPolicy = {}, baseFetch?: typeof fetch): typeof fetch {
+export function guardedFetch(
+  policy: UrlPolicy = defaultPolicy,
+  baseFetch?: typeof fetch,
+): typeof fetch {
   const maxRedirects = policy.maxRedirects ?? 5
-  const dispatcher = checkedAgent(policy)
-  // The agent comes last, so a caller's `init.dispatcher` cannot route around the check.
+  // The agent is looked up per request (a closed one is replaced), and comes last, so a caller's
+  // `init.dispatcher` cannot route around the check.
   const send =
     baseFetch === undefined
       ? (url: string, init: RequestInit) =>
-          undiciFetch(url, { ...(init as UndiciRequestInit), dispatcher }) as Promise<unknown>
+          undiciFetch(url, {
+            ...(init as UndiciRequestInit),
+            dispatcher: checkedAgent(policy),
+          }) as Promise<unknown>
       : async (url: string, init: RequestInit) => {
           await assertSafeUrl(url, policy)
-          return baseFetch(url, { ...init, dispatcher } as RequestInit)
+          return baseFetch(url, { ...init, dispatcher: checkedAgent(policy) } as RequestInit)
         }
   return async (input, init) => {
-    let url = input instanceof Request ? input.url : String(input)
-    let requestInit: RequestInit = { ...init, redirect: 'manual' }
+    const request = await fromInput(input, init)
+    let url = request.url
+    let requestInit: RequestInit = { ...request.init, redirect: 'manual' }
     for (let hop = 0; ; hop++) {
       checkUrl(url, policy)
       const response = (await send(url, requestInit).catch((err: unknown) => {
@@ -312,22 +400,33 @@ export function guardedFetch(policy: UrlPolicy = {}, baseFetch?: typeof fetch): 
       })) as Response
       const location = response.headers.get('location')
       if (response.status < 300 || response.status > 399 || location === null) return response
-      if (init?.redirect === 'manual') return response
+      if (request.redirect === 'manual') return response
+      await response.body?.cancel()
+      if (request.redirect === 'error') {
+        throw new TypeError(`${url} answered ${response.status}; redirect: 'error' follows none`)
+      }
       if (hop >= maxRedirects) {
         throw new CallproofClientError('ERR_UNSAFE_URL', `too many redirects from ${url}`)
       }
-      await response.body?.cancel()
       const next = new URL(location, url)
+      const crossOrigin = next.origin !== new URL(url).origin
+      const method = (requestInit.method ?? 'GET').toUpperCase()
+      const asGet =
+        (response.status === 303 && method !== 'HEAD') ||
+        ((response.status === 301 || response.status === 302) && method === 'POST')
       // A redirect must never carry credentials to another origin, nor a body to a GET.
       const headers = new Headers(requestInit.headers)
-      if (next.origin !== new URL(url).origin) {
-        headers.delete('authorization')
-        headers.delete('dpop')
+      if (crossOrigin) {
+        if (!asGet && requestInit.body != null) {
+          throw new CallproofClientError(
+            'ERR_UNSAFE_URL',
+            `${url} answered ${response.status} to ${next.origin}: a request body is not sent again to another origin`,
+          )
+        }
+        for (const name of ['authorization', 'dpop', 'cookie']) headers.delete(name)
       }
-      if (
-        response.status === 303 ||
-        ((response.status === 301 || response.status === 302) && requestInit.method === 'POST')
-      ) {
+      if (asGet) {
+        for (const name of bodyHeaders) headers.delete(name)
         requestInit = { ...requestInit, method: 'GET', body: null, headers }
       } else {
         requestInit = { ...requestInit, headers }

@@ -15,7 +15,7 @@ import {
   type ProtectedResource,
 } from './discovery.js'
 import { CallproofClientError } from './errors.js'
-import { assertSafeUrl, type UrlPolicy } from './guards.js'
+import { assertSafeUrl, closeGuardedConnections, type UrlPolicy } from './guards.js'
 import type { Interaction, InteractionContext } from './interaction.js'
 import { proofAlgorithms } from './keys.js'
 import {
@@ -159,7 +159,10 @@ export class CallproofSession {
   readonly options: SessionOptions
   /** The token store. */
   readonly store: TokenStore
-  /** What server-supplied URLs may point at. */
+  /**
+   * What server-supplied URLs may point at. One object per session: the SSRF guard keeps one
+   * connection pool per policy object, which {@link CallproofSession.close} closes.
+   */
   readonly urlPolicy: UrlPolicy
   #resource: ProtectedResource | undefined
   #oauth: OAuthContext | undefined
@@ -430,6 +433,23 @@ export class CallproofSession {
         throw err
       }
     })
+  }
+
+  /**
+   * Closes the connections the session keeps open to the servers it was steered to (discovery,
+   * registration, token endpoint), after the requests in flight. `client.close()` of a client
+   * from `connect()` calls it; with `createCallproofFetch()`, call it when done. The session stays
+   * usable: a later request opens new connections.
+   *
+   * @example
+   * ```ts
+   * const { fetch, session } = await createCallproofFetch(url, { interaction })
+   * // …
+   * await session.close()
+   * ```
+   */
+  async close(): Promise<void> {
+    await closeGuardedConnections(this.urlPolicy)
   }
 
   /**

@@ -39,10 +39,33 @@ describe('SSRF guards', () => {
     ['IPv6 link-local', 'https://[fe80::1]/'],
     ['IPv4-mapped private', 'https://[::ffff:10.0.0.1]/'],
     ['loopback outside development', 'https://127.0.0.1/'],
-  ])('refuses %s', async (_name, url) => {
-    await expect(assertSafeUrl(url, publicResolver)).rejects.toMatchObject({
+    ['IPv4-compatible loopback', 'https://[::7f00:1]/'],
+    ['IPv4-compatible metadata address', 'https://[::a9fe:a9fe]/'],
+    ['IPv6 unspecified', 'https://[::]/'],
+    ['6to4', 'https://[2002:a9fe:a9fe::1]/'],
+    ['Teredo', 'https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/'],
+    ['IPv6 documentation', 'https://[2001:db8::1]/'],
+    ['IPv4 documentation TEST-NET-1', 'https://192.0.2.10/'],
+    ['IPv4 documentation TEST-NET-2', 'https://198.51.100.10/'],
+    ['IPv4 documentation TEST-NET-3', 'https://203.0.113.10/'],
+    ['a name answering 6to4', 'https://sixtofour.example/', ['2002:c0a8:101::1']],
+    ['a name answering TEST-NET-3', 'https://docs.example/', ['203.0.113.7']],
+  ])('refuses %s', async (_name, url, answer?: string[]) => {
+    const policy = answer ? { resolve: async () => answer } : publicResolver
+    await expect(assertSafeUrl(url, policy)).rejects.toMatchObject({
       code: 'ERR_UNSAFE_URL',
     })
+  })
+
+  it('keeps the loopback and public neighbours of the new ranges', async () => {
+    await expect(
+      assertSafeUrl('http://[::1]:4000/', { allowLoopbackHttp: true }),
+    ).resolves.toBeDefined()
+    for (const address of ['2001:db9::1', '2003::1', '2001:1::1', '192.0.3.1', '203.0.114.1']) {
+      await expect(
+        assertSafeUrl('https://neighbour.example/', { resolve: async () => [address] }),
+      ).resolves.toBeDefined()
+    }
   })
 
   it('refuses a name that resolves to a private address (every address is checked)', async () => {
@@ -177,6 +200,19 @@ describe('connections go only to checked addresses (DNS rebinding)', () => {
     await target.close()
   })
 
+  it('without a caller fetch, connects to the answer it checked: no second resolution', async () => {
+    const target = await forbiddenTarget(true)
+    const dns = scriptedResolver(['127.0.0.1'])
+    const safe = guardedFetch({ allowLoopbackHttp: true, resolve: dns.resolve })
+    // A loopback name (http allowed in development) that the system resolver does not know: only
+    // the guard's checked answer can bring the request to the local server.
+    const res = await safe(`http://rebind.localhost:${target.port}/`)
+    expect(await res.text()).toBe(`hello from rebind.localhost:${target.port}`)
+    expect(dns.calls).toBe(1)
+    expect(target.connections).toBe(1)
+    await target.close()
+  })
+
   it('in development, a name answering loopback reaches the local server, by that name', async () => {
     const target = await forbiddenTarget(true)
     const dns = scriptedResolver(['127.0.0.1'])
@@ -186,6 +222,86 @@ describe('connections go only to checked addresses (DNS rebinding)', () => {
     expect(dns.calls).toBe(1)
     expect(target.connections).toBe(1)
     await target.close()
+  })
+})
+
+describe('guardedFetch: Request inputs and redirects with a body', () => {
+  it('sends the method, headers and body of a Request input, init overriding them', async () => {
+    const f = await startFake({ '/echo': () => ({ body: { ok: true } }) })
+    const safe = guardedFetch({ allowLoopbackHttp: true })
+    const request = new Request(`${f.origin}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-test': 'one' },
+      body: 'grant_type=client_credentials',
+    })
+    expect((await safe(request)).status).toBe(200)
+    expect(f.requests[0]).toMatchObject({
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-test': 'one' },
+      body: 'grant_type=client_credentials',
+    })
+    const again = new Request(`${f.origin}/echo`, { method: 'POST', body: 'a=1' })
+    await safe(again, { method: 'PUT', body: 'b=2', headers: { 'x-test': 'two' } })
+    expect(f.requests[1]).toMatchObject({
+      method: 'PUT',
+      body: 'b=2',
+      headers: { 'x-test': 'two' },
+    })
+    await f.close()
+  })
+
+  it.each([307, 308])(
+    'refuses a %i to another origin for a request with a body, which never leaves home',
+    async (status) => {
+      const elsewhere = await startFake({ '/token': () => ({ body: { stolen: true } }) })
+      const home = await startFake({
+        '/token': () => ({ status, headers: { location: `${elsewhere.origin}/token` } }),
+      })
+      const safe = guardedFetch({ allowLoopbackHttp: true })
+      await expect(
+        safe(`${home.origin}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'client_secret=s3cret&code_verifier=v3rifier',
+        }),
+      ).rejects.toMatchObject({
+        code: 'ERR_UNSAFE_URL',
+        message: expect.stringContaining(`to ${elsewhere.origin}`),
+      })
+      expect(home.requests).toHaveLength(1)
+      expect(elsewhere.requests).toHaveLength(0)
+      await home.close()
+      await elsewhere.close()
+    },
+  )
+
+  it('follows a 307 on the same origin with the body, and a 303 elsewhere as a GET without it', async () => {
+    const elsewhere = await startFake({ '/landing': () => ({ body: { landed: true } }) })
+    const home = await startFake({
+      '/old': (_r, o) => ({ status: 307, headers: { location: `${o}/new` } }),
+      'POST /new': () => ({ status: 303, headers: { location: `${elsewhere.origin}/landing` } }),
+    })
+    const safe = guardedFetch({ allowLoopbackHttp: true })
+    const res = await safe(`${home.origin}/old`, {
+      method: 'POST',
+      headers: {
+        authorization: 'Basic c2VjcmV0',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'client_secret=s3cret',
+    })
+    expect(await res.json()).toEqual({ landed: true })
+    expect(home.requests.map((r) => [r.method, r.path, r.body])).toEqual([
+      ['POST', '/old', 'client_secret=s3cret'],
+      ['POST', '/new', 'client_secret=s3cret'],
+    ])
+    expect(elsewhere.requests).toHaveLength(1)
+    const landed = elsewhere.requests[0]!
+    expect([landed.method, landed.body]).toEqual(['GET', ''])
+    expect(landed.headers.authorization).toBeUndefined()
+    expect(landed.headers['content-type']).toBeUndefined()
+    await home.close()
+    await elsewhere.close()
   })
 })
 

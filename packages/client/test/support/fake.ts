@@ -18,11 +18,21 @@ export type Route = (
 export interface Fake {
   origin: string
   requests: Recorded[]
+  /** Connections currently open to this server. */
+  readonly openConnections: number
   close(): Promise<void>
 }
 
-export async function startFake(routes: Record<string, Route>): Promise<Fake> {
+/**
+ * Starts a fake on 127.0.0.1. `keepAliveTimeout` (ms) lets clients keep idle connections that
+ * long (Node's default is 5 s), so a test can tell who closes them.
+ */
+export async function startFake(
+  routes: Record<string, Route>,
+  options: { keepAliveTimeout?: number } = {},
+): Promise<Fake> {
   const requests: Recorded[] = []
+  let open = 0
   let origin = ''
   const server = createServer((req, res) => {
     let body = ''
@@ -56,11 +66,19 @@ export async function startFake(routes: Record<string, Route>): Promise<Fake> {
       res.end(text)
     })
   })
+  if (options.keepAliveTimeout !== undefined) server.keepAliveTimeout = options.keepAliveTimeout
+  server.on('connection', (socket) => {
+    open++
+    socket.once('close', () => open--)
+  })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return {
     origin,
     requests,
+    get openConnections() {
+      return open
+    },
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections()
