@@ -146,8 +146,22 @@ describe('jsonLinesSink', () => {
     async () => {
       const sink = jsonLinesSink('/dev/full')
       sink.write(event)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      expect(() => sink.write(event)).toThrow(/audit file \/dev\/full failed: .*ENOSPC/)
+      // The stream reports ENOSPC asynchronously, whenever the write reaches the file: poll for
+      // the failing write (each attempt queues one more write that fails too), up to a deadline
+      // far beyond what a busy machine needs.
+      const deadline = Date.now() + 10_000
+      let failed: unknown
+      while (failed === undefined) {
+        if (Date.now() > deadline) throw new Error('no write failed within 10 s')
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        try {
+          sink.write(event)
+        } catch (error) {
+          failed = error
+        }
+      }
+      expect(failed).toBeInstanceOf(Error)
+      expect((failed as Error).message).toMatch(/audit file \/dev\/full failed: .*ENOSPC/)
       await sink.close()
     },
   )

@@ -35,13 +35,13 @@ export interface StartRedisServerOptions {
 export async function startRedisServer(
   options: StartRedisServerOptions = {},
 ): Promise<TestRedisServer> {
-  const port = await freePort()
+  let port = 0
   const dir = await mkdtemp(join(tmpdir(), 'callproof-redis-'))
   let child: ChildProcess | undefined
   let exited: Promise<void> = Promise.resolve()
   let log = ''
 
-  const args = [
+  const args = () => [
     '--port',
     String(port),
     '--bind',
@@ -59,7 +59,7 @@ export async function startRedisServer(
 
   async function start(): Promise<void> {
     log = ''
-    const proc = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(REDIS_SERVER, args(), { stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
     proc.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()))
     proc.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()))
@@ -70,12 +70,16 @@ export async function startRedisServer(
         throw new Error(`redis-server exited with ${proc.exitCode}: ${log}`)
       }
       try {
-        if ((await sendCommand(port, ['PING'])).startsWith('+PONG')) return
+        if ((await sendCommand(port, ['PING'])).startsWith('+PONG')) break
       } catch {
         // not listening yet
       }
       if (Date.now() > deadline) throw new Error(`redis-server did not answer PING: ${log}`)
       await new Promise((r) => setTimeout(r, 25))
+    }
+    // The answer may come from another test's redis-server that took the port first.
+    if (!(await sendCommand(port, ['CONFIG', 'GET', 'dir'])).includes(dir)) {
+      throw new Error(`another server answers on 127.0.0.1:${port}`)
     }
   }
 
@@ -87,7 +91,20 @@ export async function startRedisServer(
     child = undefined
   }
 
-  await start()
+  // redis-server cannot listen on a port of its choosing and say which (port 0 turns TCP off), so
+  // the port is probed first; another process (a parallel test worker) may take it before
+  // redis-server binds it. The first start then moves to another port.
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort()
+    try {
+      await start()
+      break
+    } catch (error) {
+      await kill()
+      const taken = /Address already in use|another server answers/.test(String(error))
+      if (!taken || attempt === 3) throw error
+    }
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
