@@ -194,7 +194,15 @@ export async function devCommand(
     const resources = resourceOptions(values.resource, values.scopes ?? [])
     for (const { uri } of resources) {
       const url = new URL(uri)
-      if (authPort !== undefined && isLoopbackHost(url.hostname) && Number(url.port) === authPort) {
+      // The port the resource server listens on: a URL leaves its scheme's default port out.
+      // --auth-port 0 takes a free port, which is never one a server already listens on.
+      const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80))
+      if (
+        authPort !== undefined &&
+        authPort !== 0 &&
+        isLoopbackHost(url.hostname) &&
+        port === authPort
+      ) {
         throw new UsageError(
           `--auth-port ${authPort} is the port of --resource ${uri}; the authorization server needs its own`,
           'dev',

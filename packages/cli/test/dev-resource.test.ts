@@ -1,6 +1,7 @@
 // `callproof dev --resource`: the development authorization server for a team's own MCP server,
 // the newcomer's path from the README's 20-line server to a first successful call.
 import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { ACR_MFA } from '@callproof/dev-auth-server'
 import { callerOf, createCallproof, createToolRegistry } from '@callproof/server'
@@ -11,8 +12,30 @@ import type { DevAuthInfo } from '../src/dev.js'
 import { freePort, main, memoryIo } from '../src/index.js'
 import { callproof, gone } from './support/process.js'
 
+/**
+ * A loopback HTTP server on a port the system picks, listening before its app exists: the
+ * resource URI names the port, and the app names the resource. Taking the port by listening
+ * (rather than probing a free one and binding it later) leaves no moment for another process to
+ * take it.
+ */
+async function listening(): Promise<{ server: Server; origin: string; use(app: Hono): void }> {
+  let app: Hono | undefined
+  const server = serve({
+    fetch: (request) => app?.fetch(request) ?? new Response('not ready', { status: 503 }),
+    port: 0,
+    hostname: '127.0.0.1',
+  }) as Server
+  await new Promise<void>((resolve, reject) => {
+    if (server.listening) return resolve()
+    server.once('listening', resolve)
+    server.once('error', reject)
+  })
+  const { port } = server.address() as AddressInfo
+  return { server, origin: `http://127.0.0.1:${port}`, use: (next) => void (app = next) }
+}
+
 /** The README's server: one tool that needs `notes:write` and an MFA sign-in of at most 5 min. */
-async function notesServer(resource: string, issuer: string): Promise<Server> {
+function notesApp(resource: string, issuer: string): Hono {
   const tools = createToolRegistry({ name: 'notes', version: '1.0.0' })
   tools.register(
     'write_note',
@@ -24,14 +47,7 @@ async function notesServer(resource: string, issuer: string): Promise<Server> {
   )
   const app = new Hono()
   createCallproof({ resource, issuers: issuer, tools }).mount(app)
-  const { port } = new URL(resource)
-  const server = serve({ fetch: app.fetch, port: Number(port), hostname: '127.0.0.1' }) as Server
-  await new Promise<void>((resolve, reject) => {
-    if (server.listening) return resolve()
-    server.once('listening', resolve)
-    server.once('error', reject)
-  })
-  return server
+  return app
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -48,9 +64,11 @@ afterEach(async () => {
 
 describe('callproof dev --resource', () => {
   it('issues tokens for your own server: the executable, a real server, a real call with MFA step-up', async () => {
-    const port = await freePort()
-    const authPort = await freePort()
-    const resource = `http://127.0.0.1:${port}/mcp`
+    const notes = await listening()
+    cleanups.push(() => closeServer(notes.server))
+    const resource = `${notes.origin}/mcp`
+    // --auth-port 0: the authorization server takes a free port by listening on it, and the
+    // issuer printed names it.
     const run = callproof([
       'dev',
       '--resource',
@@ -58,7 +76,7 @@ describe('callproof dev --resource', () => {
       '--scopes',
       'notes:write',
       '--auth-port',
-      String(authPort),
+      '0',
       '--json',
     ])
     cleanups.push(() => {
@@ -73,7 +91,7 @@ describe('callproof dev --resource', () => {
     }
     const info = JSON.parse(run.out().trim()) as DevAuthInfo
     expect(info).toEqual({
-      issuer: `http://127.0.0.1:${authPort}`,
+      issuer: expect.stringMatching(/^http:\/\/127\.0\.0\.1:[1-9]\d*$/) as unknown,
       drive: 'none',
       resources: [
         { uri: resource, scopes: ['notes:write'], call: `callproof call ${resource} --user alice` },
@@ -85,8 +103,8 @@ describe('callproof dev --resource', () => {
       mfaCode: '123456',
     })
 
-    const server = await notesServer(resource, info.issuer)
-    cleanups.push(() => closeServer(server))
+    expect(info.issuer).not.toBe(notes.origin)
+    notes.use(notesApp(resource, info.issuer))
 
     // The line `dev` printed, as printed: signs in as alice and lists the tools.
     const listing = memoryIo()
@@ -105,9 +123,10 @@ describe('callproof dev --resource', () => {
 
     // A server the authorization server was not told about gets no token: the newcomer's
     // original failure, and what the calls above would have met had --resource been ignored.
-    const otherResource = `http://127.0.0.1:${await freePort()}/mcp`
-    const other = await notesServer(otherResource, info.issuer)
-    cleanups.push(() => closeServer(other))
+    const other = await listening()
+    cleanups.push(() => closeServer(other.server))
+    const otherResource = `${other.origin}/mcp`
+    other.use(notesApp(otherResource, info.issuer))
     const refused = memoryIo()
     expect(await main(['call', otherResource, 'write_note', '--user', 'alice'], refused)).toBe(1)
     expect(refused.stderr.join('\n')).toContain('invalid_target')
@@ -166,6 +185,39 @@ describe('callproof dev --resource', () => {
     )
   })
 
+  it('takes --auth-port 0 as a free port, also for a resource without a port in its URI', async () => {
+    const io = memoryIo()
+    const argv = ['--resource', 'http://127.0.0.1/mcp', '--scopes', 'a', '--auth-port', '0']
+    expect(await devCommand([...argv, '--json'], io, Promise.resolve()), io.stderr.join('\n')).toBe(
+      0,
+    )
+    const { issuer } = JSON.parse(io.stdout.join('')) as DevAuthInfo
+    expect(issuer).toMatch(/^http:\/\/127\.0\.0\.1:[1-9]\d*$/)
+    expect(issuer).not.toBe('http://127.0.0.1:80')
+  })
+
+  it('starts the authorization server on --auth-port <n>, and the issuer names it', async () => {
+    // A port probed free may be taken by another test worker before the server binds it: that
+    // one failure (its own message) tries another port; anything else fails the test.
+    for (let attempt = 1; ; attempt++) {
+      const authPort = await freePort()
+      const io = memoryIo()
+      const argv = ['--resource', 'http://127.0.0.1:3000/mcp', '--scopes', 'a', '--json']
+      try {
+        expect(
+          await devCommand([...argv, '--auth-port', String(authPort)], io, Promise.resolve()),
+        ).toBe(0)
+      } catch (error) {
+        if (attempt < 3 && /port \d+ is already in use/.test((error as Error).message)) continue
+        throw error
+      }
+      expect((JSON.parse(io.stdout.join('')) as DevAuthInfo).issuer).toBe(
+        `http://127.0.0.1:${authPort}`,
+      )
+      return
+    }
+  })
+
   const R = ['--resource', 'http://127.0.0.1:3000/mcp']
   it.each([
     [
@@ -201,6 +253,14 @@ describe('callproof dev --resource', () => {
       '--resource http://127.0.0.1:3000/mcp is given twice',
     ],
     [[...R, '--scopes', 'a', '--auth-port', '3000'], '--auth-port 3000 is the port of --resource'],
+    [
+      ['--resource', 'https://localhost/mcp', '--scopes', 'a', '--auth-port', '443'],
+      '--auth-port 443 is the port of --resource https://localhost/mcp',
+    ],
+    [
+      ['--resource', 'http://127.0.0.1/mcp', '--scopes', 'a', '--auth-port', '80'],
+      '--auth-port 80 is the port of --resource http://127.0.0.1/mcp',
+    ],
     [
       [...R, '--scopes', 'a', '--auth-port', 'x'],
       '--auth-port must be a number from 0 to 65535, got "x"',
