@@ -168,24 +168,32 @@ describe('the redirect listener exists only while an authorization is in flight'
 
   it('is closed after an authorization that times out, and a later one opens it again', async () => {
     const before = await listeningServers()
-    const browser = headlessBrowser()
     let listening: boolean | undefined
-    let walkedAway = true
+    let walkAway = true
+    // Only the timeout itself is raced against the 2 s: the later authorization on this
+    // interaction is answered at once, and the real sign-in below gets the default timeout.
     const interaction = systemBrowserInteraction({
       timeoutMs: 2_000,
       open: async (href) => {
-        // The first time the user walks away (nothing is opened); meanwhile the listener is up.
-        if (walkedAway) {
-          walkedAway = false
-          listening = !(await refuses(portOf(new URL(href).searchParams.get('redirect_uri')!)))
+        const url = new URL(href)
+        const redirectUri = url.searchParams.get('redirect_uri')!
+        if (walkAway) {
+          // The user walks away (nothing is opened); meanwhile the listener is up.
+          walkAway = false
+          listening = !(await refuses(portOf(redirectUri)))
           return
         }
-        await browser.open(href)
+        // A browser that comes straight back with the authorization server's redirect.
+        const state = url.searchParams.get('state') ?? ''
+        const answer = await fetch(`${redirectUri}?code=later&state=${encodeURIComponent(state)}`)
+        await answer.body?.cancel()
       },
     })
-    const port = portOf(await interaction.redirectUri())
-    const options = { interaction, development: true, scopes: ['drive:read'] }
-    await expect(connect(world.drive.url, options)).rejects.toMatchObject({
+    const redirectUri = await interaction.redirectUri()
+    const port = portOf(redirectUri)
+    await expect(
+      connect(world.drive.url, { interaction, development: true, scopes: ['drive:read'] }),
+    ).rejects.toMatchObject({
       code: 'ERR_INTERACTION_FAILED',
       message: /no redirect received within 2000 ms/,
     })
@@ -193,9 +201,26 @@ describe('the redirect listener exists only while an authorization is in flight'
     expect(await refuses(port)).toBe(true)
     expect(await listeningServers()).toBe(before)
 
-    const client = await connect(world.drive.url, options)
+    // The same interaction listens again, on the same port, for its next authorization.
+    const later = new URL(`${world.issuer}/auth`)
+    later.searchParams.set('state', 'later')
+    later.searchParams.set('redirect_uri', redirectUri)
+    const redirect = await interaction.authorize(later, { reason: 'authorize', development: true })
+    expect(redirect.port).toBe(String(port))
+    expect(redirect.searchParams.get('code')).toBe('later')
+    expect(await refuses(port)).toBe(true)
+    expect(await listeningServers()).toBe(before)
+
+    // And the port serves a real sign-in afterwards.
+    const browser = headlessBrowser()
+    const client = await connect(world.drive.url, {
+      interaction: systemBrowserInteraction({ port, open: browser.open }),
+      development: true,
+      scopes: ['drive:read'],
+    })
     await client.callTool({ name: 'list_files', arguments: {} })
     expect(browser.opened).toHaveLength(1)
+    expect(browser.opened[0]?.searchParams.get('redirect_uri')).toBe(redirectUri)
     expect(await refuses(port)).toBe(true)
     expect(await listeningServers()).toBe(before)
     await client.close()

@@ -119,8 +119,19 @@ describe('verifyProof with a signature check', () => {
     const forged = await createProof(keys, { ...input, htm: 'POST', jti: 'forged' })
     const [fh, fp] = forged.split('.') as [string, string, string]
     const splice = `${fh}.${fp}.${honestSignature}`
+    // The forged proof's check reads its input only once the honest proof's check has been
+    // called, that is once the honest bytes have been written wherever the verifier keeps them
+    // (not after a fixed delay, which a slow key import on a busy machine could outlast). The
+    // 5 s fallback only keeps a broken verifier from hanging the test; the honest result then
+    // fails it.
+    let honestCalled!: () => void
+    const honestReached = new Promise<void>((resolve) => (honestCalled = resolve))
     const late: ProofSignatureCheck = async (data, signature, key, alg) => {
-      await new Promise((resolve) => setTimeout(resolve, 10))
+      if (new TextDecoder().decode(data) === `${fh}.${fp}`) {
+        await Promise.race([honestReached, new Promise((resolve) => setTimeout(resolve, 5_000))])
+      } else {
+        honestCalled()
+      }
       return webCheck(data, signature, key, alg)
     }
     const options = { ...base, verifySignature: late }

@@ -26,7 +26,22 @@ export interface World {
 export async function startWorld(
   options: { nonce?: boolean; accessTokenTtl?: number } = {},
 ): Promise<World> {
-  const port = await freePort()
+  // The drive's port must be in the resource URI the authorization server is started with, before
+  // the drive listens: it is probed first, and another process (a parallel test worker) may take
+  // it in between. Then the world starts again on another port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWorldOn(await freePort(), options)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 3) throw error
+    }
+  }
+}
+
+async function startWorldOn(
+  port: number,
+  options: { nonce?: boolean; accessTokenTtl?: number },
+): Promise<World> {
   const resource = `http://127.0.0.1:${port}/mcp`
   const auth = await startDevAuthServer({
     resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
@@ -37,6 +52,9 @@ export async function startWorld(
     port,
     issuer: auth.issuer,
     ...(options.nonce !== undefined && { nonce: options.nonce }),
+  }).catch(async (error: unknown) => {
+    await auth.close()
+    throw error
   })
   return {
     issuer: auth.issuer,
