@@ -161,9 +161,10 @@ export async function createProof(
   try {
     signature = await sign(encoder.encode(signingInput), keyPair.privateKey, alg)
   } catch (cause) {
+    const reason = cause instanceof Error ? `: ${cause.message}` : ''
     throw new CallproofError(
       'ERR_INVALID_OPTIONS',
-      `the proof key cannot sign with ${alg} (expected an ECDSA P-256 or Ed25519 private key with the sign usage)`,
+      `the proof key cannot sign with ${alg} (expected an ECDSA P-256 or Ed25519 private key with the sign usage)${reason}`,
       { cause },
     )
   }
