@@ -30,7 +30,14 @@ export interface UrlPolicy {
    * Development only: a production client talks to https servers on public addresses.
    */
   allowLoopbackHttp?: boolean
-  /** Allows private (RFC 1918, ULA), shared (100.64/10) and link-local addresses. Off by default. */
+  /**
+   * Allows private (RFC 1918, ULA), shared (100.64/10), link-local, IETF protocol assignment
+   * (192.0.0/24) and benchmarking (198.18/15) addresses. Off by default. It never lifts loopback
+   * (that is `allowLoopbackHttp`) nor the addresses no policy allows: "this host" (0.0.0.0/8),
+   * documentation (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32), multicast, reserved,
+   * and the IPv6 forms that embed or route to an arbitrary IPv4 address: IPv4-compatible
+   * (`::/96`, e.g. `::7f00:1`), NAT64 (64:ff9b::/96), 6to4 (2002::/16) and Teredo (2001::/32).
+   */
   allowPrivateNetworks?: boolean
   /**
    * Resolves a host name to addresses; defaults to the system resolver (all addresses). For
@@ -46,27 +53,44 @@ const loopback = new BlockList()
 loopback.addSubnet('127.0.0.0', 8, 'ipv4')
 loopback.addAddress('::1', 'ipv6')
 
-// Addresses a server-supplied URL must never reach by default: private networks, link-local
-// (cloud metadata services live at 169.254.169.254), CGNAT, "this host", multicast, reserved,
-// documentation (no real server lives there), and the IPv6 forms that carry an IPv4 address the
-// checks above would never see: IPv4-compatible (`::7f00:1` is 127.0.0.1), NAT64, 6to4 and Teredo.
+// Addresses a server-supplied URL must not reach unless the operator allows private networks:
+// private networks, link-local (cloud metadata services live at 169.254.169.254), CGNAT, the
+// IETF protocol assignments, benchmarking, unique local and link-local IPv6.
 const restricted = new BlockList()
 for (const [net, prefix] of [
-  ['0.0.0.0', 8],
   ['10.0.0.0', 8],
   ['100.64.0.0', 10],
   ['169.254.0.0', 16],
   ['172.16.0.0', 12],
   ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
+] as const) {
+  restricted.addSubnet(net, prefix, 'ipv4')
+}
+for (const [net, prefix] of [
+  ['fc00::', 7],
+  ['fe80::', 10],
+] as const) {
+  restricted.addSubnet(net, prefix, 'ipv6')
+}
+
+// Addresses no policy allows, not even `allowPrivateNetworks`: an operator who lets the client
+// reach an internal authorization server does not mean these. "This host" (`0.0.0.0` reaches the
+// local machine, a way around the loopback rule), documentation (no real server lives there),
+// multicast and reserved (never a destination), and the IPv6 forms that carry an arbitrary IPv4
+// address the checks above would never see: IPv4-compatible (`::7f00:1` is 127.0.0.1), NAT64,
+// 6to4 and Teredo.
+const never = new BlockList()
+for (const [net, prefix] of [
+  ['0.0.0.0', 8],
+  ['192.0.2.0', 24],
   ['198.51.100.0', 24],
   ['203.0.113.0', 24],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
-  restricted.addSubnet(net, prefix, 'ipv4')
+  never.addSubnet(net, prefix, 'ipv4')
 }
 for (const [net, prefix] of [
   // IPv4-compatible, and with it `::` (unspecified); `::1` is loopback and classified first.
@@ -75,11 +99,9 @@ for (const [net, prefix] of [
   ['2001::', 32],
   ['2001:db8::', 32],
   ['2002::', 16],
-  ['fc00::', 7],
-  ['fe80::', 10],
   ['ff00::', 8],
 ] as const) {
-  restricted.addSubnet(net, prefix, 'ipv6')
+  never.addSubnet(net, prefix, 'ipv6')
 }
 
 function unbracket(hostname: string): string {
@@ -109,9 +131,10 @@ export function isLoopbackHost(hostname: string): boolean {
   return loopback.check(address, family)
 }
 
-function classify(address: string): 'loopback' | 'restricted' | 'public' {
+function classify(address: string): 'loopback' | 'never' | 'restricted' | 'public' {
   const { address: a, family } = normalizeAddress(address)
   if (loopback.check(a, family)) return 'loopback'
+  if (never.check(a, family)) return 'never'
   if (restricted.check(a, family)) return 'restricted'
   return 'public'
 }
@@ -177,6 +200,12 @@ function checkAddresses(hostname: string, addresses: readonly string[], policy: 
       throw new CallproofClientError(
         'ERR_UNSAFE_URL',
         `${hostname} is a loopback address (${address}); allowed only in development`,
+      )
+    }
+    if (kind === 'never') {
+      throw new CallproofClientError(
+        'ERR_UNSAFE_URL',
+        `${hostname} is a special-purpose address (${address}) that no policy allows`,
       )
     }
     if (kind === 'restricted' && policy.allowPrivateNetworks !== true) {

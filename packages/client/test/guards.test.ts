@@ -92,6 +92,38 @@ describe('SSRF guards', () => {
     expect(isLoopbackHost('example.com')).toBe(false)
   })
 
+  it('allowPrivateNetworks lifts private ranges, never the tunnelling, documentation or "this host" ones', async () => {
+    // Each of these embeds or routes to any IPv4 address (127.0.0.1, 169.254.169.254), or is
+    // never a real destination: allowing an internal authorization server must not open them.
+    const policies = [
+      { allowPrivateNetworks: true },
+      { allowPrivateNetworks: true, allowLoopbackHttp: true },
+    ]
+    for (const policy of policies) {
+      await expect(assertSafeUrl('https://10.0.0.1/', policy)).resolves.toBeDefined()
+      for (const url of [
+        'https://[::7f00:1]/',
+        'https://[2002:7f00:1::1]/',
+        'https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/',
+        'https://[64:ff9b::a9fe:a9fe]/',
+        'https://192.0.2.10/',
+        'https://[2001:db8::1]/',
+        'https://0.0.0.0/',
+      ]) {
+        await expect(assertSafeUrl(url, policy), url).rejects.toMatchObject({
+          code: 'ERR_UNSAFE_URL',
+          message: expect.stringContaining('no policy allows'),
+        })
+      }
+      await expect(
+        assertSafeUrl('https://sixtofour.example/', {
+          ...policy,
+          resolve: async () => ['2002:a9fe:a9fe::1'],
+        }),
+      ).rejects.toMatchObject({ code: 'ERR_UNSAFE_URL' })
+    }
+  })
+
   it('re-checks every redirect', async () => {
     const f = await startFake({
       '/hop': (_r, o) => ({ status: 302, headers: { location: `${o}/final` } }),
