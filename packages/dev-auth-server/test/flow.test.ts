@@ -19,7 +19,19 @@ afterAll(async () => {
   await server.close()
 })
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/**
+ * Waits until the clock is in a later second than `authTime`. An intended wait, not a race:
+ * auth_time has one-second resolution and oidc-provider stamps it from its own clock (the dev
+ * server takes no clock), so only real time passing lets a new sign-in get another auth_time than
+ * the first. Any extra delay changes nothing below: a kept (SSO) sign-in keeps the old auth_time
+ * however late, and a new sign-in after this gets a later one.
+ */
+async function pastSecond(authTime: unknown): Promise<void> {
+  expect(authTime).toBeTypeOf('number')
+  while (Math.floor(Date.now() / 1000) <= (authTime as number)) {
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 1))
+  }
+}
 
 describe('authorization code flow with DPoP (oauth4webapi client)', () => {
   it('issues an RFC 9068 JWT access token bound to the client key, for the resource', async () => {
@@ -120,7 +132,7 @@ describe('authorization code flow with DPoP (oauth4webapi client)', () => {
     const client = await TestClient.create(server.issuer)
     const alice = devInteraction({ user: 'alice' })
     const first = await client.verify((await client.login(alice)).access_token)
-    await sleep(1100)
+    await pastSecond(first.payload.auth_time)
     const again = await client.verify((await client.login(alice)).access_token)
     expect(again.payload.auth_time).toBe(first.payload.auth_time)
     expect(alice.pages.map((p) => p.form)).toEqual(['login', 'consent', 'consent'])
@@ -137,7 +149,7 @@ describe('authorization code flow with DPoP (oauth4webapi client)', () => {
     const client = await TestClient.create(server.issuer)
     const alice = devInteraction({ user: 'alice' })
     const first = await client.verify((await client.login(alice)).access_token)
-    await sleep(1100)
+    await pastSecond(first.payload.auth_time)
     const relogin = await client.verify(
       (await client.login(alice, { prompt: 'login' })).access_token,
     )
