@@ -2,6 +2,11 @@
  * The pinned start command, in a fresh process:
  * `npm run start -w @callproof/example-drive -- --port <free port> --issuer <issuer url>`.
  * The drive must come up on 127.0.0.1:<port>/mcp, find the issuer's keys, and serve a call.
+ *
+ * The port is probed free first, and another test worker may take it before the drive binds it:
+ * the drive then exits with EADDRINUSE and the test starts it again on another port. The test
+ * talks to the port only after the drive has said it listens there, so a server that took the
+ * port can never answer in its place.
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -43,9 +48,13 @@ afterAll(async () => {
   await issuer?.close()
 })
 
-it('starts with the pinned command and serves a verified call', { timeout: 60_000 }, async () => {
-  const port = await freePort()
-  child = spawn(
+/**
+ * Runs the pinned start command on `port` until the drive says it listens. Resolves with the URL
+ * it reports, or with `undefined` when the port was taken before the drive could bind it.
+ */
+async function startPinned(port: number): Promise<string | undefined> {
+  output = ''
+  const proc = spawn(
     'npm',
     [
       'run',
@@ -60,22 +69,34 @@ it('starts with the pinned command and serves a verified call', { timeout: 60_00
     ],
     { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
   )
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()))
+  child = proc
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()))
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()))
+  const deadline = Date.now() + 45_000
+  for (;;) {
+    const listening = /drive listening on (\S+)/.exec(output)
+    if (listening) return listening[1]
+    if (proc.exitCode !== null) {
+      if (/EADDRINUSE/.test(output)) return undefined
+      throw new Error(`drive exited with ${proc.exitCode}:\n${output}`)
+    }
+    if (Date.now() > deadline) throw new Error(`drive did not come up on ${port}:\n${output}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+it('starts with the pinned command and serves a verified call', { timeout: 90_000 }, async () => {
+  let port = 0
+  let reported: string | undefined
+  for (let attempt = 1; reported === undefined; attempt++) {
+    if (attempt > 3) throw new Error(`three probed ports were taken:\n${output}`)
+    port = await freePort()
+    reported = await startPinned(port)
+  }
 
   const url = `http://127.0.0.1:${port}/mcp`
   const metadata = `http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp`
-  const deadline = Date.now() + 45_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`drive exited with ${child.exitCode}:\n${output}`)
-    const ok = await fetch(metadata).then(
-      (r) => r.status === 200,
-      () => false,
-    )
-    if (ok) break
-    if (Date.now() > deadline) throw new Error(`drive did not come up on ${port}:\n${output}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
+  expect(reported).toBe(url)
 
   const doc = (await (await fetch(metadata)).json()) as Record<string, unknown>
   expect(doc.resource).toBe(url)
