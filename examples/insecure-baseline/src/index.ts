@@ -158,8 +158,13 @@ export async function startInsecureDrive(options: InsecureDriveOptions): Promise
     return transport.handleRequest(c.req.raw, { parsedBody: body })
   })
 
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: options.port ?? 0, hostname }, () => resolve(s))
+  const server = serve({ fetch: app.fetch, port: options.port ?? 0, hostname })
+  // A port that is taken rejects here (EADDRINUSE) instead of crashing the process on an 'error'
+  // event nobody listens to.
+  await new Promise<void>((resolve, reject) => {
+    if (server.listening) return resolve()
+    server.once('listening', resolve)
+    server.once('error', reject)
   })
   const address = server.address() as AddressInfo
   origin = `http://${hostname === '::1' ? '[::1]' : hostname}:${address.port}`

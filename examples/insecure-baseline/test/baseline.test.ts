@@ -29,21 +29,42 @@ async function rpc(body: unknown, headers: Record<string, string> = {}) {
 }
 
 beforeAll(async () => {
-  // The authorization server must know the resource before the drive starts: reserve a port.
-  port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
+  // The authorization server must know the resource before the drive starts: probe a free port.
+  // Another test worker may take it before the drive binds it; the drive then refuses to start
+  // (EADDRINUSE) and both start again on another port.
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort()
+    auth = await startDevAuthServer({
+      resources: [
+        {
+          uri: `http://127.0.0.1:${port}/mcp`,
+          scopes: ['drive:read', 'drive:write', 'drive:share'],
+        },
+      ],
+      logger: { warn: () => undefined },
+    })
+    try {
+      drive = await startInsecureDrive({ issuer: auth.issuer, port })
+      return
+    } catch (error) {
+      await auth.close()
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 3) throw error
+    }
+  }
+})
+
+/** A port that was free a moment ago (listen on 0, read it, close). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
       const p = (s.address() as { port: number }).port
       s.close(() => resolve(p))
     })
   })
-  auth = await startDevAuthServer({
-    resources: [
-      { uri: `http://127.0.0.1:${port}/mcp`, scopes: ['drive:read', 'drive:write', 'drive:share'] },
-    ],
-    logger: { warn: () => undefined },
-  })
-  drive = await startInsecureDrive({ issuer: auth.issuer, port })
-})
+}
+
 afterAll(async () => {
   await drive?.close()
   await auth?.close()

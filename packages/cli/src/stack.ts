@@ -213,16 +213,28 @@ export async function startAuthServer(options: AuthServerOptions): Promise<AuthS
  * tokens only for the drive's resource URI, so the drive's port is chosen first.
  */
 export async function startStack(options: StackOptions): Promise<Stack> {
+  const chosen = options.drivePort === 0 ? undefined : options.drivePort
+  // Without a chosen port a free one is probed, and another process may take it before the drive
+  // binds it: then the whole stack starts again on another probed port. A port the user chose is
+  // never changed behind their back.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStackOn(chosen ?? (await freePort()), options)
+    } catch (error) {
+      const taken =
+        error instanceof CliError && (error.cause as { code?: string })?.code === 'EADDRINUSE'
+      if (chosen !== undefined || !taken || attempt === 3) throw error
+    }
+  }
+}
+
+async function startStackOn(drivePort: number, options: StackOptions): Promise<Stack> {
   const closers: (() => Promise<void>)[] = []
   const close = async () => {
     const pending = closers.splice(0).reverse()
     for (const c of pending) await c().catch(() => undefined)
   }
   try {
-    const drivePort =
-      options.drivePort === undefined || options.drivePort === 0
-        ? await freePort()
-        : options.drivePort
     const resource = `http://127.0.0.1:${drivePort}/mcp`
     const auth = await startAuthServer({
       resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
