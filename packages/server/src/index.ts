@@ -27,14 +27,9 @@
  * @module
  */
 export { createCallproof } from './middleware.js'
-export type { Callproof, CallproofEnv, CallproofOptions, SessionOptions } from './middleware.js'
-export {
-  POLICY_META_KEY,
-  ToolRegistry,
-  authInfoFor,
-  callerOf,
-  createToolRegistry,
-} from './tools.js'
+export type { Callproof, CallproofEnv } from './middleware.js'
+export type { CallproofOptions, SessionOptions } from './options.js'
+export { POLICY_META_KEY, ToolRegistry, callerOf, createToolRegistry } from './tools.js'
 export type {
   CallerInfo,
   ListedPolicy,
@@ -42,7 +37,7 @@ export type {
   ToolConfig,
   ToolRegistryOptions,
 } from './tools.js'
-export { MemorySessionStore, newSessionId, sameOwner } from './sessions.js'
+export { MemorySessionStore } from './sessions.js'
 export type { MemorySessionStoreOptions, SessionOwner, SessionStore } from './sessions.js'
 export {
   metadataPathFor,
@@ -65,5 +60,5 @@ export type {
 } from './issuer.js'
 export { createIntrospector } from './introspection.js'
 export type { IntrospectionOptions, Introspector } from './introspection.js'
-export { DEFAULT_BODY_LIMIT, readJsonBody } from './body.js'
+export { DEFAULT_BODY_LIMIT } from './body.js'
 export { nodeProofVerification } from './signature.js'

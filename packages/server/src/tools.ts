@@ -1,17 +1,18 @@
 /**
- * The seam to the MCP SDK: tools registered together with their policies.
+ * Tools registered together with their policies, and what a caller is shown of them.
  *
  * A policy is declared next to its tool, in the same `register` call, so a tool cannot exist
  * without one being considered (a tool without a policy is denied unless marked public). The
- * registry builds, per request, an `McpServer` that holds only the tools the verified caller may
- * see; `tools/list` therefore reflects the caller, and tools that need a step-up are listed with
- * their requirements in `_meta['callproof/policy']`.
+ * registry only holds registrations: the MCP SDK seam (`sdk/v1.ts`) serves them. `tools/list`
+ * reflects the caller ({@link listingFor}): tools the caller can never be granted are hidden,
+ * and every listed tool carries its requirements in `_meta['callproof/policy']`.
+ *
+ * The SDK's types describe a tool's schemas and callback, so this module imports them; it
+ * imports nothing of the SDK at run time.
  *
  * @module
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
-import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv'
-import type { ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js'
+import type { McpServer, ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { AnySchema, ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js'
@@ -52,13 +53,16 @@ export interface ToolRegistryOptions {
   /** `grantable` (default) hides tools the caller can never be granted; `all` lists every tool. */
   listing?: 'grantable' | 'all'
   /**
-   * Called on each per-request server after the tools are registered: the place to add resources
-   * or prompts. They are not governed by tool policies; every request is still verified.
+   * Called on a server built for one request of `caller`, after the tools are registered: the
+   * place to add resources or prompts. They are not governed by tool policies; every request is
+   * still verified. A registry with `setup` is served by a new `McpServer` per request (the hook
+   * sees the caller, so its server cannot be shared); without it, servers are reused.
    */
   setup?: (server: McpServer, caller: Caller) => void
 }
 
-interface Entry {
+/** One registration, as the SDK seam reads it. */
+export interface ToolEntry {
   readonly name: string
   readonly config: ToolConfig<
     undefined | ZodRawShapeCompat | AnySchema,
@@ -71,11 +75,27 @@ interface Entry {
 export interface ListingContext {
   readonly resource: string
   readonly now: number
-  /**
-   * The JSON-RPC method of the request. The per-caller `_meta['callproof/policy']` is computed
-   * only for `tools/list` (the one answer that shows it) or when `method` is absent.
-   */
-  readonly method?: string
+}
+
+/** What the seam needs of a registry: its registrations (in order) and when they changed. */
+interface Registrations {
+  readonly info: { readonly name: string; readonly version: string }
+  readonly options: ToolRegistryOptions
+  readonly entries: ReadonlyMap<string, ToolEntry>
+  /** Grows with every `register`, so that servers built from older registrations are dropped. */
+  version: number
+}
+
+const registrations = new WeakMap<ToolRegistry, Registrations>()
+
+/**
+ * The registrations of `registry`, for the SDK seam (not part of the public API: a registry's
+ * contents are read only by the code that serves them).
+ */
+export function registrationsOf(registry: ToolRegistry): Readonly<Registrations> {
+  const found = registrations.get(registry)
+  if (found === undefined) throw new CallproofError('ERR_INVALID_OPTIONS', 'not a ToolRegistry')
+  return found
 }
 
 /**
@@ -92,23 +112,20 @@ export interface ListingContext {
  * ```
  */
 export class ToolRegistry {
-  readonly #info: { name: string; version: string }
-  readonly #options: ToolRegistryOptions
-  readonly #tools = new Map<string, Entry>()
-  /**
-   * One JSON Schema validator for every per-request server: the SDK's `Server` constructor
-   * otherwise builds a new Ajv (with its formats) each time, about 15 % of a request's CPU.
-   * Ajv keeps no per-request state. (It caches what it compiles by schema object; the SDK server
-   * compiles only elicitation schemas, so a tool that elicits should reuse its schema objects.)
-   */
-  readonly #validator = new AjvJsonSchemaValidator()
+  readonly #tools = new Map<string, ToolEntry>()
+  readonly #registrations: Registrations
 
   constructor(info: { name: string; version: string }, options: ToolRegistryOptions = {}) {
     if (typeof info.name !== 'string' || info.name === '') {
       throw new CallproofError('ERR_INVALID_OPTIONS', 'tool registry needs a server name')
     }
-    this.#info = { name: info.name, version: info.version }
-    this.#options = options
+    this.#registrations = {
+      info: { name: info.name, version: info.version },
+      options,
+      entries: this.#tools,
+      version: 0,
+    }
+    registrations.set(this, this.#registrations)
   }
 
   /**
@@ -135,7 +152,8 @@ export class ToolRegistry {
     }
     // Checked now, not on the first call: a typo in a policy must stop the server from starting.
     assertValidPolicy(name, config.policy)
-    this.#tools.set(name, { name, config: config as Entry['config'], callback })
+    this.#tools.set(name, { name, config: config as ToolEntry['config'], callback })
+    this.#registrations.version++
     return this
   }
 
@@ -157,40 +175,6 @@ export class ToolRegistry {
   names(): string[] {
     return [...this.#tools.keys()]
   }
-
-  /**
-   * A fresh `McpServer` for one request of `caller`, holding the tools the caller may see. A new
-   * server per request keeps no state between requests, which is what lets any instance serve
-   * any request of a session.
-   */
-  serverFor(caller: Caller, context: ListingContext): McpServer {
-    const server = new McpServer(this.#info, {
-      capabilities: { tools: {} },
-      jsonSchemaValidator: this.#validator,
-    })
-    const listing = context.method === undefined || context.method === 'tools/list'
-    for (const entry of this.#tools.values()) {
-      const { policy, ...config } = entry.config
-      if (this.#options.listing !== 'all' && !canEverBeGranted(policy, caller)) continue
-      // Only a tools/list answer shows `_meta`: other requests skip evaluating every policy.
-      const registered = listing
-        ? {
-            ...config,
-            _meta: {
-              ...config._meta,
-              [POLICY_META_KEY]: listedPolicy(policy, caller, entry.name, context),
-            },
-          }
-        : config
-      server.registerTool(
-        entry.name,
-        registered as Parameters<McpServer['registerTool']>[1],
-        entry.callback as ToolCallback<ZodRawShapeCompat>,
-      )
-    }
-    this.#options.setup?.(server, caller)
-    return server
-  }
 }
 
 /**
@@ -209,6 +193,31 @@ export function createToolRegistry(
   options: ToolRegistryOptions = {},
 ): ToolRegistry {
   return new ToolRegistry(info, options)
+}
+
+/**
+ * Which tools `caller` is shown, in registration order, each with the `_meta` to list it with:
+ * its own `_meta` plus its requirements under {@link POLICY_META_KEY}. Tools the caller can never
+ * be granted are left out unless the registry lists `all`.
+ */
+export function listingFor(
+  registry: ToolRegistry,
+  caller: Caller,
+  context: ListingContext,
+): { name: string; meta: Record<string, unknown> }[] {
+  const { entries, options } = registrationsOf(registry)
+  const listed: { name: string; meta: Record<string, unknown> }[] = []
+  for (const { name, config } of entries.values()) {
+    if (options.listing !== 'all' && !canEverBeGranted(config.policy, caller)) continue
+    listed.push({
+      name,
+      meta: {
+        ...config._meta,
+        [POLICY_META_KEY]: listedPolicy(config.policy, caller, name, context),
+      },
+    })
+  }
+  return listed
 }
 
 function listedPolicy(

@@ -1,13 +1,13 @@
 /**
- * The per-request `McpServer` of the tool registry: what it costs (one shared JSON Schema
- * validator, the policy `_meta` only for `tools/list`) without changing what it serves.
+ * What the tool registry shows a caller (`listingFor`, which the SDK seam's `tools/list` answers
+ * with), and the policy helpers it relies on. The SDK seam itself is tested in sdk-v1.test.ts.
  */
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { evaluatePolicy, isAllowedNow } from '@callproof/core'
 import type { Caller, ToolPolicy } from '@callproof/core'
 import { POLICY_META_KEY, createToolRegistry } from '../src/index.js'
+import { listingFor } from '../src/tools.js'
 
 const caller: Caller = {
   sub: 'alice',
@@ -33,41 +33,28 @@ function registry() {
   return tools
 }
 
-/** The SDK keeps registered tools in a private field; read it to see what a server holds. */
-function registered(server: McpServer): Record<string, { _meta?: Record<string, unknown> }> {
-  return (
-    server as unknown as { _registeredTools: Record<string, { _meta?: Record<string, unknown> }> }
-  )._registeredTools
-}
-
-function validatorOf(server: McpServer): unknown {
-  return (server.server as unknown as { _jsonSchemaValidator: unknown })._jsonSchemaValidator
-}
-
-describe('ToolRegistry.serverFor', () => {
-  it('shares one JSON Schema validator between the per-request servers', () => {
+describe('listingFor', () => {
+  it('hides what the caller can never be granted and publishes the rest with its requirements', () => {
     const tools = registry()
-    const a = tools.serverFor(caller, context)
-    const b = tools.serverFor(caller, { ...context, method: 'tools/call' })
-    expect(validatorOf(a)).toBeDefined()
-    expect(validatorOf(a)).toBe(validatorOf(b))
+    const listed = listingFor(tools, caller, context)
+    expect(listed.map((t) => t.name)).toEqual(['read', 'remove'])
+    expect(listed[0]?.meta[POLICY_META_KEY]).toEqual({ scopes: ['drive:read'], stepUp: false })
+    expect(listed[1]?.meta[POLICY_META_KEY]).toMatchObject({ stepUp: true })
+    const bob = listingFor(tools, { ...caller, sub: 'bob' }, context).map((t) => t.name)
+    expect(bob).toEqual(['read', 'remove', 'bob_only'])
   })
 
-  it('computes the per-caller policy _meta for tools/list only, and serves the same tools', () => {
-    const tools = registry()
-    const list = registered(tools.serverFor(caller, { ...context, method: 'tools/list' }))
-    const call = registered(tools.serverFor(caller, { ...context, method: 'tools/call' }))
-    const unspecified = registered(tools.serverFor(caller, context))
-    expect(Object.keys(list).sort()).toEqual(['read', 'remove'])
-    expect(Object.keys(call).sort()).toEqual(['read', 'remove'])
-    expect(list['read']?._meta?.[POLICY_META_KEY]).toEqual({
-      scopes: ['drive:read'],
-      stepUp: false,
+  it("keeps a tool's own _meta next to the policy, and lists everything with listing: 'all'", () => {
+    const tools = createToolRegistry({ name: 't', version: '0' }, { listing: 'all' })
+    const ok = () => ({ content: [] })
+    tools.register('a', { _meta: { 'x/y': 1 }, policy: { scopes: ['s'] } }, ok)
+    tools.register('b', { policy: { callers: { subjects: ['bob'] } } }, ok)
+    const listed = listingFor(tools, caller, context)
+    expect(listed.map((t) => t.name)).toEqual(['a', 'b'])
+    expect(listed[0]?.meta).toEqual({
+      'x/y': 1,
+      [POLICY_META_KEY]: { scopes: ['s'], stepUp: true },
     })
-    expect(list['remove']?._meta?.[POLICY_META_KEY]).toMatchObject({ stepUp: true })
-    expect(unspecified['remove']?._meta?.[POLICY_META_KEY]).toMatchObject({ stepUp: true })
-    expect(call['read']?._meta?.[POLICY_META_KEY]).toBeUndefined()
-    expect(call['remove']?._meta?.[POLICY_META_KEY]).toBeUndefined()
   })
 })
 

@@ -10,11 +10,11 @@ import {
   jsonLinesSink,
   metadataPathFor,
   metadataUrlFor,
-  newSessionId,
   protectedResourceMetadata,
-  readJsonBody,
-  sameOwner,
 } from '../src/index.js'
+// Internals of the request path, tested where they live (not part of the public API).
+import { readJsonBody } from '../src/body.js'
+import { newSessionId, sameOwner } from '../src/sessions.js'
 import type { AuditEvent } from '../src/index.js'
 
 describe('metadata', () => {

@@ -1,0 +1,338 @@
+/**
+ * The request pipeline: every MCP request proves who is calling, and every tool call is checked
+ * against its tool's policy, before the MCP SDK sees it. Framework-neutral: a `Request` in, a
+ * `Response` out (`middleware.ts` adapts it to Hono).
+ *
+ * The steps, top to bottom (the order matters; each step says why it is where it is):
+ *
+ * 1. Origin/Host (DNS rebinding) — before anything, a browser tricked into calling us gets 403.
+ * 2. HTTP method — anything but POST, GET and DELETE gets 405.
+ * 3. Body: one bounded read (413), ONE parse — a batch or malformed body gets 400 before any
+ *    credential check (the argument digest, whose cost grows with the body, waits for a valid
+ *    token).
+ * 4. Verifier (core): scheme → token → proof → htm/htu → iat → ath → jkt → nonce → binding of the
+ *    proof to this parsed message → replay.
+ * 5. Session — a session of another caller answers 404, like an unknown one; with
+ *    `requireSessionId`, a POST other than initialize without a session id answers 400.
+ * 6. Tool policy (tools/call) — scopes, acr/max_age, callers, per-call approval; a one-time
+ *    approval is consumed only after everything else passed, so a refused call does not burn it.
+ * 7. Audit — no audit, no action: the `allowed` event is written before anything runs.
+ * 8. The MCP SDK runs the SAME parsed message, with the verified caller in `authInfo`.
+ *
+ * Every refusal is a `CallproofError` thrown by its step and answered in one place
+ * ({@link refusal}) by core's `toResponse`, which builds every challenge.
+ *
+ * @module
+ */
+import {
+  ApprovalRequiredError,
+  CallproofError,
+  bindingShape,
+  evaluatePolicy,
+  toResponse,
+} from '@callproof/core'
+import type { Caller, McpBinding, VerifiedCall } from '@callproof/core'
+import type { AuditEvent } from './audit.js'
+import { readJsonBody } from './body.js'
+import type { CallproofConfig } from './options.js'
+import { checkOrigin } from './origin.js'
+import type { McpSeam } from './sdk/seam.js'
+import { newSessionId, sameOwner } from './sessions.js'
+
+/** The framework-neutral request handler of one MCP endpoint. */
+export interface Pipeline {
+  /**
+   * Answers one request to the MCP endpoint. It never throws: every failure is an answer (a
+   * challenge, a JSON-RPC error, or 500 for a bug, logged). `onVerified` sees the verified call
+   * of a request that is about to run (the Hono adapter sets `c.var.caller` from it).
+   */
+  handle(request: Request, onVerified?: (call: VerifiedCall) => void): Promise<Response>
+}
+
+/** Ids we issue are 43 characters; anything much longer is not ours and is not looked up. */
+const MAX_SESSION_ID_LENGTH = 256
+const METHODS = new Set(['POST', 'GET', 'DELETE'])
+
+type Facts = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] }
+
+/**
+ * Builds the pipeline of a checked configuration over an MCP SDK seam.
+ *
+ * @example
+ * ```ts
+ * const config = configure(options)
+ * const pipeline = createPipeline(config, createSdkV1Seam(config.tools, config))
+ * const response = await pipeline.handle(request)
+ * ```
+ */
+export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline {
+  const { resource, verifier, replay, nonce, sessions, audit, clock, challenge } = config
+
+  async function handle(
+    request: Request,
+    onVerified?: (call: VerifiedCall) => void,
+  ): Promise<Response> {
+    const requestId = crypto.randomUUID()
+    const facts: Facts = { requestId, httpMethod: request.method }
+    let opened: string | undefined
+    let response: Response
+    try {
+      // 1. DNS rebinding: refuse a browser on a foreign origin before doing any work for it.
+      const originProblem = checkOrigin(request, config.originPolicy)
+      if (originProblem !== undefined) {
+        throw new CallproofError('ERR_ORIGIN_NOT_ALLOWED', originProblem)
+      }
+
+      // 2. Only the methods of the Streamable HTTP transport.
+      if (!METHODS.has(request.method)) {
+        await record({ ...facts, decision: 'refused', reason: 'method_not_allowed', status: 405 })
+        return await finish(methodNotAllowed(), requestId)
+      }
+
+      // 3. One bounded read, one parse: the message checked is the message executed. Only shape
+      // checks whose cost does not grow with the arguments happen before credentials (batch,
+      // non-object, not JSON-RPC, malformed for its method → 400). The argument digest is
+      // computed once, by the verifier, only for a valid token, and reaches the audit facts
+      // through `onBinding`: an anonymous sender cannot make us digest its body.
+      const message =
+        request.method === 'POST' ? await readJsonBody(request, config.bodyLimit) : undefined
+      if (message !== undefined) describe(facts, bindingShape(message))
+
+      // 4. Who is calling, proven for this very message.
+      const call = await verifier.verify({
+        method: request.method,
+        url: resource,
+        headers: request.headers,
+        ...(message !== undefined && {
+          message,
+          onBinding: (binding: McpBinding) => describe(facts, binding),
+        }),
+      })
+      identify(facts, call.caller)
+
+      // 5. A session belongs to the caller that opened it.
+      const sessionId = await checkSession(request, message, call.caller)
+
+      // 6. The tool's policy, for this caller and these arguments.
+      const decision = await decide(message, call)
+      if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
+
+      // 7. No audit, no action: the event is written before anything happens on its behalf.
+      await record({ ...facts, decision: 'allowed', reason: decision.reason }, true)
+      onVerified?.(call)
+
+      // 8. The SDK executes the very message that was verified.
+      if (request.method === 'GET') {
+        // The SDK runs per request (sdk/v1.ts), so there is no standalone stream to attach a
+        // GET to; MCP lets a server answer 405 here.
+        response = methodNotAllowed()
+      } else if (request.method === 'DELETE') {
+        response = await closeSession(sessionId)
+      } else {
+        if (sessions.mode === 'stateful' && isInitialize(message)) {
+          opened = await openSession(call.caller)
+        }
+        response = await mcp.execute({
+          request,
+          call,
+          accessToken: accessTokenOf(request),
+          now: clock(),
+        })
+      }
+    } catch (error) {
+      response = await refusal(error, facts)
+    }
+    return finish(response, requestId, opened)
+  }
+
+  /**
+   * Step 5. With `requireSessionId`, every POST after `initialize` must name its session (MCP
+   * Streamable HTTP: a server that requires one SHOULD answer 400). Checked only after the
+   * caller is verified, so the answer tells an anonymous sender nothing about sessions. Without
+   * it, a request with no session id is served: every request proves its caller, so the session
+   * only steers which session a request joins, it never authorizes anything. A session of
+   * another caller answers exactly like an unknown one (404), so that it reveals nothing.
+   */
+  async function checkSession(
+    request: Request,
+    message: unknown,
+    caller: Caller,
+  ): Promise<string | null> {
+    const sessionId = request.headers.get('mcp-session-id')
+    if (
+      sessions.requireSessionId &&
+      request.method === 'POST' &&
+      sessionId === null &&
+      !isInitialize(message)
+    ) {
+      throw new CallproofError(
+        'ERR_SESSION_REQUIRED',
+        'this server uses sessions: send the Mcp-Session-Id that initialize returned',
+      )
+    }
+    if (sessions.mode === 'stateful' && sessionId !== null && !isInitialize(message)) {
+      const owner =
+        sessionId.length > MAX_SESSION_ID_LENGTH
+          ? undefined
+          : await storeCall(() => sessions.store.owner(sessionId))
+      if (owner === undefined || !sameOwner(owner, caller)) {
+        throw new CallproofError('ERR_SESSION_NOT_FOUND', 'no such session for this caller')
+      }
+    }
+    return sessionId
+  }
+
+  /**
+   * Step 6: the policy decision of a tool call (anything else is allowed once verified).
+   * Returns the reason and the id of the one-time approval it consumed, if any.
+   */
+  async function decide(
+    message: unknown,
+    call: VerifiedCall,
+  ): Promise<{ reason: 'allowed' | 'public'; approvalId?: string }> {
+    if (!isToolCall(message)) return { reason: 'allowed' }
+    const tool = message.params.name
+    const argsDigest =
+      call.binding !== undefined && 'args' in call.binding ? call.binding.args : undefined
+    const decision = evaluatePolicy(config.tools.policyOf(tool), {
+      caller: call.caller,
+      tool,
+      argsDigest: argsDigest ?? '',
+      resource,
+      authorizationDetails: call.token.claims.authorization_details,
+      now: clock(),
+      // Until the verifier stops accepting the token (exp + tolerance), not just until exp: an
+      // approval forgotten earlier could be used again by a token that still passes.
+      tokenExpiresAt: (call.token.claims.exp + config.clockSkewSeconds) * 1000,
+    })
+    if (!decision.allow) throw decision.error
+    if (decision.approval === undefined) return { reason: decision.reason }
+    // Consumed last: a call refused for any other reason must not burn the user's approval.
+    const { tokenId, expiresAt } = decision.approval
+    const first = await storeCall(() => replay.consume(`approval:${tokenId}`, expiresAt))
+    if (!first) {
+      throw new ApprovalRequiredError(
+        [{ type: 'mcp_tool_call', resource, tool, args: argsDigest ?? '' }],
+        undefined,
+        { code: 'ERR_APPROVAL_USED' },
+      )
+    }
+    return { reason: decision.reason, approvalId: tokenId }
+  }
+
+  async function openSession(caller: Caller): Promise<string> {
+    const id = newSessionId()
+    const owner = { sub: caller.sub, clientId: caller.clientId, jkt: caller.jkt }
+    await storeCall(() => sessions.store.create(id, owner, sessions.ttlSeconds))
+    return id
+  }
+
+  async function closeSession(sessionId: string | null): Promise<Response> {
+    if (sessions.mode !== 'stateful' || sessionId === null) return methodNotAllowed()
+    await storeCall(() => sessions.store.delete(sessionId))
+    return new Response(null, { status: 200 })
+  }
+
+  /** The one place a refusal becomes an answer (and an audit event). */
+  async function refusal(error: unknown, facts: Facts): Promise<Response> {
+    const response = toResponse(error, challenge)
+    const code = error instanceof CallproofError ? error.code : 'ERR_INTERNAL'
+    if (!(error instanceof CallproofError)) console.error('callproof: unexpected error', error)
+    await record({ ...facts, decision: 'refused', reason: code, status: response.status })
+    return response
+  }
+
+  /**
+   * Writes an audit event. A sink that fails on an `allowed` event refuses the call (no audit,
+   * no call); on a refusal the answer is already decided and stands.
+   */
+  async function record(event: Facts, mustSucceed = false): Promise<void> {
+    if (audit === undefined) return
+    const full = { time: new Date(clock()).toISOString(), requestId: '', ...event } as AuditEvent
+    try {
+      await audit.write(full)
+    } catch (cause) {
+      if (mustSucceed) {
+        throw new CallproofError('ERR_STORE_UNAVAILABLE', 'the audit sink failed', { cause })
+      }
+    }
+  }
+
+  async function finish(
+    response: Response,
+    requestId: string,
+    sessionId?: string,
+  ): Promise<Response> {
+    const out = new Response(response.body, response)
+    out.headers.set('x-request-id', requestId)
+    if (sessionId !== undefined && out.status < 300) out.headers.set('mcp-session-id', sessionId)
+    if (nonce !== undefined && !out.headers.has('dpop-nonce')) {
+      // A nonce source that cannot answer costs the client one use_dpop_nonce round trip later;
+      // it must not turn an answer already decided into a 500.
+      try {
+        out.headers.set('dpop-nonce', await nonce.current())
+      } catch (error) {
+        console.error('callproof: the nonce source failed', error)
+      }
+    }
+    return out
+  }
+
+  return { handle }
+}
+
+/** What the binding says the message is, for the audit. */
+function describe(facts: Facts, binding: McpBinding): void {
+  if ('method' in binding) {
+    facts.method = binding.method
+    if (binding.method === 'tools/call' && binding.name !== undefined) facts.tool = binding.name
+    if (binding.args !== undefined) facts.argsDigest = binding.args
+  }
+}
+
+/** Who called, once verified (never before: a forged token must not frame someone else). */
+function identify(facts: Facts, caller: Caller): void {
+  facts.sub = caller.sub
+  facts.clientId = caller.clientId
+  facts.jkt = caller.jkt
+  facts.tokenId = caller.tokenId
+}
+
+function isInitialize(message: unknown): boolean {
+  return (message as { method?: unknown } | undefined)?.method === 'initialize'
+}
+
+function isToolCall(
+  message: unknown,
+): message is { method: 'tools/call'; params: { name: string } } {
+  const m = message as { method?: unknown; params?: { name?: unknown } } | undefined
+  // bindingShape has already refused a tools/call without a string name (400).
+  return m?.method === 'tools/call' && typeof m.params?.name === 'string'
+}
+
+async function storeCall<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation()
+  } catch (cause) {
+    if (cause instanceof CallproofError) throw cause
+    // Fail closed: a store we cannot reach must not turn into "no session checks" or "approval
+    // not yet used".
+    throw new CallproofError('ERR_STORE_UNAVAILABLE', 'a state store failed', { cause })
+  }
+}
+
+/** The token of an already verified request (the verifier accepted exactly `DPoP <token>`). */
+function accessTokenOf(request: Request): string {
+  return (request.headers.get('authorization') ?? '').trim().replace(/^DPoP +/i, '')
+}
+
+function methodNotAllowed(): Response {
+  return new Response(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      error: { code: -32000, message: 'Method not allowed.' },
+      id: null,
+    }),
+    { status: 405, headers: { allow: 'POST, DELETE', 'content-type': 'application/json' } },
+  )
+}

@@ -1,0 +1,28 @@
+/**
+ * What the request pipeline asks of an MCP SDK: run one verified message and answer it.
+ *
+ * The pipeline decides who is calling and whether the call may run; a seam only executes. One
+ * seam per SDK line keeps the SDK's types and quirks out of the pipeline (`v1.ts` for
+ * `@modelcontextprotocol/sdk` 1.x).
+ *
+ * @module
+ */
+import type { VerifiedCall } from '@callproof/core'
+
+/** One verified request, ready to run. */
+export interface McpExecution {
+  /** The HTTP request (its body was already read: the SDK runs `call.message`). */
+  readonly request: Request
+  /** The verified call: caller, token, proof, binding and the one parsed message. */
+  readonly call: VerifiedCall
+  /** The access token the request carried (handed to tools in `authInfo.token`). */
+  readonly accessToken: string
+  /** The time of the decision, milliseconds since the epoch (listing's step-up hints use it). */
+  readonly now: number
+}
+
+/** An MCP SDK behind the pipeline. */
+export interface McpSeam {
+  /** Runs the verified message and returns the SDK's HTTP answer. */
+  execute(execution: McpExecution): Promise<Response>
+}
