@@ -12,10 +12,12 @@
  * CONNECTIONS clients with CONCURRENCY calls in flight. Variants run in ROUNDS slices of SLICE
  * calls, in a rotating order, so drift on the machine falls on all of them alike.
  *
- * Prints calls/s and p50/p99 latency per variant and the ratios to (b); the last line is the
- * throughput ratio (c)/(b). Environment: BENCH_ROUNDS, BENCH_SLICE, BENCH_WARMUP,
+ * Prints calls/s and p50/p99 latency per variant and the ratios to (b), then a second table: the
+ * server alone, with requests prepared (callproof's signed) before the timed window, against
+ * the MCP SDK's own idiomatic stateful server without authentication (what a user would pick
+ * instead; bench/support/stateful.ts). The last line is that table's ratio (p)/(s). Environment: BENCH_ROUNDS, BENCH_SLICE, BENCH_WARMUP,
  * BENCH_CONCURRENCY, BENCH_CONNECTIONS, BENCH_VARIANTS (comma-separated short names: none,
- * bearer, memory, redis, nonce), BENCH_PROFILE (a directory: the server process writes a V8 CPU
+ * bearer, memory, redis, nonce), BENCH_PRESIGNED=0 (skip the second table), BENCH_PROFILE (a directory: the server process writes a V8 CPU
  * profile there; summarise it with `node bench/support/profile.ts <file>`).
  */
 import { spawn } from 'node:child_process'
@@ -28,6 +30,8 @@ import type { TestRedisServer } from '../packages/server/test/support/redis-serv
 import { connectCaller, createBenchIssuer } from './support/callers.js'
 import type { RequestCounter } from './support/callers.js'
 import type { ServerConfig, ServerReady } from './support/server.js'
+import { callproofCaller, plainCaller, sendPrepared } from './support/presigned.js'
+import type { PreparedCaller } from './support/presigned.js'
 import { LABELS, VARIANTS } from './support/variants.js'
 import type { VariantName } from './support/variants.js'
 
@@ -58,9 +62,11 @@ const bench = await createBenchIssuer()
 let redis: TestRedisServer | undefined
 if (variants.includes('redis')) redis = await startRedisServer()
 
+const PRESIGNED = process.env['BENCH_PRESIGNED'] !== '0'
 const config: ServerConfig = {
   issuerJwk: bench.publicJwk,
   variants,
+  presigned: PRESIGNED,
   ...(redis !== undefined ? { redisUrl: redis.url } : {}),
 }
 const serverPath = fileURLToPath(new URL('./support/server.ts', import.meta.url))
@@ -303,9 +309,122 @@ try {
         `p50 (c)/(b): ${base !== undefined ? (memory.p50 / base.p50).toFixed(2) : '-'} (target ≤ 1.15)`,
     )
   }
-  console.log(`total run time ${((performance.now() - started) / 1000).toFixed(1)} s`)
   if (memory !== undefined && base !== undefined) {
     console.log(`(c)/(b) throughput: ${(memory.rate / base.rate).toFixed(2)}`)
+  }
+
+  // --- the second table: the server alone, against the server a user would pick instead ------
+  if (ready.presigned !== undefined) {
+    const targets = [
+      { name: 'sdk', label: '(s) MCP SDK, stateful, no auth', url: ready.presigned.sdk },
+      {
+        name: 'callproof',
+        label: '(p) callproof, memory, sessions',
+        url: ready.presigned.callproof,
+      },
+    ] as const
+    const callers = new Map<string, PreparedCaller[]>()
+    for (const target of targets) {
+      const list: PreparedCaller[] = []
+      for (let i = 0; i < CONNECTIONS; i++) {
+        list.push(
+          target.name === 'sdk'
+            ? await plainCaller(target.url, TOOL)
+            : await callproofCaller(target.url, ready.issuer, bench, i, TOOL),
+        )
+      }
+      callers.set(target.name, list)
+    }
+    /** SLICE calls spread over the target's sessions, prepared before the clock starts. */
+    const prepareSlice = async (name: string, count: number) => {
+      const list = callers.get(name)!
+      const parts = await Promise.all(
+        list.map((c, i) =>
+          c.prepare(Math.floor(count / list.length) + (i < count % list.length ? 1 : 0)),
+        ),
+      )
+      // Interleave the sessions, as concurrent clients would.
+      const out = []
+      for (let i = 0; out.length < count; i++)
+        for (const part of parts) if (i < part.length) out.push(part[i]!)
+      return out
+    }
+    for (const target of targets) {
+      await sendPrepared(
+        target.url,
+        await prepareSlice(target.name, WARMUP),
+        CONCURRENCY,
+        target.label,
+      )
+    }
+    const second = new Map(
+      targets.map((t) => [t.name, { ms: 0, latencies: [] as number[], server: 0 }]),
+    )
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = r % 2 === 0 ? targets : [...targets].reverse()
+      for (const target of order) {
+        const requests = await prepareSlice(target.name, SLICE)
+        const s = second.get(target.name)!
+        const server0 = serverCpuMs()
+        const { ms, latencies } = await sendPrepared(
+          target.url,
+          requests,
+          CONCURRENCY,
+          target.label,
+        )
+        s.server += serverCpuMs() - server0
+        s.ms += ms
+        s.latencies.push(...latencies)
+      }
+    }
+    const summary = (name: (typeof targets)[number]['name']) => {
+      const s = second.get(name)!
+      const sorted = [...s.latencies].sort((a, b) => a - b)
+      return {
+        calls: sorted.length,
+        rate: sorted.length / (s.ms / 1000),
+        p50: quantile(sorted, 0.5),
+        p99: quantile(sorted, 0.99),
+        server: (1000 * s.server) / sorted.length,
+      }
+    }
+    const sdk = summary('sdk')
+    console.log('')
+    console.log(
+      `the server alone: read_file with requests prepared (and, for callproof, signed) before the ` +
+        `timed window and sent with plain fetch; ${CONNECTIONS} sessions, ${CONCURRENCY} in flight, ` +
+        `${ROUNDS} rounds × ${SLICE} calls, alternating order, after ${WARMUP} warm-up calls each`,
+    )
+    const cols2 = [34, 7, 9, 8, 8, 10, 11, 10]
+    const line2 = (cells: string[]) =>
+      console.log(
+        cells.map((c, i) => (i === 0 ? c.padEnd(cols2[i]!) : c.padStart(cols2[i]!))).join(''),
+      )
+    line2(['server', 'calls', 'calls/s', 'p50 ms', 'p99 ms', 'tput/(s)', 'server µs', '+µs/(s)'])
+    for (const target of targets) {
+      const row = summary(target.name)
+      line2([
+        target.label,
+        String(row.calls),
+        fmt(row.rate),
+        row.p50.toFixed(2),
+        row.p99.toFixed(2),
+        (row.rate / sdk.rate).toFixed(2),
+        fmt(row.server),
+        fmt(row.server - sdk.server),
+      ])
+    }
+    console.log(
+      "server µs: CPU time per call of the server process (all threads); +µs/(s): more than (s)'s",
+    )
+    console.log(`total run time ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    const own = summary('callproof')
+    console.log(
+      `server CPU per call (p) − (s): ${fmt(own.server - sdk.server)} µs (target ≤ 150); ` +
+        `(p)/(s) throughput, pre-signed, ${CONCURRENCY} in flight: ${(own.rate / sdk.rate).toFixed(2)} (target ≥ 0.70)`,
+    )
+  } else {
+    console.log(`total run time ${((performance.now() - started) / 1000).toFixed(1)} s`)
   }
 } finally {
   await cleanup()

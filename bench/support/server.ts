@@ -3,8 +3,9 @@
  * each have an event loop (and, on a 2-core machine, a core) of their own, as in production.
  *
  * It serves, each on its own loopback port: the test issuer (RFC 8414 metadata + JWKS, only read
- * at start), and one endpoint per variant. Every variant serves the drive's tools from the SDK in
- * stateless mode (a fresh `McpServer` + transport per request, JSON responses). Configuration
+ * at start), one endpoint per variant of the first table (callproof stateless; the baselines
+ * with a fresh `McpServer` + transport per request, JSON responses), and for the second table
+ * the SDK's idiomatic stateful server and callproof with its default sessions. Configuration
  * comes from the parent in `BENCH_SERVER_CONFIG`; when all endpoints listen it prints one line,
  * `READY <json>`, and it exits on SIGTERM (cleanly, so that `--cpu-prof` writes its profile).
  */
@@ -20,6 +21,7 @@ import { createRedisStores } from '@callproof/server/redis'
 import type { RedisStores } from '@callproof/server/redis'
 import { Drives, driveTools } from '@callproof/example-drive'
 import { bearerApp, noAuthApp } from './plain.js'
+import { statefulSdkApp } from './stateful.js'
 import type { VariantName } from './variants.js'
 
 /** What the parent passes in `BENCH_SERVER_CONFIG`. */
@@ -27,12 +29,16 @@ export interface ServerConfig {
   issuerJwk: JWK
   variants: VariantName[]
   redisUrl?: string
+  /** Also serve the second table's two servers (pre-signed requests, the server alone). */
+  presigned?: boolean
 }
 
 /** What the server prints after `READY `. */
 export interface ServerReady {
   issuer: string
   endpoints: Partial<Record<VariantName, string>>
+  /** The second table's endpoints: the SDK's idiomatic stateful server, and callproof. */
+  presigned?: { sdk: string; callproof: string }
 }
 
 const config = JSON.parse(process.env['BENCH_SERVER_CONFIG'] ?? '') as ServerConfig
@@ -138,7 +144,21 @@ for (const name of config.variants) {
   }
 }
 
-process.stdout.write(`READY ${JSON.stringify({ issuer, endpoints } satisfies ServerReady)}\n`)
+// The second table: the SDK's own stateful server against callproof with its default, stateful,
+// caller-bound sessions, both as a user would deploy them.
+const presigned =
+  config.presigned === true
+    ? {
+        sdk: await listen(() => statefulSdkApp(new Drives())),
+        callproof: await listen((resource, origin) =>
+          callproofApp(resource, origin, { sessions: {} }),
+        ),
+      }
+    : undefined
+
+process.stdout.write(
+  `READY ${JSON.stringify({ issuer, endpoints, ...(presigned && { presigned }) } satisfies ServerReady)}\n`,
+)
 
 process.once('SIGTERM', () => {
   for (const server of servers) {

@@ -263,7 +263,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     requestId: string,
     sessionId?: string,
   ): Promise<Response> {
-    const out = new Response(response.body, response)
+    const out = withMutableHeaders(response)
     out.headers.set('x-request-id', requestId)
     if (sessionId !== undefined && out.status < 300) out.headers.set('mcp-session-id', sessionId)
     if (nonce !== undefined && !out.headers.has('dpop-nonce')) {
@@ -324,6 +324,22 @@ async function storeCall<T>(operation: () => Promise<T>): Promise<T> {
 /** The token of an already verified request (the verifier accepted exactly `DPoP <token>`). */
 function accessTokenOf(request: Request): string {
   return (request.headers.get('authorization') ?? '').trim().replace(/^DPoP +/i, '')
+}
+
+/**
+ * `response` itself when its headers can be changed (every answer built with `new Response`,
+ * as the SDK's are), else a copy. Not copying matters: a copy's body is a stream, and a server
+ * adapter such as @hono/node-server writes a stream through Web Streams, several times the cost
+ * of writing the SDK's JSON string as it is.
+ */
+function withMutableHeaders(response: Response): Response {
+  try {
+    response.headers.set('x-request-id', '')
+    return response
+  } catch {
+    // Immutable headers (a Response from fetch): copy once.
+    return new Response(response.body, response)
+  }
 }
 
 function methodNotAllowed(): Response {

@@ -165,8 +165,22 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     return idle.pop() ?? build()
   }
 
-  function release(server: McpServer, version: number): void {
-    if (version === registrations.version && idle.length < maxIdle) idle.push(server)
+  /**
+   * Closes a server whose request is answered and, when `version` is given, returns it to the
+   * pool. On the next turn of the event loop, not now: the SDK forgets a finished request a few
+   * promise callbacks after the answer is handed over, and closing before that aborts the
+   * request's signal (a `DOMException` per call, a few per cent of a call's CPU). The answer
+   * does not wait for it.
+   */
+  function retire(server: McpServer, version: number | undefined): void {
+    nextTurn(() => {
+      server.close().then(
+        () => {
+          if (version === registrations.version && idle.length < maxIdle) idle.push(server)
+        },
+        () => undefined,
+      )
+    })
   }
 
   return {
@@ -192,14 +206,15 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       }
       // A JSON answer is complete here: the handler has returned. An SSE answer is still being
       // written; its server lives as long as its stream and is never reused.
-      if (jsonResponse) {
-        await server.close()
-        if (shared) release(server, version)
-      }
+      if (jsonResponse) retire(server, shared ? version : undefined)
       return response
     },
   }
 }
+
+/** The next turn of the event loop, after every pending promise callback. */
+const nextTurn: (callback: () => void) => void =
+  typeof setImmediate === 'function' ? setImmediate : (callback) => setTimeout(callback, 0)
 
 function isInitialize(message: unknown): boolean {
   return (message as { method?: unknown } | undefined)?.method === 'initialize'
