@@ -66,7 +66,8 @@ export interface WindowedNonceSource {
   /**
    * The moment (ms since the epoch) from which {@link check} stops accepting `nonce`, or
    * `undefined` when the nonce is not well formed. A replay store entry for a proof carrying this
-   * nonce need not be kept longer than this.
+   * nonce need not be kept longer than this plus the verifier's clock skew (the skew covers a
+   * store whose clock runs ahead).
    */
   expiresAt(nonce: string): number | undefined
   /** The configured window length in seconds. */

@@ -44,9 +44,10 @@ export interface NonceSource {
   check(nonce: string | undefined): Promise<boolean> | boolean
   /**
    * The moment (ms since the epoch) from which `check` stops accepting `nonce`, if known. The
-   * verifier then keeps a proof's replay entry only until the earlier of this and the end of the
-   * `iat` window: once its nonce is stale the proof is refused anyway, so the replay store (and
-   * its memory) is bounded by the nonce window (RFC 9449 §11.1).
+   * verifier then keeps a proof's replay entry only until the earlier of this plus the clock skew
+   * and the end of the `iat` window: once its nonce is stale the proof is refused anyway, so the
+   * replay store (and its memory) is bounded by the nonce window (RFC 9449 §11.1). The skew is
+   * added because the store may expire entries by a clock ahead of the verifier's.
    */
   expiresAt?(nonce: string): number | undefined
 }
