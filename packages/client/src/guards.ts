@@ -13,8 +13,16 @@
 
 import { lookup } from 'node:dns/promises'
 import { BlockList, isIP, type LookupFunction } from 'node:net'
+import { isLoopbackHost } from '@callproof/core'
 import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici'
 import { CallproofClientError } from './errors.js'
+
+/**
+ * `isLoopbackHost` is core's, the one definition every callproof package uses (`localhost` and
+ * names under `.localhost`, `127.0.0.0/8`, `::1`, IPv4-mapped loopback); re-exported because this
+ * package's barrel has always exported it.
+ */
+export { isLoopbackHost }
 
 /**
  * What a URL the client did not choose itself may point at.
@@ -26,8 +34,10 @@ import { CallproofClientError } from './errors.js'
  */
 export interface UrlPolicy {
   /**
-   * Allows `http:` (and loopback addresses at all) for `localhost`, `127.0.0.0/8` and `::1`.
-   * Development only: a production client talks to https servers on public addresses.
+   * Allows `http:` (and loopback addresses at all) for loopback hosts as core's `isLoopbackHost`
+   * defines them: `localhost` and names under `.localhost`, `127.0.0.0/8` and `::1`. A loopback
+   * name must resolve to loopback addresses only. Development only: a production client talks to
+   * https servers on public addresses.
    */
   allowLoopbackHttp?: boolean
   /**
@@ -113,22 +123,6 @@ function normalizeAddress(address: string): { address: string; family: 'ipv4' | 
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
   if (mapped?.[1]) return { address: mapped[1], family: 'ipv4' }
   return { address, family: isIP(address) === 6 ? 'ipv6' : 'ipv4' }
-}
-
-/**
- * Whether a host name or address literal is loopback (`localhost`, `127.0.0.0/8`, `::1`).
- *
- * @example
- * ```ts
- * isLoopbackHost('[::1]') // true
- * ```
- */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = unbracket(hostname).toLowerCase()
-  if (host === 'localhost' || host.endsWith('.localhost')) return true
-  if (isIP(host) === 0) return false
-  const { address, family } = normalizeAddress(host)
-  return loopback.check(address, family)
 }
 
 function classify(address: string): 'loopback' | 'never' | 'restricted' | 'public' {
@@ -221,6 +215,19 @@ function checkAddresses(hostname: string, addresses: readonly string[], policy: 
 async function resolveChecked(hostname: string, policy: UrlPolicy): Promise<readonly string[]> {
   const addresses = await (policy.resolve ?? defaultResolve)(hostname).catch(() => [])
   checkAddresses(hostname, addresses, policy)
+  // A loopback name is loopback by its spelling, and http is allowed to it for that reason; but
+  // Node asks the system resolver, which may send `.localhost` names to DNS: a network that
+  // answers with its own address would receive the plaintext request.
+  if (isLoopbackHost(hostname)) {
+    for (const address of addresses) {
+      if (classify(address) !== 'loopback') {
+        throw new CallproofClientError(
+          'ERR_UNSAFE_URL',
+          `${hostname} is a loopback name but resolved to ${address}, which is not loopback`,
+        )
+      }
+    }
+  }
   return addresses
 }
 

@@ -92,6 +92,30 @@ describe('SSRF guards', () => {
     expect(isLoopbackHost('example.com')).toBe(false)
   })
 
+  it('refuses a loopback name that resolves to an address that is not loopback', async () => {
+    // A network that answers DNS for `.localhost` (or a hosts file gone wrong) must not receive
+    // the plaintext request that http-on-loopback allows.
+    for (const [url, answer] of [
+      ['http://rebind.localhost:4000/', ['93.184.215.14']],
+      ['http://localhost:4000/', ['127.0.0.1', '93.184.215.14']],
+      ['https://app.localhost/', ['2606:2800:220:1:248:1893:25c8:1946']],
+    ] as const) {
+      await expect(
+        assertSafeUrl(url, { allowLoopbackHttp: true, resolve: async () => answer }),
+        url,
+      ).rejects.toMatchObject({
+        code: 'ERR_UNSAFE_URL',
+        message: expect.stringContaining('is a loopback name but resolved to'),
+      })
+    }
+    await expect(
+      assertSafeUrl('http://rebind.localhost:4000/', {
+        allowLoopbackHttp: true,
+        resolve: async () => ['127.0.0.1', '::1'],
+      }),
+    ).resolves.toBeDefined()
+  })
+
   it('allowPrivateNetworks lifts private ranges, never the tunnelling, documentation or "this host" ones', async () => {
     // Each of these embeds or routes to any IPv4 address (127.0.0.1, 169.254.169.254), or is
     // never a real destination: allowing an internal authorization server must not open them.

@@ -48,3 +48,9 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 
 /** Compact JWS shape: three base64url segments. Checked before any parsing, as a cheap gate. */
 export const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
+
+/** At most 120 characters of an untrusted value, for an error message (never unbounded). */
+export function short(value: unknown): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value))
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text
+}

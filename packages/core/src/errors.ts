@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { McpToolCallAuthorizationDetail } from './policy.js'
+import type { McpToolCallAuthorizationDetail } from './caller.js'
 
 /**
  * Every way a call can be refused (or a verifier misconfigured). The comment on each code names

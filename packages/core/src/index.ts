@@ -27,29 +27,17 @@ export {
 export type { CallproofErrorCode } from './errors.js'
 export { toHttpAnswer, toResponse, parseWwwAuthenticate } from './challenge.js'
 export type { ChallengeContext, HttpAnswer } from './challenge.js'
+export type { Clock } from './clock.js'
 export { jwkThumbprint } from './thumbprint.js'
 export { argsDigest, bindingFor, bindingShape, bindingsEqual } from './binding.js'
 export type { McpBinding } from './binding.js'
-export {
-  createProof,
-  verifyProof,
-  normalizeHtu,
-  KeyCache,
-  PROOF_ALGORITHMS,
-  accessTokenHash,
-  webCryptoProofSigning,
-  webCryptoProofVerification,
-} from './proof.js'
-export type {
-  Clock,
-  ProofAlgorithm,
-  CreateProofInput,
-  CreateProofOptions,
-  ProofSigningFunction,
-  ProofSignatureCheck,
-  VerifyProofOptions,
-  VerifiedProof,
-} from './proof.js'
+export { PROOF_ALGORITHMS, accessTokenHash } from './proof-jws.js'
+export type { ProofAlgorithm } from './proof-jws.js'
+export { normalizeHtu } from './htu.js'
+export { createProof, webCryptoProofSigning } from './proof-create.js'
+export type { CreateProofInput, CreateProofOptions, ProofSigningFunction } from './proof-create.js'
+export { verifyProof, KeyCache, webCryptoProofVerification } from './proof-verify.js'
+export type { ProofSignatureCheck, VerifyProofOptions, VerifiedProof } from './proof-verify.js'
 export { verifyAccessToken, TOKEN_ALGORITHMS } from './token.js'
 export type {
   AccessTokenClaims,
@@ -58,15 +46,9 @@ export type {
   VerifyAccessTokenOptions,
   VerifiedToken,
 } from './token.js'
+export type { Caller, McpToolCallAuthorizationDetail } from './caller.js'
 export { evaluatePolicy, isAllowedNow, canEverBeGranted, assertValidPolicy } from './policy.js'
-export type {
-  ToolPolicy,
-  Caller,
-  McpToolCallAuthorizationDetail,
-  DecisionReason,
-  Decision,
-  PolicyInput,
-} from './policy.js'
+export type { ToolPolicy, DecisionReason, Decision, PolicyInput } from './policy.js'
 export { MemoryReplayStore } from './replay.js'
 export type { ReplayStore, MemoryReplayStoreOptions } from './replay.js'
 export { createVerifier, isVerifiedCall, DEFAULT_CLOCK_SKEW_SECONDS } from './verifier.js'
@@ -77,4 +59,6 @@ export type {
   Verifier,
   VerifyRequest,
 } from './verifier.js'
-export * from './nonce.js'
+export { createNonceSource } from './nonce.js'
+export type { NonceSourceOptions, WindowedNonceSource } from './nonce.js'
+export { isLoopbackHost } from './loopback.js'

@@ -18,7 +18,15 @@
 
 import { CallproofError } from './errors.js'
 
-/** Options of {@link createNonceSource}. */
+/**
+ * Options of {@link createNonceSource}.
+ *
+ * @example
+ * ```ts
+ * const options: NonceSourceOptions = { secret: crypto.getRandomValues(new Uint8Array(32)), windowSeconds: 30 }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-9
+ */
 export interface NonceSourceOptions {
   /**
    * The HMAC key shared by every instance that serves the same resource: at least 32 bytes,
@@ -38,6 +46,13 @@ export interface NonceSourceOptions {
 /**
  * A source of stateless, time-windowed DPoP nonces, as returned by {@link createNonceSource}.
  * Structurally it is core's `NonceSource` (`current()` and `check()`), plus {@link expiresAt}.
+ *
+ * @example
+ * ```ts
+ * const nonce: WindowedNonceSource = createNonceSource({ secret })
+ * createVerifier({ ...options, nonce })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-8
  */
 export interface WindowedNonceSource {
   /** The nonce of the current window, to send as `DPoP-Nonce` (RFC 9449 §8.1). */
@@ -51,7 +66,8 @@ export interface WindowedNonceSource {
   /**
    * The moment (ms since the epoch) from which {@link check} stops accepting `nonce`, or
    * `undefined` when the nonce is not well formed. A replay store entry for a proof carrying this
-   * nonce need not be kept longer than this.
+   * nonce need not be kept longer than this plus the verifier's clock skew (the skew covers a
+   * store whose clock runs ahead).
    */
   expiresAt(nonce: string): number | undefined
   /** The configured window length in seconds. */

@@ -12,6 +12,7 @@ import {
   InsufficientScopeError,
   InsufficientUserAuthenticationError,
 } from './errors.js'
+import type { Caller, McpToolCallAuthorizationDetail } from './caller.js'
 
 /**
  * A tool's policy, declared next to the tool. A tool with no policy is denied; `{}` allows any
@@ -38,51 +39,6 @@ export interface ToolPolicy {
   callers?: { clientIds?: readonly string[]; subjects?: readonly string[] }
   /** Each call needs its own approval token (RFC 9396 `mcp_tool_call`). */
   approval?: 'per-call'
-}
-
-/**
- * The verified caller of one request, as tools and policies see it.
- *
- * @example
- * ```ts
- * const { sub, clientId, jkt } = call.caller
- * ```
- * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.2
- */
-export interface Caller {
-  /** The user (`sub`). */
-  sub: string
-  /** The OAuth client (`client_id`). */
-  clientId: string
-  /** The thumbprint of the key that signed this request's proof (= `cnf.jkt`). */
-  jkt: string
-  /** The authentication context class of the login. */
-  acr?: string
-  /** When the user logged in, seconds since the epoch. */
-  authTime?: number
-  /** The access token's `jti`. */
-  tokenId: string
-  /** The token's scopes. */
-  scopes: readonly string[]
-}
-
-/**
- * An approval of one tool call (RFC 9396 authorization details type `mcp_tool_call`).
- *
- * @example
- * ```ts
- * const detail: McpToolCallAuthorizationDetail = { type: 'mcp_tool_call', resource, tool: 'share_file', args: await argsDigest(args) }
- * ```
- * @see https://www.rfc-editor.org/rfc/rfc9396#section-2
- */
-export interface McpToolCallAuthorizationDetail {
-  type: 'mcp_tool_call'
-  /** The resource URI of the server the call goes to. */
-  resource: string
-  /** The tool's name. */
-  tool: string
-  /** {@link argsDigest} of the call's arguments. */
-  args: string
 }
 
 /**

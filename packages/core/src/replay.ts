@@ -7,7 +7,7 @@
  */
 
 import { CallproofError } from './errors.js'
-import type { Clock } from './proof.js'
+import type { Clock } from './clock.js'
 
 /**
  * Records one-time keys (proofs, approvals). Implementations must be atomic across every

@@ -9,7 +9,7 @@ import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
 import type { JWTVerifyGetKey } from 'jose'
 import { COMPACT_JWS, isObject } from './encoding.js'
 import { CallproofError } from './errors.js'
-import type { Clock } from './proof.js'
+import type { Clock } from './clock.js'
 
 /**
  * An RFC 9396 authorization details entry (`type` plus whatever members its type defines).

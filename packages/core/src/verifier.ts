@@ -11,15 +11,13 @@ import type { McpBinding } from './binding.js'
 import { LruCache } from './cache.js'
 import { COMPACT_JWS, isObject } from './encoding.js'
 import { CallproofError, UseNonceError } from './errors.js'
-import type { Caller } from './policy.js'
-import {
-  KeyCache,
-  PROOF_ALGORITHMS,
-  accessTokenHash,
-  normalizeHtu,
-  verifyProofWith,
-} from './proof.js'
-import type { Clock, ProofAlgorithm, ProofSignatureCheck, VerifiedProof } from './proof.js'
+import type { Caller } from './caller.js'
+import type { Clock } from './clock.js'
+import { normalizeHtu } from './htu.js'
+import { PROOF_ALGORITHMS, accessTokenHash } from './proof-jws.js'
+import type { ProofAlgorithm } from './proof-jws.js'
+import { KeyCache, verifyProofWith } from './proof-verify.js'
+import type { ProofSignatureCheck, VerifiedProof } from './proof-verify.js'
 import type { ReplayStore } from './replay.js'
 import {
   TOKEN_ALGORITHMS,
@@ -46,9 +44,10 @@ export interface NonceSource {
   check(nonce: string | undefined): Promise<boolean> | boolean
   /**
    * The moment (ms since the epoch) from which `check` stops accepting `nonce`, if known. The
-   * verifier then keeps a proof's replay entry only until the earlier of this and the end of the
-   * `iat` window: once its nonce is stale the proof is refused anyway, so the replay store (and
-   * its memory) is bounded by the nonce window (RFC 9449 §11.1).
+   * verifier then keeps a proof's replay entry only until the earlier of this plus the clock skew
+   * and the end of the `iat` window: once its nonce is stale the proof is refused anyway, so the
+   * replay store (and its memory) is bounded by the nonce window (RFC 9449 §11.1). The skew is
+   * added because the store may expire entries by a clock ahead of the verifier's.
    */
   expiresAt?(nonce: string): number | undefined
 }
@@ -129,6 +128,15 @@ export interface VerifiedCall {
   readonly binding?: McpBinding
   /** The one parsed body the binding was checked on: hand this very value to the SDK. */
   readonly message?: unknown
+  /**
+   * Until when this verifier would still accept this call's access token, in milliseconds since
+   * the epoch: `(exp + clockSkewSeconds) * 1000`, exclusive (the token is refused from this moment
+   * on). Whatever must be remembered for as long as the token can be presented again (a consumed
+   * one-time approval, a session bound to the token) must be kept at least this long; take it
+   * from here rather than recomputing it, so that it always uses the verifier's own tolerance.
+   * (Addition to the contract.)
+   */
+  readonly acceptedUntil: number
 }
 
 /**
@@ -281,12 +289,12 @@ const BEARER = /^Bearer(\s|$)/i
 
 /**
  * The clock skew {@link createVerifier} tolerates when `clockSkewSeconds` is not given, in
- * seconds. Exported for code that must agree with the verifier about how long a token or proof
- * is accepted (the server keeps a consumed approval that long).
+ * seconds. How long a verified call's token stays acceptable need not be recomputed from it:
+ * {@link VerifiedCall.acceptedUntil} is that moment, computed with the verifier's own tolerance.
  *
  * @example
  * ```ts
- * const acceptedUntil = (claims.exp + (options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS)) * 1000
+ * const skew = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS
  * ```
  */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 5
@@ -297,7 +305,8 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 5
  * (Bearer → ERR_BEARER_NOT_ALLOWED, nothing → ERR_NO_CREDENTIALS), the token, exactly one `DPoP`
  * proof, its header and signature, `htm`/`htu` (against `resource`), `iat` window, `ath`, key
  * thumbprint = `cnf.jkt`, nonce, the `mcp` binding against `message` (none allowed without a
- * body), and replay (key `dpop:<jkt>:<jti>` until `iat` + max age + skew).
+ * body), and replay (key `dpop:<jkt>:<jti>` until `iat` + max age + skew, or with nonces until
+ * the nonce's expiry + skew if that is earlier).
  *
  * Verified tokens are cached by their exact string until `exp` (re-checked against the clock on
  * every use), and imported proof keys by their canonical JWK, so a call costs about one
@@ -389,13 +398,16 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
   /**
    * Until when the proof's `jkt`+`jti` must be remembered: the end of its `iat` window, or, with
    * nonces, the moment its nonce goes stale if that is earlier (after that it is refused anyway).
+   * Both ends carry the clock skew: the replay store expires entries by its own clock (another
+   * instance's, or Redis'), which may run up to the tolerance ahead of this verifier's, and an
+   * entry it drops while this verifier still accepts the proof lets the proof be used twice.
    */
   function replayExpiry(proof: VerifiedProof): number {
     const windowEnd = (proof.iat + maxAge + skew) * 1000
     if (o.nonce?.expiresAt === undefined || proof.nonce === undefined) return windowEnd
     const nonceEnd = o.nonce.expiresAt(proof.nonce)
     return typeof nonceEnd === 'number' && Number.isFinite(nonceEnd)
-      ? Math.min(windowEnd, nonceEnd)
+      ? Math.min(windowEnd, nonceEnd + skew * 1000)
       : windowEnd
   }
 
@@ -456,7 +468,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
         keyCache,
         ...(o.verifySignature !== undefined && { verifySignature: o.verifySignature }),
       },
-      ath,
+      { ath, htu },
     )
 
     // 8. the proof key is the key the token is bound to
@@ -520,7 +532,14 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
       proof: VerifiedProof
       binding?: McpBinding
       message?: unknown
-    } = { caller: Object.freeze(caller), token: verified, proof }
+      acceptedUntil: number
+    } = {
+      caller: Object.freeze(caller),
+      token: verified,
+      proof,
+      // The moment both token checks (jose's and the cached one above) refuse it.
+      acceptedUntil: (claims.exp + skew) * 1000,
+    }
     if (binding !== undefined) call.binding = binding
     if (request.message !== undefined) call.message = request.message
     Object.freeze(call)

@@ -3,7 +3,12 @@
  * (`NonceSource.expiresAt`), and clocks skewed up to (and beyond) the configured tolerance.
  */
 import { describe, expect, it, vi } from 'vitest'
-import { CallproofError, createNonceSource } from '../src/index.js'
+import {
+  CallproofError,
+  DEFAULT_CLOCK_SKEW_SECONDS,
+  MemoryReplayStore,
+  createNonceSource,
+} from '../src/index.js'
 import type { AccessTokenClaims, NonceSource, VerifierOptions } from '../src/index.js'
 import {
   ISSUER,
@@ -193,9 +198,10 @@ describe('with nonces, the replay entry lives no longer than the nonce (NonceSou
     return (consume.mock.calls[0] as unknown as [string, number])[1]
   }
 
-  it('stores the nonce expiry when it is earlier than iat + max age + skew', async () => {
+  it('stores the nonce expiry + skew when it is earlier than iat + max age + skew', async () => {
     const nonceEnd = NOW_MS + 20_000
-    expect(await storedExpiry(nonceEnd)).toBe(nonceEnd)
+    // The skew is added on this path too: the store's clock may be ahead by that much.
+    expect(await storedExpiry(nonceEnd)).toBe(nonceEnd + SKEW * 1000)
   })
 
   it('stores iat + max age + skew when that is earlier than the nonce expiry', async () => {
@@ -221,14 +227,101 @@ describe('with nonces, the replay entry lives no longer than the nonce (NonceSou
     await verifier.verify(request(token, await proofFor(alice, token, message, { nonce }), message))
     const stored = (consume.mock.calls[0] as unknown as [string, number])[1]
     const nonceEnd = source.expiresAt(nonce)!
-    expect(nonceEnd).toBeLessThan((NOW + 60 + 5) * 1000)
-    expect(stored).toBe(nonceEnd)
+    expect(nonceEnd + 5000).toBeLessThan((NOW + 60 + 5) * 1000)
+    expect(stored).toBe(nonceEnd + 5000)
   })
 
   it('rejects a nonce source whose expiresAt is not a function', () => {
     expect(() =>
       setup({ nonce: { current: () => 'n', check: () => true, expiresAt: 5 as never } }),
     ).toThrow(/expiresAt must be a function/)
+  })
+})
+
+describe("VerifiedCall.acceptedUntil: until when the verifier accepts the call's token", () => {
+  const EXP = NOW + 100
+
+  /** Verifies a fresh proof for `token` at `ms` (the proof's iat is that moment too). */
+  async function callAt(v: ReturnType<typeof setup>, token: string, ms: number) {
+    return call(v, token, Math.floor(ms / 1000))
+  }
+
+  it('is (exp + the configured clockSkewSeconds) * 1000, not the default tolerance', async () => {
+    const token = await as.token(aliceJkt, { exp: EXP })
+    const verified = await call(setup({ clockSkewSeconds: 7 }), token)
+    expect(verified.acceptedUntil).toBe((EXP + 7) * 1000)
+  })
+
+  it('uses DEFAULT_CLOCK_SKEW_SECONDS when no tolerance is configured', async () => {
+    const token = await as.token(aliceJkt, { exp: EXP })
+    const verified = await call(setup(), token)
+    expect(verified.acceptedUntil).toBe((EXP + DEFAULT_CLOCK_SKEW_SECONDS) * 1000)
+    expect(Object.isFrozen(verified)).toBe(true)
+  })
+
+  it('is the moment the verifier starts refusing the token, on a fresh and on a cached path', async () => {
+    for (const skew of [0, 7, 30]) {
+      const token = await as.token(aliceJkt, { exp: EXP })
+      let now = NOW_MS
+      const options = { clockSkewSeconds: skew, clock: () => now }
+      const cached = setup(options)
+      const { acceptedUntil } = await call(cached, token)
+      now = acceptedUntil - 1
+      await expect(callAt(cached, token, now), `skew ${skew}, cached`).resolves.toBeDefined()
+      await expect(callAt(setup(options), token, now), `skew ${skew}, fresh`).resolves.toBeDefined()
+      now = acceptedUntil
+      await refusedWith(callAt(cached, token, now), 'ERR_INVALID_TOKEN', /expired/)
+      await refusedWith(callAt(setup(options), token, now), 'ERR_INVALID_TOKEN', /expired/)
+    }
+  })
+})
+
+describe('a replay store whose clock runs ahead of the verifier (within the skew) still refuses a replay', () => {
+  const SKEW = 5
+  const STORE_AHEAD_MS = 1000
+
+  /** A verifier on a clock the test moves (`time.now`), and a real memory store 1 s ahead of it. */
+  function skewedStore(time: { now: number }, nonce?: NonceSource) {
+    const replay = new MemoryReplayStore({ clock: () => time.now + STORE_AHEAD_MS })
+    return setup({
+      clock: () => time.now,
+      replay,
+      clockSkewSeconds: SKEW,
+      proofMaxAgeSeconds: 60,
+      ...(nonce !== undefined && { nonce }),
+    })
+  }
+
+  it('with nonces: the proof replayed just before its nonce goes stale is refused', async () => {
+    const time = { now: NOW_MS }
+    // The nonce source runs on the verifier's clock (it is part of the same instance).
+    const nonce = createNonceSource({
+      secret: new Uint8Array(32).fill(9),
+      windowSeconds: 10,
+      clock: () => time.now,
+    })
+    const verifier = skewedStore(time, nonce)
+    const token = await as.token(aliceJkt)
+    const message = toolCall()
+    const current = await nonce.current()
+    const proof = await proofFor(alice, token, message, { nonce: current })
+    await verifier.verify(request(token, proof, message))
+    // Half a second before the nonce goes stale by the verifier's clock: the proof still passes
+    // every other check, and the store, 1 s ahead, is already past the nonce's expiry.
+    time.now = nonce.expiresAt(current)! - 500
+    expect(await nonce.check(current)).toBe(true)
+    await refusedWith(verifier.verify(request(token, proof, message)), 'ERR_REPLAY')
+  })
+
+  it('without nonces: the proof replayed just before its iat window closes is refused', async () => {
+    const time = { now: NOW_MS }
+    const verifier = skewedStore(time)
+    const token = await as.token(aliceJkt)
+    const message = toolCall()
+    const proof = await proofFor(alice, token, message)
+    await verifier.verify(request(token, proof, message))
+    time.now = (NOW + 60) * 1000 - 500
+    await refusedWith(verifier.verify(request(token, proof, message)), 'ERR_REPLAY')
   })
 })
 

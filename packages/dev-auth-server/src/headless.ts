@@ -1,3 +1,4 @@
+import { isLoopbackHost } from '@callproof/core'
 import { DEV_REDIRECT_URI } from './server.js'
 import { DEV_MFA_CODE, findUser } from './users.js'
 
@@ -61,8 +62,6 @@ interface StoredCookie {
   value: string
   path: string
 }
-
-const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost'])
 
 /**
  * The headless path for automated tests and demos: signs in as a development test user by driving
@@ -132,7 +131,7 @@ export function devInteraction(options: DevInteractionOptions): DevInteraction {
       url.protocol === target.protocol &&
       url.hostname === target.hostname &&
       url.pathname === target.pathname &&
-      (url.port === target.port || LOOPBACK.has(target.hostname))
+      (url.port === target.port || isLoopbackHost(target.hostname))
     )
   }
 
@@ -166,7 +165,7 @@ export function devInteraction(options: DevInteractionOptions): DevInteraction {
     let body: URLSearchParams | undefined
     let lastForm: string | undefined
     for (let step = 0; step < maxSteps; step++) {
-      if (!LOOPBACK.has(current.hostname)) {
+      if (!isLoopbackHost(current.hostname)) {
         throw new DevInteractionError(
           `devInteraction only talks to loopback hosts, not ${current.host}`,
         )

@@ -256,6 +256,20 @@ describe('the headless driver', () => {
     ).rejects.toBeInstanceOf(DevInteractionError)
   })
 
+  it('refuses hosts that only look local (core isLoopbackHost decides), before any request', async () => {
+    for (const url of [
+      'http://0.0.0.0:9/auth',
+      'http://[::]:9/auth',
+      'http://localhost.example/auth',
+      'http://127.0.0.1.nip.io/auth',
+    ]) {
+      await expect(
+        devInteraction({ user: 'alice' }).authorize(new URL(url), { reason: 'authorize' }),
+        url,
+      ).rejects.toThrow(/only talks to loopback hosts/)
+    }
+  })
+
   it('reports a wrong password instead of looping', async () => {
     const client = await TestClient.create(server.issuer)
     const { url } = await client.authorizationUrl()

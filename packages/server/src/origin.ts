@@ -10,6 +10,8 @@
  * @module
  */
 
+import { isLoopbackHost } from '@callproof/core'
+
 /** What requests may name in `Host` and `Origin`. */
 export interface OriginPolicy {
   /**
@@ -24,36 +26,35 @@ export interface OriginPolicy {
   readonly allowedOrigins: readonly string[]
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost'])
-
-/** True for 127.0.0.1, ::1 and localhost, the names DNS rebinding attacks aim at. *
- * @example
- * ```ts
- * isLoopbackHost(new URL('http://[::1]:3000/mcp').hostname) // true
- * ```
+/**
+ * `isLoopbackHost` is core's (one definition for every package); re-exported here because this
+ * package's barrel has always exported it.
  */
-export function isLoopbackHost(hostname: string): boolean {
-  return LOOPBACK.has(hostname.toLowerCase())
-}
+export { isLoopbackHost }
+
+/** The loopback names a browser on this machine may use for a local server, besides its own. */
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]']
 
 /**
  * The default policy for a resource: its own origin may call it; when the resource lives on a
- * loopback address, `Host` must name that address (any loopback name with the same port).
+ * loopback host ({@link isLoopbackHost}), `Host` must name a loopback host with the same port:
+ * the resource's own host name, `127.0.0.1`, `localhost` or `[::1]`.
  *
  * @example
  * ```ts
  * defaultOriginPolicy('http://127.0.0.1:3000/mcp')
- * // { allowedOrigins: ['http://127.0.0.1:3000'], allowedHosts: ['127.0.0.1:3000', 'localhost:3000', '[::1]:3000'] }
+ * // { allowedOrigins: ['http://127.0.0.1:3000', …], allowedHosts: ['127.0.0.1:3000', 'localhost:3000', '[::1]:3000'] }
  * ```
  */
 export function defaultOriginPolicy(resource: string): OriginPolicy {
   const url = new URL(resource)
   if (!isLoopbackHost(url.hostname)) return { allowedOrigins: [url.origin] }
   const port = url.port === '' ? '' : `:${url.port}`
-  const hosts = [...LOOPBACK].map((name) => `${name}${port}`)
+  // The resource's own name first: a server on 127.0.0.2 or app.localhost is reached by that name.
+  const names = [...new Set([url.hostname, ...LOOPBACK_NAMES])]
   return {
-    allowedOrigins: [...LOOPBACK].map((name) => `${url.protocol}//${name}${port}`),
-    allowedHosts: hosts,
+    allowedOrigins: names.map((name) => `${url.protocol}//${name}${port}`),
+    allowedHosts: names.map((name) => `${name}${port}`),
   }
 }
 
