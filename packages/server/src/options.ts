@@ -8,12 +8,7 @@
  *
  * @module
  */
-import {
-  CallproofError,
-  DEFAULT_CLOCK_SKEW_SECONDS,
-  MemoryReplayStore,
-  createVerifier,
-} from '@callproof/core'
+import { CallproofError, MemoryReplayStore, createVerifier } from '@callproof/core'
 import type {
   ChallengeContext,
   NonceSource,
@@ -137,8 +132,6 @@ export interface CallproofConfig {
   readonly bodyLimit: number
   readonly originPolicy: OriginPolicy
   readonly clock: () => number
-  /** How long past `exp` the verifier still accepts a token, in seconds. */
-  readonly clockSkewSeconds: number
   readonly jsonResponse: boolean
   /** What every challenge names: the metadata URL and the accepted proof algorithms. */
   readonly challenge: ChallengeContext
@@ -239,7 +232,6 @@ export function configure(options: CallproofOptions): CallproofConfig {
     bodyLimit,
     originPolicy,
     clock,
-    clockSkewSeconds: options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS,
     jsonResponse: options.jsonResponse ?? true,
     challenge: Object.freeze({ resourceMetadata: metadataUrl, algs: algorithms }),
     metadata: protectedResourceMetadata({

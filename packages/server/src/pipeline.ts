@@ -203,7 +203,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       now: clock(),
       // Until the verifier stops accepting the token (exp + tolerance), not just until exp: an
       // approval forgotten earlier could be used again by a token that still passes.
-      tokenExpiresAt: (call.token.claims.exp + config.clockSkewSeconds) * 1000,
+      tokenExpiresAt: call.acceptedUntil,
     })
     if (!decision.allow) throw decision.error
     if (decision.approval === undefined) return { reason: decision.reason }
