@@ -66,10 +66,21 @@ export function assertSecureUrl(value: string, what: string): URL {
   } catch {
     throw new TypeError(`${what} ${JSON.stringify(value)} is not an absolute URL`)
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isPlainLoopback(url.hostname))) {
     throw new TypeError(`${what} ${url.href} must use https (http is allowed on loopback only)`)
   }
   return url
+}
+
+/**
+ * Loopback that no resolver is asked about: an address literal, or `localhost` itself (every
+ * hosts file names it). A name under `.localhost` is loopback by RFC 6761, but Node hands it to
+ * the system resolver, which may ask DNS; whoever answers would then serve the keys we trust, in
+ * the clear. So keys travel over http only to these.
+ */
+function isPlainLoopback(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/\.$/, '')
+  return isLoopbackHost(name) && (name === 'localhost' || !/\.localhost$|^[a-z]/.test(name))
 }
 
 /**

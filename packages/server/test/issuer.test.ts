@@ -2,7 +2,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { jwtVerify } from 'jose'
-import { createIssuerKeys, discoverIssuer, discoveryUrls } from '../src/index.js'
+import { assertSecureUrl, createIssuerKeys, discoverIssuer, discoveryUrls } from '../src/index.js'
 import { startIssuer } from './helpers/issuer.js'
 import type { TestIssuer } from './helpers/issuer.js'
 
@@ -11,6 +11,29 @@ beforeAll(async () => {
   issuer = await startIssuer()
 })
 afterAll(async () => issuer.close())
+
+describe('assertSecureUrl', () => {
+  it('lets keys travel over http only to loopback that no resolver is asked about', () => {
+    for (const ok of [
+      'http://127.0.0.1:4000',
+      'http://127.1.2.3',
+      'http://[::1]:4000',
+      'http://localhost:4000',
+      'http://LOCALHOST.',
+      'https://as.example',
+    ]) {
+      expect(() => assertSecureUrl(ok, 'issuer'), ok).not.toThrow()
+    }
+    // Loopback by RFC 6761, but Node asks the system resolver, which may ask DNS.
+    for (const refused of [
+      'http://as.localhost:4000',
+      'http://a.b.localhost',
+      'http://as.example',
+    ]) {
+      expect(() => assertSecureUrl(refused, 'issuer'), refused).toThrow(/must use https/)
+    }
+  })
+})
 
 describe('discovery', () => {
   it('derives RFC 8414 (path-inserted) then OpenID (appended) URLs', () => {
