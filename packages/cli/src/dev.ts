@@ -4,7 +4,7 @@
  * authorization server alone, issuing tokens for the team's own MCP server.
  */
 import type { DevResource } from '@callproof/dev-auth-server'
-import { isLoopbackHost } from '@callproof/server'
+import { isLoopbackHost } from '@callproof/core'
 import type { AuditSink } from '@callproof/server'
 import { parse, portOption } from './args.js'
 import { UsageError, progress, style } from './io.js'

@@ -46,7 +46,7 @@ export {
   protectedResourceMetadata,
 } from './metadata.js'
 export type { ProtectedResourceMetadata, ProtectedResourceMetadataInput } from './metadata.js'
-export { checkOrigin, defaultOriginPolicy, isLoopbackHost } from './origin.js'
+export { checkOrigin, defaultOriginPolicy } from './origin.js'
 export type { OriginPolicy } from './origin.js'
 export { jsonLinesSink, memorySink } from './audit.js'
 export type { AuditEvent, AuditSink, TextWritable } from './audit.js'

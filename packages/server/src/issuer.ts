@@ -10,7 +10,7 @@
  */
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt } from 'jose'
 import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose'
-import { isLoopbackHost } from './origin.js'
+import { isLoopbackHost } from '@callproof/core'
 
 /** The fields of RFC 8414 / OpenID Connect Discovery metadata callproof reads. */
 export interface AuthorizationServerMetadata {

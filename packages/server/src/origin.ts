@@ -26,12 +26,6 @@ export interface OriginPolicy {
   readonly allowedOrigins: readonly string[]
 }
 
-/**
- * `isLoopbackHost` is core's (one definition for every package); re-exported here because this
- * package's barrel has always exported it.
- */
-export { isLoopbackHost }
-
 /** The loopback names a browser on this machine may use for a local server, besides its own. */
 const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]']
 

@@ -1,7 +1,8 @@
 /** The origin policy of a loopback resource, on core's one definition of loopback. */
 import * as core from '@callproof/core'
 import { describe, expect, it } from 'vitest'
-import { checkOrigin, defaultOriginPolicy, isLoopbackHost } from '../src/index.js'
+import { isLoopbackHost } from '@callproof/core'
+import { checkOrigin, defaultOriginPolicy } from '../src/index.js'
 
 const post = (url: string, headers: Record<string, string>) =>
   new Request(url, { method: 'POST', headers })
