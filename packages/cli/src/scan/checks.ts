@@ -59,6 +59,14 @@ export interface ScanOptions {
   readonly log?: WireLog
 }
 
+/** The target is not something to scan (it redirects elsewhere). */
+export class ScanTargetError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = this.constructor.name
+  }
+}
+
 /** The MCP revision announced when the server names none. */
 const PROTOCOL_VERSION = '2025-11-25'
 
@@ -177,6 +185,12 @@ export async function runScan(options: ScanOptions): Promise<ScanReport> {
 
   // unauthenticated-access: no credentials at all.
   const anon = await openSession(anonymous)
+  if (anon.init.status >= 300 && anon.init.status < 400) {
+    // Followed, a redirect could lead the callers' credentials anywhere: scan its target instead.
+    throw new ScanTargetError(
+      `${url} redirects (${anon.init.status}) to ${anon.init.redirect ?? 'nowhere'}; not followed — scan that URL if you trust it`,
+    )
+  }
   const openProbes: string[] = []
   if (served(anon.init)) {
     for (const probe of probes) {

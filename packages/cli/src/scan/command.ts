@@ -8,7 +8,7 @@ import { CliError, UsageError, style } from '../io.js'
 import type { Io } from '../io.js'
 import { loginCaller, tokenCaller } from './callers.js'
 import type { ScanCaller } from './callers.js'
-import { runScan } from './checks.js'
+import { ScanTargetError, runScan } from './checks.js'
 import type { ScanProbe, ScanReport } from './checks.js'
 import { formatScanReport } from './format.js'
 import { escapeUntrustedForScan } from './untrusted.js'
@@ -208,6 +208,8 @@ function couldNotRun(error: unknown, url: URL): CliError {
   if (/TimeoutError|aborted due to timeout/.test(text)) {
     return new CliError(`${url.href} did not answer within 10 s`, { exitCode: 2, cause: error })
   }
+  if (error instanceof ScanTargetError)
+    return new CliError(error.message, { exitCode: 2, cause: error })
   const first = error instanceof Error ? error.message : String(error)
   const dev = chain.find((e) => (e as Error).name === 'DevInteractionError')
   return new CliError(

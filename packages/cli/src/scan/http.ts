@@ -153,7 +153,9 @@ export function describeAnswer(answer: Answer): string {
     if (answer.rpc.error.message !== undefined) {
       parts.push(escapeUntrustedForScan(answer.rpc.error.message, 80))
     }
-  } else if (answer.description !== undefined) parts.push(answer.description)
+  } else if (answer.description !== undefined && answer.description !== answer.challenge) {
+    parts.push(answer.description)
+  }
   if (answer.redirect !== undefined) parts.push(`redirect to ${answer.redirect}, not followed`)
   if (answer.truncated === true) parts.push('(answer cut at 1 MiB)')
   return parts.join(' ')
