@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { freePort, main, memoryIo, startStack } from '../src/index.js'
 import type { Stack } from '../src/index.js'
 import type { ScanReport } from '../src/scan/checks.js'
+import { boundedFetch } from '../src/scan/http.js'
 import { escapeUntrustedForScan } from '../src/scan/untrusted.js'
 import { startSdkServer } from './scan-servers.js'
 
@@ -201,6 +202,39 @@ describe('callproof scan: the command line, the wire and untrusted text', () => 
     } finally {
       other.close()
       redirecting.close()
+    }
+  })
+
+  it('bounds every answer in size and every request in time', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 'x')
+    let hanging: (() => void) | undefined
+    const server = createServer((req, res) => {
+      if (req.url === '/hang') {
+        hanging = () => res.end()
+        return
+      }
+      // An endless answer: the scanner must stop reading, not the server stop writing.
+      res.writeHead(200, { 'content-type': 'application/json' })
+      const more = () => {
+        while (res.write(chunk)) if (res.destroyed) return
+        if (!res.destroyed) res.once('drain', more)
+      }
+      res.on('close', () => res.destroy())
+      more()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const { code, stdout } = await scan([`${origin}/mcp`, '--json'])
+      expect(code).toBe(0)
+      const report = JSON.parse(stdout) as ScanReport
+      expect(report.checks[0]?.detail).toContain('200 (answer over 1 MiB, not read)')
+      const slow = boundedFetch(fetch, { timeoutMs: 200 })
+      await expect(slow(`${origin}/hang`)).rejects.toMatchObject({ name: 'TimeoutError' })
+    } finally {
+      hanging?.()
+      server.closeAllConnections()
+      server.close()
     }
   })
 

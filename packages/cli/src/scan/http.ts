@@ -49,9 +49,13 @@ export type WireLog = (line: string) => void
  * redirect, and yields a body of at most {@link MAX_ANSWER_BYTES}. The `init` is passed on
  * otherwise unchanged (the callproof client's SSRF guard travels in it).
  */
-export function boundedFetch(base: typeof fetch = fetch): typeof fetch {
+export function boundedFetch(
+  base: typeof fetch = fetch,
+  limits: { readonly timeoutMs?: number; readonly maxBytes?: number } = {},
+): typeof fetch {
+  const maxBytes = limits.maxBytes ?? MAX_ANSWER_BYTES
   return async (input, init) => {
-    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+    const timeout = AbortSignal.timeout(limits.timeoutMs ?? REQUEST_TIMEOUT_MS)
     const signal = init?.signal == null ? timeout : AbortSignal.any([init.signal, timeout])
     const response = await base(input, { ...init, signal, redirect: 'manual' })
     if (response.body === null) return response
@@ -59,8 +63,8 @@ export function boundedFetch(base: typeof fetch = fetch): typeof fetch {
     const limit = new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         seen += chunk.byteLength
-        if (seen > MAX_ANSWER_BYTES) {
-          controller.error(new AnswerTooLargeError())
+        if (seen > maxBytes) {
+          controller.error(new AnswerTooLargeError(maxBytes))
           return
         }
         controller.enqueue(chunk)
@@ -76,8 +80,8 @@ export function boundedFetch(base: typeof fetch = fetch): typeof fetch {
 
 /** An answer body over {@link MAX_ANSWER_BYTES}. */
 export class AnswerTooLargeError extends Error {
-  constructor() {
-    super(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`)
+  constructor(maxBytes = MAX_ANSWER_BYTES) {
+    super(`the answer is larger than ${maxBytes} bytes`)
     this.name = this.constructor.name
   }
 }
@@ -157,7 +161,7 @@ export function describeAnswer(answer: Answer): string {
     parts.push(answer.description)
   }
   if (answer.redirect !== undefined) parts.push(`redirect to ${answer.redirect}, not followed`)
-  if (answer.truncated === true) parts.push('(answer cut at 1 MiB)')
+  if (answer.truncated === true) parts.push('(answer over 1 MiB, not read)')
   return parts.join(' ')
 }
 
