@@ -140,7 +140,7 @@ function toolNames(list: Answer | undefined): string {
   const tools = (list?.rpc?.result as { tools?: { name?: unknown }[] } | undefined)?.tools
   if (!Array.isArray(tools)) return 'no tool list'
   const names = tools.slice(0, 5).map((t) => escapeUntrustedForScan(t.name, 40))
-  const more = tools.length > 5 ? `, … (${tools.length} in all)` : ''
+  const more = tools.length > 5 ? ` and ${tools.length - 5} more` : ''
   return `${tools.length} tool${tools.length === 1 ? '' : 's'}: ${names.join(', ')}${more}`
 }
 

@@ -2,12 +2,14 @@
  * The scan's report for people: one line per check, a summary, and what each finding means and
  * how callproof closes it. Details are already escaped by the checks; only the layout is here.
  */
-import { style } from '../io.js'
+import { style, wrap } from '../io.js'
 import type { Io } from '../io.js'
 import type { ScanCheckId, ScanReport, ScanStatus } from './checks.js'
 import { escapeUntrustedForScan } from './untrusted.js'
 
 const THREAT_MODEL = 'docs/threat-model.md'
+/** Width of a check's detail before it wraps (the whole line stays within 100 columns). */
+const DETAIL_WIDTH = 54
 
 /** What a finding means, how callproof closes it, and where the threat model explains it. */
 export const SCAN_FINDINGS: Readonly<
@@ -81,11 +83,13 @@ export function formatScanReport(
   )
   lines.push('')
   const width = Math.max(...report.checks.map((c) => c.id.length))
+  const indent = ' '.repeat(2 + 12 + 2 + width + 2)
   for (const check of report.checks) {
     const [label, colour] = MARK[check.status]
-    lines.push(
-      `  ${style(io, colour, label.padEnd(12))}  ${check.id.padEnd(width)}  ${check.detail}`,
-    )
+    // The detail wraps under itself, so that the verdicts stay one column a reader runs down.
+    const [first = '', ...more] = wrap(check.detail, DETAIL_WIDTH)
+    lines.push(`  ${style(io, colour, label.padEnd(12))}  ${check.id.padEnd(width)}  ${first}`)
+    for (const line of more) lines.push(`${indent}${line}`)
   }
   const count = (s: ScanStatus) => report.checks.filter((c) => c.status === s).length
   const vulnerable = count('vulnerable')
@@ -99,20 +103,18 @@ export function formatScanReport(
     lines.push(style(io, 'bold', 'What the findings mean'))
     for (const finding of findings) {
       const f = SCAN_FINDINGS[finding.id]
-      lines.push(`  ${style(io, 'red', finding.id)}: ${f.means}`)
-      lines.push(`    callproof closes it: ${f.closed}`)
+      const [means = '', ...more] = wrap(`${finding.id}: ${f.means}`, 96)
+      lines.push(`  ${style(io, 'red', finding.id)}${means.slice(finding.id.length)}`)
+      for (const line of more) lines.push(`    ${line}`)
+      for (const line of wrap(`callproof closes it: ${f.closed}`, 94)) lines.push(`    ${line}`)
       lines.push(`    ${style(io, 'dim', `see ${f.threat}`)}`)
     }
   }
   if (count('skipped') > 0) {
     lines.push('')
-    lines.push(
-      style(
-        io,
-        'dim',
-        'Skipped checks need more: a caller (--token or --login), a harmless tool (--probe), a second caller of another user; docs/guides/scanning.md says which needs what.',
-      ),
-    )
+    const hint =
+      'Skipped checks need more: a caller (--token or --login), a harmless tool (--probe), a second caller of another user; docs/guides/scanning.md says which needs what.'
+    for (const line of wrap(hint, 98)) lines.push(style(io, 'dim', line))
   }
   return lines.join('\n')
 }
