@@ -297,7 +297,7 @@ export async function runScan(options: ScanOptions): Promise<ScanReport> {
       verdict(
         id,
         'skipped',
-        'needs --probe <tool>: a tool that is harmless to call (it is called up to three times)',
+        'needs --probe <tool>: a tool that is harmless to call (it may run up to three times)',
       )
     }
   } else {

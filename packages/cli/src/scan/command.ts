@@ -33,7 +33,8 @@ Options:
                        a second --user is caller B
   --probe <tool>[=<json>]
                        a harmless tool to call, with its arguments as a JSON object ({}
-                       when none); the replay and binding checks call it up to three times
+                       when none); it may run up to three times (as caller A, replayed,
+                       with an extra argument) and once without credentials
   --json               print one JSON object: { target, checks: [{ id, status, detail }] }
   --verbose            say on stderr what was sent and what came back (secrets named, not shown)
   -h, --help           show this help
