@@ -9,6 +9,7 @@ import { loadDevAuthServer } from '../stack.js'
 import { AGENT_METADATA } from '../trace.js'
 import { boundedFetch, describeAnswer, describeRequest, readAnswer, sendRaw } from './http.js'
 import type { Answer, WireLog, WireRequest } from './http.js'
+import { escapeUntrustedForScan } from './untrusted.js'
 
 /** One caller of the scan: caller A, and optionally caller B. */
 export interface ScanCaller {
@@ -117,7 +118,7 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
     const isCall = request.method === 'POST' && request.url === url
     if (!isCall) {
       log?.(
-        `→ ${request.method} ${request.url} (caller ${options.name}'s client: discovery or sign-in)`,
+        `→ ${request.method} ${escapeUntrustedForScan(request.url, 160)} (caller ${options.name}'s client: discovery or sign-in)`,
       )
       return bounded(input, init)
     }
@@ -164,10 +165,17 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
       return { answer, wire: last }
     },
     sign: async (message, headers) => {
-      const held = new Promise<WireRequest>((resolve) => (hold = resolve))
-      const response = await post(message, headers)
-      await response.body?.cancel()
-      return held
+      let signed: WireRequest | undefined
+      hold = (wire) => (signed = wire)
+      try {
+        const response = await post(message, headers)
+        await response.body?.cancel()
+      } finally {
+        // Never left armed: the next request of this caller must really be sent.
+        hold = undefined
+      }
+      if (signed === undefined) throw new Error(`caller ${options.name}'s client signed nothing`)
+      return signed
     },
     token: () => accessToken,
     close: async () => {

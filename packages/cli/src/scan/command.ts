@@ -125,6 +125,18 @@ export async function scanCommand(argv: string[], io: Io): Promise<number> {
       'scan',
     )
   }
+  if (users.length === 2 && users[0] === users[1]) {
+    throw new UsageError(
+      'caller B must be another user than caller A (two different --user)',
+      'scan',
+    )
+  }
+  if (tokens.length === 2 && tokens[0] === tokens[1]) {
+    throw new UsageError(
+      'the two --token values are the same token: caller B needs its own',
+      'scan',
+    )
+  }
   for (const token of tokens) {
     if (!/^[\x21-\x7e]+$/.test(token)) {
       throw new UsageError(
