@@ -17,6 +17,7 @@ declare module 'express' {
   export interface Application {
     use(...handlers: RequestHandler[]): Application
     post(path: string, ...handlers: RequestHandler[]): Application
+    get(path: string, ...handlers: RequestHandler[]): Application
     listen(port: number, host: string): Server
   }
   interface Express {

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { main, memoryIo } from '../src/index.js'
 import type { ScanReport } from '../src/scan/checks.js'
-import { startSdkServer } from './scan-servers.js'
+import { startAuthServer } from '../src/index.js'
+import { startPlainDpopServer, startSdkServer } from './scan-servers.js'
 import type { SdkServer, SdkServerKind } from './scan-servers.js'
 
 let server: SdkServer | undefined
@@ -131,6 +132,26 @@ describe('callproof scan against plain MCP SDK v1 servers', () => {
       expect(bearer.callsRun).not.toContain('erase_everything')
     } finally {
       await bearer.close()
+    }
+  })
+})
+
+describe('callproof scan against a plain RFC 9449 DPoP server (SDK + jose, no callproof)', () => {
+  it('finds only call-not-bound: RFC 9449 proofs do not cover the request body', async () => {
+    const dpop = await startPlainDpopServer()
+    const auth = await startAuthServer({ resources: [{ uri: dpop.url, scopes: ['notes:read'] }] })
+    try {
+      await dpop.trust(auth.issuer)
+      const args = [dpop.url, '--login', '--user', 'alice', '--user', 'bob', '--probe', 'ping']
+      const { code, report } = await scan(args)
+      expect(findings(report)).toEqual(['call-not-bound'])
+      expect(report.checks.filter((c) => c.status === 'ok')).toHaveLength(6)
+      expect(code).toBe(1)
+      // It ran for caller A and, with the changed arguments, once more; the replayed copy did not.
+      expect(dpop.callsRun).toEqual(['ping', 'ping'])
+    } finally {
+      await auth.close()
+      await dpop.close()
     }
   })
 })

@@ -175,3 +175,143 @@ export async function startSdkServer(
     },
   }
 }
+
+/** A running {@link startPlainDpopServer}. */
+export interface PlainDpopServer {
+  readonly url: string
+  /** Trust the authorization server at `issuer` (started after the server, for its resource URI). */
+  trust(issuer: string): Promise<void>
+  /** The tool name of every `tools/call` that ran. */
+  readonly callsRun: string[]
+  close(): Promise<void>
+}
+
+/**
+ * A correct RFC 9449 DPoP server on the plain SDK and jose, no callproof: JWT access tokens from
+ * the authorization server (issuer, audience, `cnf.jkt`), a proof on every request (`typ`,
+ * signature by its embedded key, `htm`, `htu`, `iat` window, `ath`, the key's thumbprint equal to
+ * `cnf.jkt`), each proof's `jti` accepted once, sessions tied to their subject. What RFC 9449
+ * does not cover is the request body: nothing ties a proof to the call it came with.
+ */
+export async function startPlainDpopServer(): Promise<PlainDpopServer> {
+  const { EmbeddedJWK, base64url, calculateJwkThumbprint, createRemoteJWKSet, jwtVerify } =
+    await import('jose')
+  const { createHash } = await import('node:crypto')
+  let issuer = ''
+  let keys: ReturnType<typeof createRemoteJWKSet> | undefined
+  const seen = new Set<string>()
+  const callsRun: string[] = []
+  const transports = new Map<string, StreamableHTTPServerTransport>()
+  const owners = new Map<string, string>()
+  let url = ''
+
+  const refuse = (res: Response, error: string, why: string) =>
+    res
+      .set(
+        'WWW-Authenticate',
+        `DPoP error="${error}", algs="ES256", resource_metadata="${new URL(url).origin}/.well-known/oauth-protected-resource/mcp"`,
+      )
+      .status(401)
+      .json({ error, error_description: why })
+
+  const dpop: RequestHandler = async (req, res, next) => {
+    const [scheme, token] = (req.headers.authorization ?? '').split(' ')
+    const proof = req.headers.dpop
+    if (scheme?.toLowerCase() !== 'dpop' || token === undefined || keys === undefined) {
+      return refuse(res, 'invalid_token', 'a DPoP token is required')
+    }
+    if (typeof proof !== 'string') return refuse(res, 'invalid_dpop_proof', 'no proof')
+    let claims: { sub?: string; cnf?: { jkt?: string } }
+    try {
+      claims = (await jwtVerify(token, keys, { issuer, audience: url })).payload
+    } catch {
+      return refuse(res, 'invalid_token', 'the token does not verify')
+    }
+    try {
+      const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, {
+        typ: 'dpop+jwt',
+        algorithms: ['ES256'],
+      })
+      const ath = base64url.encode(createHash('sha256').update(token).digest())
+      const jkt = await calculateJwkThumbprint(protectedHeader.jwk ?? {})
+      const age = Date.now() / 1000 - Number(payload.iat)
+      const jti = String(payload.jti)
+      if (payload.htm !== 'POST' || payload.htu !== url || payload.ath !== ath) throw new Error()
+      if (!(age < 60 && age > -5) || jkt !== claims.cnf?.jkt || seen.has(`${jkt}:${jti}`)) {
+        throw new Error()
+      }
+      seen.add(`${jkt}:${jti}`)
+    } catch {
+      return refuse(res, 'invalid_dpop_proof', 'the proof does not verify')
+    }
+    const id = req.headers['mcp-session-id']
+    if (typeof id === 'string' && owners.get(id) !== claims.sub) {
+      return res.status(404).json({ error: 'no such session' })
+    }
+    req.auth = { token, clientId: 'client', scopes: [], extra: { sub: claims.sub } }
+    next()
+  }
+
+  const mcp: RequestHandler = async (req, res) => {
+    const id = req.headers['mcp-session-id']
+    if (typeof id === 'string') {
+      const transport = transports.get(id)
+      if (transport === undefined) return res.status(404).json({ error: 'no such session' })
+      return transport.handleRequest(req, res, req.body)
+    }
+    if (!isInitializeRequest(req.body)) return res.status(400).json({ error: 'initialize first' })
+    const sub = String(req.auth?.extra?.sub ?? '')
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      enableJsonResponse: true,
+      onsessioninitialized: (sessionId) => {
+        transports.set(sessionId, transport)
+        owners.set(sessionId, sub)
+      },
+    })
+    const server = new McpServer({ name: 'plain-dpop', version: '0.0.0' })
+    server.registerTool('ping', { description: 'answers pong' }, () => {
+      callsRun.push('ping')
+      return { content: [{ type: 'text' as const, text: 'pong' }] }
+    })
+    await server.connect(transport)
+    return transport.handleRequest(req, res, req.body)
+  }
+
+  const app = express()
+  app.get('/.well-known/oauth-protected-resource/mcp', (_req, res) =>
+    res.json({
+      resource: url,
+      authorization_servers: [issuer],
+      scopes_supported: ['notes:read'],
+      dpop_bound_access_tokens_required: true,
+      dpop_signing_alg_values_supported: ['ES256'],
+    }),
+  )
+  app.use(express.json({ limit: '1mb' }))
+  app.post('/mcp', dpop, mcp)
+  const http = app.listen(0, '127.0.0.1')
+  await new Promise<void>((resolve, reject) => {
+    http.once('listening', resolve)
+    http.once('error', reject)
+  })
+  url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`
+  return {
+    url,
+    callsRun,
+    trust: async (at) => {
+      issuer = at
+      const metadata = (await (
+        await fetch(`${at}/.well-known/oauth-authorization-server`)
+      ).json()) as { jwks_uri: string }
+      keys = createRemoteJWKSet(new URL(metadata.jwks_uri))
+    },
+    close: async () => {
+      await Promise.all([...transports.values()].map((t) => t.close()))
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve())
+        http.closeAllConnections()
+      })
+    },
+  }
+}
