@@ -3,6 +3,7 @@
  * (`--token`), or a callproof client that obtains its own credentials (`--login`), with a DPoP key
  * of its own, so that checks needing a proof of possession can run against DPoP servers.
  */
+import { execFile } from 'node:child_process'
 import { createCallproofFetch, systemBrowserInteraction } from '@callproof/client'
 import type { Interaction } from '@callproof/client'
 import { loadDevAuthServer } from '../stack.js'
@@ -83,6 +84,25 @@ export interface LoginCallerOptions {
   readonly log?: WireLog
   /** Where the system-browser sign-in prints its URL. */
   readonly say: (line: string) => void
+  /**
+   * Opens the authorization URL when there is no `user` (default: the program in `$BROWSER`,
+   * else the system browser).
+   */
+  readonly openUrl?: (url: string) => Promise<void>
+  /** `$BROWSER`, when set. */
+  readonly browser?: string
+}
+
+/** Opens `url` with the program named in `$BROWSER`, never through a shell. */
+function openWith(command: string): (url: string) => Promise<void> {
+  return (url) =>
+    new Promise((resolve, reject) => {
+      const child = execFile(command, [url], { shell: false }, (error) => {
+        if (error !== null) reject(error)
+      })
+      // The browser may keep running; it only has to have started.
+      child.once('spawn', () => resolve())
+    })
 }
 
 /**
@@ -98,11 +118,17 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
     const { devInteraction } = await loadDevAuthServer()
     interaction = devInteraction({ user: options.user })
   } else {
+    const open =
+      options.openUrl ??
+      (options.browser === undefined || options.browser === ''
+        ? undefined
+        : openWith(options.browser))
     const browser = systemBrowserInteraction({
       allowLoopbackHttp: options.development,
+      ...(open === undefined ? {} : { open }),
       onUrl: (authorizationUrl) =>
         options.say(
-          `  caller ${options.name}: open this URL to sign in:\n  ${authorizationUrl.href}`,
+          `  caller ${options.name}: open this URL to sign in:\n  ${escapeUntrustedForScan(authorizationUrl.href, 4000)}`,
         ),
     })
     interaction = browser

@@ -73,8 +73,18 @@ function parseProbe(value: string): ScanProbe {
   return { tool, args: args as Record<string, unknown> }
 }
 
+/** What `scanCommand` can be given instead of the real world (tests, embedding programs). */
+export interface ScanDependencies {
+  /** Opens an authorization URL for `--login` without `--user` (default: `$BROWSER`, else the system browser). */
+  readonly openUrl?: (url: string) => Promise<void>
+}
+
 /** Runs `callproof scan`. */
-export async function scanCommand(argv: string[], io: Io): Promise<number> {
+export async function scanCommand(
+  argv: string[],
+  io: Io,
+  dependencies: ScanDependencies = {},
+): Promise<number> {
   const { values, positionals } = parse('scan', argv, {
     token: { type: 'string', multiple: true },
     login: { type: 'boolean' },
@@ -168,6 +178,8 @@ export async function scanCommand(argv: string[], io: Io): Promise<number> {
           development: loopback,
           ...(log === undefined ? {} : { log }),
           say: (line) => io.err(line),
+          ...(dependencies.openUrl === undefined ? {} : { openUrl: dependencies.openUrl }),
+          ...(io.env.BROWSER === undefined ? {} : { browser: io.env.BROWSER }),
         }),
       )
     }
