@@ -8,7 +8,7 @@ import { createCallproofFetch, systemBrowserInteraction } from '@callproof/clien
 import type { Interaction } from '@callproof/client'
 import { loadDevAuthServer } from '../stack.js'
 import { AGENT_METADATA } from '../trace.js'
-import { boundedFetch, describeAnswer, describeRequest, readAnswer, sendRaw } from './http.js'
+import { boundedFetch, describeRequest, readAnswer, sendRaw } from './http.js'
 import type { Answer, WireLog, WireRequest } from './http.js'
 import { escapeUntrustedForScan } from './untrusted.js'
 
@@ -167,7 +167,13 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
       return new Response(null, { status: 204 })
     }
     log?.(`→ ${describeRequest(wire)}`)
-    return bounded(input, init)
+    const response = await bounded(input, init)
+    // Every answer, also the challenges the client answers by itself (sign-in, nonce).
+    const challenge = response.headers.get('www-authenticate')
+    log?.(
+      `← ${response.status}${challenge === null ? '' : ` WWW-Authenticate: ${escapeUntrustedForScan(challenge, 160)}`}`,
+    )
+    return response
   }
   const { fetch: signed, session } = await createCallproofFetch(url, {
     interaction,
@@ -186,7 +192,6 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
     send: async (message, headers) => {
       last = undefined
       const answer = await readAnswer(await post(message, headers))
-      log?.(`← ${describeAnswer(answer)}`)
       if (last === undefined) throw new Error(`caller ${options.name}'s client sent nothing`)
       return { answer, wire: last }
     },
