@@ -97,7 +97,8 @@ export async function readAnswer(response: Response): Promise<Answer> {
   try {
     text = await response.text()
   } catch (error) {
-    if (!(error instanceof AnswerTooLargeError) && !(error instanceof TypeError)) throw error
+    // Only the size limit is an answer; a connection lost mid-body is the scan failing.
+    if (!(error instanceof AnswerTooLargeError)) throw error
     truncated = true
   }
   const type = response.headers.get('content-type') ?? ''
