@@ -114,6 +114,15 @@ describe('callproof scan against plain MCP SDK v1 servers', () => {
     expect(status(report, 'call-not-bound')).toBe('skipped')
   })
 
+  it('a server that hands out session ids and ignores them: no session finding', async () => {
+    const s = await start('ignores-sessions')
+    const { report } = await scan([s.url, '--token', s.tokens.alice, '--token', s.tokens.bob])
+    expect(findings(report)).toEqual(['token-not-sender-constrained'])
+    expect(status(report, 'session-as-credential')).toBe('ok')
+    expect(status(report, 'session-not-bound-to-caller')).toBe('skipped')
+    expect(report.checks.at(-1)?.detail).toContain('a session id it never issued')
+  })
+
   it('calls no tool without --probe, and only the named tool with it', async () => {
     const s = await start('none')
     await scan([s.url])

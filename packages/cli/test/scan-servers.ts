@@ -21,9 +21,11 @@ import type { Request, RequestHandler, Response } from 'express'
  * - `cache-first`: the first valid token is kept by the process; later requests need none.
  * - `session-identity`: a token opens a session; the session id alone is enough afterwards.
  * - `bound-bearer`: a valid token on every request, and a session belongs to its subject.
+ * - `ignores-sessions`: a valid token on every request and a stateless transport, which hands out
+ *   an `Mcp-Session-Id` anyway and then ignores any it is sent.
  */
 export type SdkServerKind =
-  'none' | 'sdk-bearer' | 'cache-first' | 'session-identity' | 'bound-bearer'
+  'none' | 'sdk-bearer' | 'cache-first' | 'session-identity' | 'bound-bearer' | 'ignores-sessions'
 
 /** A running server. */
 export interface SdkServer {
@@ -105,6 +107,12 @@ export async function startSdkServer(
       req.auth = info
       next()
     },
+    'ignores-sessions': async (req, res, next) => {
+      const info = await bearer(req)
+      if (info === undefined) return challenge(res)
+      req.auth = info
+      next()
+    },
     'bound-bearer': async (req, res, next) => {
       const info = await bearer(req)
       if (info === undefined) return challenge(res)
@@ -118,6 +126,18 @@ export async function startSdkServer(
   }
 
   const mcp: RequestHandler = async (req, res) => {
+    if (kind === 'ignores-sessions') {
+      // No sessionIdGenerator: the SDK's stateless mode.
+      const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true })
+      const server = new McpServer({ name: 'sdk-ignores-sessions', version: '0.0.0' })
+      server.registerTool('ping', { description: 'the ping tool' }, () => {
+        callsRun.push('ping')
+        return { content: [{ type: 'text' as const, text: 'ping ran' }] }
+      })
+      await server.connect(transport)
+      if (isInitializeRequest(req.body)) res.setHeader('mcp-session-id', randomUUID())
+      return transport.handleRequest(req, res, req.body)
+    }
     const id = req.headers['mcp-session-id']
     if (typeof id === 'string') {
       const transport = transports.get(id)

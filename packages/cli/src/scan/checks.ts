@@ -384,14 +384,30 @@ export async function runScan(options: ScanOptions): Promise<ScanReport> {
         `caller B (${b.how}) was not served on its own: ${refusal(theirs)}`,
       )
     } else {
-      const crossed = await as(b)(request('tools/list'), mine.session)
-      verdict(
-        'session-not-bound-to-caller',
-        served(crossed) ? 'vulnerable' : 'ok',
-        served(crossed)
-          ? `caller B's own valid credentials were served on caller A's session${alsoPersistent}`
-          : `caller B on caller A's session was refused: ${describeAnswer(crossed)}`,
-      )
+      // A control first: a server that serves a session id it never issued does not use sessions
+      // at all, and B being served on A's id would then mean nothing.
+      const madeUp = Array.from(crypto.getRandomValues(new Uint8Array(24)), (x) =>
+        x.toString(16).padStart(2, '0'),
+      ).join('')
+      const control = await as(b)(request('tools/list'), {
+        ...mine.session,
+        'mcp-session-id': madeUp,
+      })
+      const crossed = served(control) ? undefined : await as(b)(request('tools/list'), mine.session)
+      if (crossed === undefined) {
+        verdict(
+          'session-not-bound-to-caller',
+          'skipped',
+          'the server served caller B on a session id it never issued: it does not hold sessions, so there is none to steer into',
+        )
+      } else
+        verdict(
+          'session-not-bound-to-caller',
+          served(crossed) ? 'vulnerable' : 'ok',
+          served(crossed)
+            ? `caller B's own valid credentials were served on caller A's session${alsoPersistent}`
+            : `caller B on caller A's session was refused: ${describeAnswer(crossed)}`,
+        )
     }
   }
   return finish(url, checks)
