@@ -432,7 +432,8 @@ Ends with a table of every step, expected and actual outcome.
 
 Options:
   --insecure   play the same story against the insecure baseline (authorization cached
-               process-wide, no per-tool checks): the attacks succeed
+               process-wide, no per-tool checks): the attacks succeed; then \`callproof
+               scan\` measures a fresh baseline
   --json       print the table as JSON on stdout (narration goes to stderr)
   -h, --help   show this help
 
@@ -477,6 +478,12 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
   } else {
     io.out('')
     io.out(formatDemoTable(io, report))
+    if (values.insecure === true) {
+      // The same weaknesses, measured as `callproof scan` measures any server (a fresh baseline).
+      const { scanInsecureBaseline } = await import('./scan/demo.js')
+      io.out('')
+      io.out((await scanInsecureBaseline(io)).text)
+    }
   }
   return report.ok ? 0 : 1
 }

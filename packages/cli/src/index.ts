@@ -1,5 +1,5 @@
 /**
- * `@callproof/cli`: the `callproof` command (`demo`, `dev`, `call`, `inspect`, `audit`) and the
+ * `@callproof/cli`: the `callproof` command (`demo`, `dev`, `call`, `scan`, `inspect`, `audit`) and the
  * functions behind it, for programs and tests that want the demo or the inspector in-process.
  *
  * @packageDocumentation
@@ -28,3 +28,17 @@ export { toolArguments } from './call.js'
 export type { CallDependencies } from './call.js'
 export { devInfo, devAuthInfo } from './dev.js'
 export type { DevInfo, DevAuthInfo } from './dev.js'
+export { runScan, SCAN_CHECKS } from './scan/checks.js'
+export type {
+  ScanCheck,
+  ScanCheckId,
+  ScanOptions,
+  ScanProbe,
+  ScanReport,
+  ScanStatus,
+} from './scan/checks.js'
+export { loginCaller, tokenCaller } from './scan/callers.js'
+export type { ScanCaller, LoginCallerOptions } from './scan/callers.js'
+export { formatScanReport, SCAN_FINDINGS } from './scan/format.js'
+export { escapeUntrustedForScan } from './scan/untrusted.js'
+export type { ScanDependencies } from './scan/command.js'
