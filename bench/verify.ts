@@ -23,7 +23,7 @@ import {
   jwkThumbprint,
 } from '@callproof/core'
 import type { ProofSignatureCheck, ToolPolicy, VerifiedCall, Verifier } from '@callproof/core'
-import { nodeProofVerification } from '@callproof/server'
+import { adaptiveProofVerification, nodeProofVerification } from '@callproof/server'
 
 const RESOURCE = 'https://drive.example.com/mcp'
 const ISSUER = 'https://as.example.com'
@@ -67,6 +67,7 @@ const verifierWith = (verifySignature?: ProofSignatureCheck): Verifier =>
   })
 const webVerifier = verifierWith()
 const nodeVerifier = verifierWith(nodeProofVerification)
+const autoVerifier = verifierWith(adaptiveProofVerification())
 
 function message(i: number) {
   return {
@@ -191,22 +192,24 @@ async function run(
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const SLICE = Number(process.env.BENCH_SLICE ?? 400)
 const signStart = performance.now()
-const pool = await makeRequests(ROUNDS * SLICE * 4 + 600)
+const pool = await makeRequests(ROUNDS * SLICE * 6 + 900)
 const signMs = performance.now() - signStart
 let p = 0
 const take = (): (typeof pool)[number] => pool[p++]!
 
 const web = () => whole(webVerifier, take())
 const node = () => whole(nodeVerifier, take())
+const auto = () => whole(autoVerifier, take())
 // Warm-up: JIT, the token cache, the key cache.
 for (let i = 0; i < 300; i++) await web()
 for (let i = 0; i < 300; i++) await node()
+for (let i = 0; i < 300; i++) await auto()
 for (let i = 0; i < 300; i++) await raw()
 
 type Cell = { wall: number; cpu: number }
 const cell = (): Cell => ({ wall: 0, cpu: 0 })
 const cells = () => ({ seq: cell(), conc: cell() })
-const totals = { raw: cells(), web: cells(), node: cells() }
+const totals = { raw: cells(), web: cells(), node: cells(), auto: cells() }
 const add = (t: Cell, m: Cell) => {
   t.wall += m.wall
   t.cpu += m.cpu
@@ -216,6 +219,7 @@ for (let r = 0; r < ROUNDS; r++) {
     ['raw', raw],
     ['web', web],
     ['node', node],
+    ['auto', auto],
   ] as const) {
     add(totals[name].seq, await run(op, SLICE, 1))
     add(totals[name].conc, await run(op, SLICE, CONCURRENCY))
@@ -244,7 +248,8 @@ row('operation', 'sequential/s', `concurrency ${CONCURRENCY}/s`, `CPU µs/op (c$
 const lines = [
   ['raw ES256 verify (Web Crypto)', totals.raw],
   ['whole call, Web Crypto (core)', totals.web],
-  ['whole call, node:crypto (server)', totals.node],
+  ['whole call, node:crypto', totals.node],
+  ['whole call, auto (server default)', totals.auto],
 ] as const
 for (const [name, t] of lines) {
   row(name, fmt(perSecond(t.seq)), fmt(perSecond(t.conc)), cpuMicros(t.conc).toFixed(0))
@@ -259,5 +264,5 @@ const summary = (t: { seq: Cell; conc: Cell }) => {
 }
 console.log('')
 console.log(
-  `ratio (verified calls/s ÷ raw ES256 verifies/s; target ≥ 0.6): server (node:crypto) ${summary(totals.node)}; core (Web Crypto) ${summary(totals.web)}`,
+  `ratio (verified calls/s ÷ raw ES256 verifies/s; target ≥ 0.6): server default (auto) ${summary(totals.auto)}; node:crypto ${summary(totals.node)}; core (Web Crypto) ${summary(totals.web)}`,
 )

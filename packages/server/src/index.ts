@@ -61,4 +61,4 @@ export type {
 export { createIntrospector } from './introspection.js'
 export type { IntrospectionOptions, Introspector } from './introspection.js'
 export { DEFAULT_BODY_LIMIT } from './body.js'
-export { nodeProofVerification } from './signature.js'
+export { adaptiveProofVerification, nodeProofVerification } from './signature.js'

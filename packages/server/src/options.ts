@@ -29,7 +29,7 @@ import { defaultOriginPolicy } from './origin.js'
 import type { OriginPolicy } from './origin.js'
 import { MemorySessionStore } from './sessions.js'
 import type { SessionStore } from './sessions.js'
-import { nodeProofVerification } from './signature.js'
+import { adaptiveProofVerification, nodeProofVerification } from './signature.js'
 import type { ToolRegistry } from './tools.js'
 
 /** Session handling. */
@@ -90,12 +90,14 @@ export interface CallproofOptions {
   /** Accept access tokens without `typ: at+jwt` (off; for authorization servers that omit it). */
   allowMissingTyp?: boolean
   /**
-   * How proof signatures are checked: `'node:crypto'` (default) synchronously on the event loop,
-   * with less CPU per check (75 against 95–160 µs for ES256 on the benchmark machine);
-   * `'web-crypto'` on libuv's thread pool, which spreads checks over idle cores of one process at
-   * more CPU per check. docs/performance.md has the numbers.
+   * How proof signatures are checked. `'auto'` (default): synchronously with `node:crypto` (75
+   * against 95–160 µs of CPU per ES256 check with Web Crypto on the benchmark machine), and,
+   * while the event loop is saturated, a few checks at a time on Web Crypto's thread pool so
+   * that other cores share the work ({@link adaptiveProofVerification}). `'node:crypto'`: always
+   * on the event loop. `'web-crypto'`: always on the thread pool. docs/performance.md has the
+   * numbers.
    */
-  proofSignatures?: 'node:crypto' | 'web-crypto'
+  proofSignatures?: 'auto' | 'node:crypto' | 'web-crypto'
   /** Answer with JSON (default) instead of an SSE stream. */
   jsonResponse?: boolean
   /** Human-readable `resource_name` of the metadata. */
@@ -171,9 +173,14 @@ export function configure(options: CallproofOptions): CallproofConfig {
     throw invalid('algorithms must name at least one proof algorithm')
   }
   const signatures = options.proofSignatures
-  if (signatures !== undefined && signatures !== 'node:crypto' && signatures !== 'web-crypto') {
+  if (
+    signatures !== undefined &&
+    signatures !== 'auto' &&
+    signatures !== 'node:crypto' &&
+    signatures !== 'web-crypto'
+  ) {
     throw invalid(
-      `proofSignatures must be 'node:crypto' or 'web-crypto', got ${JSON.stringify(signatures)}`,
+      `proofSignatures must be 'node:crypto' or 'web-crypto' (or 'auto', the default), got ${JSON.stringify(signatures)}`,
     )
   }
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
@@ -204,7 +211,8 @@ export function configure(options: CallproofOptions): CallproofConfig {
         proofMaxAgeSeconds: options.proofMaxAgeSeconds,
       }),
       ...(options.clockSkewSeconds !== undefined && { clockSkewSeconds: options.clockSkewSeconds }),
-      ...(signatures !== 'web-crypto' && { verifySignature: nodeProofVerification }),
+      ...(signatures === 'node:crypto' && { verifySignature: nodeProofVerification }),
+      ...((signatures ?? 'auto') === 'auto' && { verifySignature: adaptiveProofVerification() }),
       ...(options.nonce !== undefined && { nonce: options.nonce }),
       ...(options.allowMissingTyp === true && { allowMissingTyp: true }),
       ...(introspector !== undefined && {

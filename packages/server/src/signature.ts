@@ -8,8 +8,9 @@
  *
  * The trade-off: a synchronous check runs on the event loop, where Web Crypto spreads checks over
  * the thread pool. One process on an otherwise idle multi-core machine gets more wall-clock
- * parallelism from Web Crypto (`proofSignatures: 'web-crypto'`); callproof favours less CPU per
- * call, which is what a shared host and several instances (docs/operations.md) scale with.
+ * parallelism from Web Crypto. The server's default, {@link adaptiveProofVerification}, takes
+ * both: `node:crypto` while the event loop has time to spare, and, while it is saturated, a few
+ * checks at a time on Web Crypto's thread pool, which other cores can then run.
  *
  * Only public keys come here (the proof's `jwk`, imported by core as extractable: there is
  * nothing to protect in a public key). A non-extractable key is checked with Web Crypto instead:
@@ -19,6 +20,8 @@
  */
 
 import { KeyObject, verify } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import { performance } from 'node:perf_hooks'
 import { webCryptoProofVerification } from '@callproof/core'
 import type { ProofSignatureCheck } from '@callproof/core'
 
@@ -59,4 +62,50 @@ export const nodeProofVerification: ProofSignatureCheck = (data, signature, publ
   if (handle.asymmetricKeyType !== 'ed25519')
     throw new TypeError(`${alg} needs an Ed25519 public key`)
   return verify(null, data, handle, signature)
+}
+
+/** How often the event loop's utilization is sampled, and when it counts as saturated. */
+const SAMPLE_MS = 50
+const STALE_MS = 200
+const SATURATED = 0.9
+
+/**
+ * The server's default proof signature check: {@link nodeProofVerification} (the least CPU per
+ * check, on the event loop) while the event loop has time to spare; while it is saturated (busy
+ * at least 90 % of the last 50 ms), up to one check per other core at a time goes to Web Crypto,
+ * whose thread pool the other cores can run. So one process under load uses more than one core
+ * for signatures, and an idle or shared one pays the lower cost. The answer is the same either
+ * way: only where the check runs differs.
+ *
+ * @example
+ * ```ts
+ * const verifier = createVerifier({ ...options, verifySignature: adaptiveProofVerification() })
+ * ```
+ */
+export function adaptiveProofVerification(): ProofSignatureCheck {
+  const spare = Math.max(0, availableParallelism() - 1)
+  let pooled = 0
+  let saturated = false
+  let sampledAt = performance.now()
+  let last = performance.eventLoopUtilization()
+  const release = () => {
+    pooled--
+  }
+  return (data, signature, publicKey, alg) => {
+    const now = performance.now()
+    if (now - sampledAt >= SAMPLE_MS) {
+      const current = performance.eventLoopUtilization()
+      // A window much longer than a sample means checks are rare: no load to spread.
+      saturated =
+        now - sampledAt <= STALE_MS &&
+        performance.eventLoopUtilization(current, last).utilization >= SATURATED
+      last = current
+      sampledAt = now
+    }
+    if (!saturated || pooled >= spare) return nodeProofVerification(data, signature, publicKey, alg)
+    pooled++
+    const check = Promise.resolve(webCryptoProofVerification(data, signature, publicKey, alg))
+    check.then(release, release)
+    return check
+  }
 }

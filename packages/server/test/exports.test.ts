@@ -14,6 +14,7 @@ describe('@callproof/server exports', () => {
       'MemorySessionStore',
       'POLICY_META_KEY',
       'ToolRegistry',
+      'adaptiveProofVerification',
       'assertSecureUrl',
       'callerOf',
       'checkOrigin',

@@ -4,11 +4,12 @@
  * through the whole request path.
  */
 import { KeyObject, generateKeyPairSync, sign, verify } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Hono } from 'hono'
 import { createProof, parseWwwAuthenticate } from '@callproof/core'
 import { createCallproof, createToolRegistry } from '../src/index.js'
-import { nodeProofVerification } from '../src/signature.js'
+import { adaptiveProofVerification, nodeProofVerification } from '../src/signature.js'
 import { clientKey, startIssuer } from './helpers/issuer.js'
 import type { ClientKey, TestIssuer } from './helpers/issuer.js'
 import { provenRequest, toolCall } from './helpers/client.js'
@@ -141,6 +142,9 @@ describe('the middleware checks every proof signature with it', () => {
     process.on('warning', onWarning)
     try {
       expect((await call()).status).toBe(200)
+      // An event loop with time to spare: the default (adaptive) check moves work to Web Crypto's
+      // thread pool only while the loop is saturated, which this test's own setup may have been.
+      await new Promise((resolve) => setTimeout(resolve, 300))
       const subtleVerify = vi.spyOn(crypto.subtle, 'verify')
       expect((await call()).status).toBe(200)
       expect(subtleVerify).not.toHaveBeenCalled()
@@ -212,5 +216,48 @@ describe('the middleware checks every proof signature with it', () => {
         proofSignatures: 'openssl' as never,
       }),
     ).toThrow(/proofSignatures must be 'node:crypto' or 'web-crypto'/)
+  })
+})
+
+describe('adaptiveProofVerification (the default)', () => {
+  /** Keeps the event loop busy for `ms`: a saturated loop, as under load. */
+  const burn = (ms: number) => {
+    const end = performance.now() + ms
+    while (performance.now() < end);
+  }
+
+  it('checks on the event loop while it has time to spare, and spreads checks over the thread pool while it is saturated', async () => {
+    const keys = await keyPair('ES256')
+    const exported = await crypto.subtle.exportKey('jwk', keys.publicKey)
+    const publicKey = await crypto.subtle.importKey(
+      'jwk',
+      exported,
+      { name: 'ECDSA', namedCurve: 'P-256' },
+      true,
+      ['verify'],
+    )
+    const data = encoder.encode('header.payload')
+    const signature = await webSign(keys, 'ES256', data)
+    const forged = signature.slice()
+    forged[0]! ^= 1
+    const check = adaptiveProofVerification()
+    const subtleVerify = vi.spyOn(crypto.subtle, 'verify')
+
+    // Idle: synchronous answers, no Web Crypto.
+    expect(check(data, signature, publicKey, 'ES256')).toBe(true)
+    expect(check(data, forged, publicKey, 'ES256')).toBe(false)
+    expect(subtleVerify).not.toHaveBeenCalled()
+
+    // Saturated for a whole sample window: the next check goes to Web Crypto (one per spare
+    // core at a time), the others stay on the loop; the answers are the same.
+    burn(60)
+    const spare = Math.max(0, availableParallelism() - 1)
+    const answers = [
+      check(data, signature, publicKey, 'ES256'),
+      check(data, forged, publicKey, 'ES256'),
+    ]
+    expect(await Promise.all(answers)).toEqual([true, false])
+    expect(subtleVerify).toHaveBeenCalledTimes(Math.min(1, spare))
+    expect(answers.filter((a) => a instanceof Promise)).toHaveLength(Math.min(1, spare))
   })
 })
