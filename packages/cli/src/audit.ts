@@ -69,7 +69,7 @@ const REASONS: Record<string, string> = {
 }
 
 /** Caps of the columns: a forged 1 MB tool name is one bounded cell, not a screenful. */
-const FIELD_MAX = { time: 40, caller: 80, request: 120, reason: 60 } as const
+const FIELD_MAX = { time: 40, caller: 40, request: 120, reason: 60 } as const
 
 /**
  * Renders events as a table with a one-line summary. Every field is shown through
@@ -88,9 +88,7 @@ export function formatAudit(io: Pick<Io, 'color'>, events: readonly AuditLine[])
     const who =
       e.sub === undefined
         ? style(io, 'dim', '(unverified)')
-        : safeText(`${safeText(e.sub)} via ${safeText(e.clientId ?? '?')}`, {
-            max: FIELD_MAX.caller,
-          })
+        : `${safeText(e.sub, { max: FIELD_MAX.caller })} via ${safeText(e.clientId ?? '?', { max: FIELD_MAX.caller })}`
     const reason = typeof e.reason === 'string' ? e.reason : ''
     const meaning = Object.hasOwn(REASONS, reason) ? REASONS[reason] : undefined
     // Allowed requests need no explanation; refusals name the check that stopped them.
@@ -129,12 +127,12 @@ export async function readAudit(
   if (file !== '-') {
     const info = await stat(file).catch(() => undefined)
     if (info === undefined) {
-      throw new CliError(`cannot read audit log ${safeText(file)}`, {
+      throw new CliError(`cannot read audit log ${file}`, {
         hint: 'give the path of the JSON-lines file the server writes with jsonLinesSink()',
       })
     }
     if (info.isDirectory()) {
-      throw new CliError(`${safeText(file)} is a directory, not an audit log`, {
+      throw new CliError(`${file} is a directory, not an audit log`, {
         hint: 'give the path of the JSON-lines file the server writes with jsonLinesSink()',
       })
     }

@@ -16,6 +16,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { parse } from './args.js'
 import { CliError, UsageError, style, table } from './io.js'
 import type { Io } from './io.js'
+import { safeText } from './terminal.js'
 import { startStack } from './stack.js'
 import type { Stack } from './stack.js'
 import { ATTACKS, PLAN, expectedRefusal, outcomeOf } from './story.js'
@@ -78,9 +79,9 @@ function toolText(result: unknown): string {
     .join('\n')
 }
 
+/** A server's answer or an error in one short, escaped line (see {@link safeText}). */
 function short(text: string, max = 60): string {
-  const one = text.replace(/\s+/g, ' ').trim()
-  return one.length > max ? `${one.slice(0, max - 1)}…` : one
+  return safeText(text.replace(/[ \t\n\r]+/g, ' ').trim(), { max })
 }
 
 /**
@@ -231,10 +232,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       )
     } catch (error) {
       notPlayed = error instanceof Error ? error.message : String(error)
-      say(`  ${mark(io, false)} ${notPlayed}`)
+      say(`  ${mark(io, false)} ${short(notPlayed, 200)}`)
     }
     if (report !== undefined) {
-      say(style(io, 'dim', `  second agent: pid ${report.pid}, key thumbprint ${report.jkt}`))
+      say(
+        style(
+          io,
+          'dim',
+          `  second agent: pid ${safeText(report.pid)}, key thumbprint ${safeText(report.jkt)}`,
+        ),
+      )
     }
     for (const attack of ATTACKS) {
       const step = rows.length + 1
@@ -259,7 +266,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         : 'damaged: README.md overwritten, reports/q3.csv deleted, notes/plan.md deleted'
       say(`  ${step}. ${action}`)
       const actual = await checkDrive(call).catch(
-        (error: unknown) => `failed: ${error instanceof Error ? error.message : String(error)}`,
+        (error: unknown) =>
+          `failed: ${short(error instanceof Error ? error.message : String(error), 200)}`,
       )
       const ok = actual === expected
       say(`     ${mark(io, ok)} ${actual}`)
