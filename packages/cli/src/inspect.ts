@@ -3,7 +3,13 @@
  * words, and verifies the signature where it can (a proof against its own embedded key; a token
  * against its issuer's JWKS).
  */
-import { compactVerify, createRemoteJWKSet, decodeJwt, decodeProtectedHeader } from 'jose'
+import {
+  compactVerify,
+  createRemoteJWKSet,
+  customFetch,
+  decodeJwt,
+  decodeProtectedHeader,
+} from 'jose'
 import type { JWK, JWTPayload, ProtectedHeaderParameters } from 'jose'
 import {
   PROOF_ALGORITHMS,
@@ -624,7 +630,17 @@ async function explainToken(
   }
   try {
     const jwksUri = await discoverJwksUri(issuer, options.fetch ?? fetch)
-    const keys = createRemoteJWKSet(jwksUri, { timeoutDuration: FETCH_TIMEOUT_MS })
+    const fetchImpl = options.fetch ?? fetch
+    const keys = createRemoteJWKSet(jwksUri, {
+      timeoutDuration: FETCH_TIMEOUT_MS,
+      // The key set is read with the same cap as the metadata: the issuer is named by the user,
+      // but its answer is still not held in memory without bound.
+      [customFetch]: async (url, init) => {
+        const response = await fetchImpl(url, { ...init, redirect: 'error' })
+        const text = await readCapped(response, 'key set')
+        return new Response(text, { status: response.status, headers: response.headers })
+      },
+    })
     await compactVerify(jwt, keys, { algorithms: [...TOKEN_ALGORITHMS] })
     checks.push({
       check: 'signature',
@@ -711,8 +727,8 @@ async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch): Promise
   throw new Error(`no authorization server metadata with a jwks_uri at ${quote(issuer)}`)
 }
 
-/** A metadata document, read up to {@link METADATA_MAX_BYTES}. */
-async function readMetadata(response: Response): Promise<{ issuer?: unknown; jwks_uri?: unknown }> {
+/** A response body as text, read up to {@link METADATA_MAX_BYTES}. */
+async function readCapped(response: Response, what: string): Promise<string> {
   const reader = response.body?.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
@@ -722,13 +738,19 @@ async function readMetadata(response: Response): Promise<{ issuer?: unknown; jwk
     size += chunk.value.byteLength
     if (size > METADATA_MAX_BYTES) {
       await reader?.cancel().catch(() => undefined)
-      throw new Error(`the issuer's metadata is larger than ${METADATA_MAX_BYTES} bytes`)
+      throw new Error(`the issuer's ${what} is larger than ${METADATA_MAX_BYTES} bytes`)
     }
     chunks.push(chunk.value)
   }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** A metadata document, read up to {@link METADATA_MAX_BYTES}. */
+async function readMetadata(response: Response): Promise<{ issuer?: unknown; jwks_uri?: unknown }> {
+  const text = await readCapped(response, 'metadata')
   let parsed: unknown
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    parsed = JSON.parse(text)
   } catch {
     throw new Error('the issuer’s metadata is not JSON')
   }

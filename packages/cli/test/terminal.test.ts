@@ -158,12 +158,29 @@ describe('callproof call: a URL that is not http(s)', () => {
 })
 
 /** An issuer of our own on 127.0.0.1: metadata (naming `metadataIssuer`) and a JWKS. */
-async function hostileIssuer(jwk: JWK, metadataIssuer?: (origin: string) => string) {
+async function hostileIssuer(
+  jwk: JWK,
+  metadataIssuer?: (origin: string) => string,
+  huge?: '/jwks' | '/.well-known/oauth-authorization-server',
+) {
   let requests = 0
+  let sent = 0
   const server: Server = createServer((request, response) => {
     requests++
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-    if (request.url === '/jwks') {
+    if (request.url === huge) {
+      // 256 MiB, written lazily under backpressure until the reader hangs up
+      response.writeHead(200, { 'content-type': 'application/json' })
+      const chunk = Buffer.alloc(64 * 1024, 0x20)
+      const pump = () => {
+        while (sent < 256 * 1024 * 1024 && !response.destroyed) {
+          sent += chunk.length
+          if (!response.write(chunk)) return void response.once('drain', pump)
+        }
+        response.end()
+      }
+      pump()
+    } else if (request.url === '/jwks') {
       response.writeHead(200, { 'content-type': 'application/json' })
       response.end(JSON.stringify({ keys: [{ ...jwk, kid: 'k1', alg: 'ES256', use: 'sig' }] }))
     } else if (request.url?.startsWith('/.well-known/') === true) {
@@ -179,7 +196,12 @@ async function hostileIssuer(jwk: JWK, metadataIssuer?: (origin: string) => stri
   return {
     origin,
     requests: () => requests,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    sent: () => sent,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }
 
@@ -224,6 +246,18 @@ describe('callproof inspect: what it verifies and how it prints it', () => {
     const signature = i.checks.find((c) => c.check === 'signature')
     expect(signature?.ok).toBe(false)
     expect(signature?.detail).toContain('names issuer https://as.example, not')
+  })
+
+  it('reads an issuer’s metadata and key set with a 1 MiB cap', async () => {
+    for (const path of ['/jwks', '/.well-known/oauth-authorization-server'] as const) {
+      const issuer = await hostileIssuer(publicJwk, undefined, path)
+      closers.push(issuer.close)
+      const i = await inspectJwt(await tokenFor(issuer.origin), { issuer: issuer.origin })
+      const signature = i.checks.find((c) => c.check === 'signature')
+      expect(signature?.ok, path).toBe(false)
+      expect(signature?.detail, path).toContain('larger than 1048576 bytes')
+      expect(issuer.sent(), path).toBeLessThan(64 * 1024 * 1024)
+    }
   })
 
   it('shows the real verdict under a claim that fakes a checks block and conceals text', async () => {
