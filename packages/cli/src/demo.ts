@@ -155,7 +155,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         const seen = recorder.exchanges
           .slice(since)
           .filter((e) => e.status === 401 || e.status === 403)
-        for (const e of seen) say(`     ← ${describeChallenge(e)}`)
+        for (const e of seen) say(`     ← ${short(describeChallenge(e), 200)}`)
         const after = reasons.slice(reasonMark).map((r) => AFTER[r])
         for (const a of after) say(`     ↻ the agent handles it: ${a}`)
         const failed = (result as { isError?: boolean } | undefined)?.isError === true
@@ -247,7 +247,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       const step = rows.length + 1
       const observation = report?.results[attack.id]
       const expected = secure ? expectedRefusal(attack) : 'allowed'
-      const actual = observation === undefined ? 'not played' : outcomeOf(observation)
+      // The challenge and code in the outcome are the server's words: escaped like every detail.
+      const actual =
+        observation === undefined ? 'not played' : safeText(outcomeOf(observation), { max: 200 })
       const detail = observation === undefined ? short(notPlayed, 80) : attackDetail(observation)
       const ok = actual === expected
       say(`  ${step}. ${attack.story}`)
@@ -265,7 +267,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         ? 'intact'
         : 'damaged: README.md overwritten, reports/q3.csv deleted, notes/plan.md deleted'
       say(`  ${step}. ${action}`)
-      const actual = await checkDrive(call).catch(
+      const actual = await checkDrive(call).then(
+        (text) => safeText(text, { max: 300 }),
         (error: unknown) =>
           `failed: ${short(error instanceof Error ? error.message : String(error), 200)}`,
       )
