@@ -160,18 +160,21 @@ function explainHeader(header: ProtectedHeaderParameters, kind: Inspection['kind
         break
       case 'alg': {
         const algName = String(value)
+        // Core's own allowlists: what a callproof server accepts, not a copy that can drift.
+        const allowed: readonly string[] =
+          kind === 'dpop-proof' ? PROOF_ALGORITHMS : kind === 'access-token' ? TOKEN_ALGORITHMS : []
         const bad =
           algName === 'none' ||
           algName.startsWith('HS') ||
-          (kind === 'dpop-proof' && !(PROOF_ALGORITHMS as readonly string[]).includes(algName))
+          (allowed.length > 0 && !allowed.includes(algName))
         fields.push({
           name,
           value,
-          meaning: `${ALG_MEANING[algName] ?? 'signature algorithm'}${
+          meaning: `${(Object.hasOwn(ALG_MEANING, algName) ? ALG_MEANING[algName] : undefined) ?? 'signature algorithm'}${
             bad
-              ? kind === 'dpop-proof'
-                ? ' — not in callproof’s proof allowlist (ES256, EdDSA, Ed25519): refused'
-                : ' — not asymmetric: refused'
+              ? kind === 'jwt'
+                ? ' — not asymmetric: refused'
+                : ` — not in callproof’s ${kind === 'dpop-proof' ? 'proof' : 'token'} allowlist (${allowed.join(', ')}): refused`
               : ''
           }`,
           status: bad ? 'bad' : 'ok',

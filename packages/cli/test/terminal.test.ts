@@ -278,6 +278,21 @@ describe('callproof inspect: what it verifies and how it prints it', () => {
     }
   })
 
+  it('judges a proof’s alg by core’s allowlist', async () => {
+    const es384 = await generateKeyPair('ES384')
+    const proof = await new SignJWT({ jti: 'j', htm: 'POST', htu: 'http://127.0.0.1/mcp' })
+      .setProtectedHeader({ alg: 'ES384', typ: 'dpop+jwt', jwk: await exportJWK(es384.publicKey) })
+      .setIssuedAt()
+      .sign(es384.privateKey)
+    const i = await inspectJwt(proof)
+    expect(i.header.find((h) => h.name === 'alg')).toMatchObject({ status: 'bad' })
+    expect(i.header.find((h) => h.name === 'alg')?.meaning).toContain('ES256, EdDSA, Ed25519')
+    expect(i.checks.find((c) => c.check === 'signature')).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('proof alg ES384 is not allowed'),
+    })
+  })
+
   it('refuses a proof whose jwk carries oth or priv, as core does', async () => {
     for (const member of ['oth', 'priv']) {
       const proof = await new SignJWT({
