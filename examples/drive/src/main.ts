@@ -1,9 +1,14 @@
 /**
- * `npm run start -w @callproof/example-drive -- --port <port> --issuer <url> [--resource <uri>] [--redis <url>] [--nonce]`
+ * `npm run start -w @callproof/example-drive -- --port <port> --issuer <url> [--resource <uri>] [--redis <url>] [--nonce] [--audit <file>]`
+ *
+ * `--audit <file>` appends the JSON-lines audit event of every decision to `<file>` (the
+ * server's `jsonLinesSink`), so that the drive's decisions can be read from outside
+ * (`callproof audit <file>`).
  *
  * @module
  */
 import { parseArgs } from 'node:util'
+import { jsonLinesSink } from '@callproof/server'
 import { startDrive } from './index.js'
 
 function fail(message: string): never {
@@ -18,6 +23,7 @@ let values: {
   redis?: string
   nonce?: boolean
   host?: string
+  audit?: string
 }
 try {
   ;({ values } = parseArgs({
@@ -28,6 +34,7 @@ try {
       resource: { type: 'string' },
       redis: { type: 'string' },
       nonce: { type: 'boolean' },
+      audit: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -47,6 +54,16 @@ for (const [name, value] of [
   if (value !== undefined && !URL.canParse(value)) fail(`--${name} ${value} is not an absolute URL`)
 }
 
+if (values.audit === '') fail('--audit needs a file path')
+
+// Opened before the drive starts: a path that cannot be appended to stops it with one line.
+let audit: ReturnType<typeof jsonLinesSink> | undefined
+try {
+  audit = values.audit === undefined ? undefined : jsonLinesSink(values.audit)
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error))
+}
+
 try {
   const drive = await startDrive({
     port,
@@ -55,15 +72,22 @@ try {
     ...(values.resource !== undefined ? { resource: values.resource } : {}),
     ...(values.redis !== undefined ? { redis: values.redis } : {}),
     ...(values.nonce === true ? { nonce: true } : {}),
+    ...(audit !== undefined ? { audit } : {}),
   })
   process.stdout.write(
-    `drive listening on ${drive.url} (resource ${drive.resource}, issuer ${values.issuer})\n`,
+    `drive listening on ${drive.url} (resource ${drive.resource}, issuer ${values.issuer})${
+      values.audit === undefined ? '' : `, audit ${values.audit}`
+    }\n`,
   )
   const stop = () => {
-    drive.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    )
+    // The audit file is closed after the server: every decision it made is on disk at exit.
+    drive
+      .close()
+      .then(() => audit?.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      )
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

@@ -9,6 +9,9 @@
  * port can never answer in its place.
  */
 import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -40,7 +43,7 @@ beforeAll(async () => {
   issuer = await startIssuer()
 })
 afterAll(async () => {
-  if (child?.pid !== undefined && child.exitCode === null) {
+  if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
     // npm starts a shell that starts node: end the whole group this test created, by its id.
     process.kill(-child.pid, 'SIGTERM')
     await new Promise((resolve) => child!.once('exit', resolve))
@@ -52,7 +55,7 @@ afterAll(async () => {
  * Runs the pinned start command on `port` until the drive says it listens. Resolves with the URL
  * it reports, or with `undefined` when the port was taken before the drive could bind it.
  */
-async function startPinned(port: number): Promise<string | undefined> {
+async function startPinned(port: number, extra: string[] = []): Promise<string | undefined> {
   output = ''
   const proc = spawn(
     'npm',
@@ -66,6 +69,7 @@ async function startPinned(port: number): Promise<string | undefined> {
       String(port),
       '--issuer',
       issuer.url,
+      ...extra,
     ],
     { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
   )
@@ -85,14 +89,28 @@ async function startPinned(port: number): Promise<string | undefined> {
   }
 }
 
-it('starts with the pinned command and serves a verified call', { timeout: 90_000 }, async () => {
-  let port = 0
-  let reported: string | undefined
-  for (let attempt = 1; reported === undefined; attempt++) {
+/** Starts the pinned command on a probed free port (again on another when it was taken). */
+async function startOnFreePort(extra: string[] = []): Promise<{ port: number; reported: string }> {
+  for (let attempt = 1; ; attempt++) {
     if (attempt > 3) throw new Error(`three probed ports were taken:\n${output}`)
-    port = await freePort()
-    reported = await startPinned(port)
+    const port = await freePort()
+    const reported = await startPinned(port, extra)
+    if (reported !== undefined) return { port, reported }
   }
+}
+
+/** Ends the drive this test started (the whole group npm created, by its id). */
+async function stopDrive(): Promise<void> {
+  // A drive ended by a signal has no exit code but a signal code: it is gone all the same.
+  if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((resolve) => child!.once('exit', resolve))
+    process.kill(-child.pid, 'SIGTERM')
+    await exited
+  }
+}
+
+it('starts with the pinned command and serves a verified call', { timeout: 90_000 }, async () => {
+  const { port, reported } = await startOnFreePort()
 
   const url = `http://127.0.0.1:${port}/mcp`
   const metadata = `http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp`
@@ -134,3 +152,61 @@ it('starts with the pinned command and serves a verified call', { timeout: 90_00
   )
   expect(issuer.jwksFetches).toBeGreaterThan(0)
 })
+
+it(
+  '--audit <file> appends the JSON-lines audit event of every decision',
+  { timeout: 90_000 },
+  async () => {
+    await stopDrive()
+    const file = join(mkdtempSync(join(tmpdir(), 'drive-audit-')), 'audit.jsonl')
+    const { port, reported } = await startOnFreePort(['--audit', file])
+    const url = `http://127.0.0.1:${port}/mcp`
+    expect(reported).toBe(url)
+    expect(output).toContain(`audit ${file}`)
+
+    const bare = await readAnswer(
+      await fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify(toolCall('whoami')),
+      }),
+    )
+    expect(bare.status).toBe(401)
+    issuer.resource = url
+    const key = await newCallerKey()
+    const caller = new McpCaller(
+      { url, resource: url },
+      key,
+      await issuer.mint({ jkt: key.jkt, sub: 'erin' }),
+    )
+    expect(JSON.parse(toolText(await caller.callTool('whoami')))).toMatchObject({ sub: 'erin' })
+
+    // The drive writes through a file stream: read until the call's event is there (bounded).
+    type Event = Record<string, unknown>
+    let events: Event[] = []
+    const allowedCall = (e: Event) =>
+      e.decision === 'allowed' && e.tool === 'whoami' && e.sub === 'erin'
+    for (const deadline = Date.now() + 20_000; !events.some(allowedCall);) {
+      if (Date.now() > deadline)
+        throw new Error(`no allowed whoami in ${file}:\n${readFileSync(file, 'utf8')}`)
+      await new Promise((r) => setTimeout(r, 50))
+      events = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as Event)
+    }
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        decision: 'refused',
+        status: 401,
+        reason: 'ERR_NO_CREDENTIALS',
+        method: 'tools/call',
+      }),
+    )
+    expect(events.find(allowedCall)).toMatchObject({ jkt: key.jkt, method: 'tools/call' })
+    await stopDrive()
+  },
+)

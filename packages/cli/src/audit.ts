@@ -3,11 +3,12 @@
  * `@callproof/server`'s `jsonLinesSink`.
  */
 import { createReadStream } from 'node:fs'
-import { access } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { parse } from './args.js'
 import { CliError, UsageError, style, table } from './io.js'
 import type { Io } from './io.js'
+import { safeJson, safeText } from './terminal.js'
 
 /** The fields of an audit event this command reads (see `AuditEvent` in `@callproof/server`). */
 export interface AuditLine {
@@ -67,22 +68,38 @@ const REASONS: Record<string, string> = {
   ERR_STORE_UNAVAILABLE: 'store unavailable (fail closed)',
 }
 
-/** Renders events as a table with a one-line summary. */
+/** Caps of the columns: a forged 1 MB tool name is one bounded cell, not a screenful. */
+const FIELD_MAX = { time: 40, caller: 40, request: 120, reason: 60 } as const
+
+/**
+ * Renders events as a table with a one-line summary. Every field is shown through
+ * {@link safeText}: the log holds what unauthenticated requests sent (a tool name with a newline
+ * and escape sequences would otherwise print a forged row, move the cursor or retitle the window).
+ */
 export function formatAudit(io: Pick<Io, 'color'>, events: readonly AuditLine[]): string {
   const rows = events.map((e) => {
     const refused = e.decision === 'refused'
-    const when = e.time === undefined ? '' : e.time.replace('T', ' ').replace(/Z$/, '')
-    const what = e.tool === undefined ? (e.method ?? e.httpMethod ?? '') : `tools/call ${e.tool}`
+    const when =
+      typeof e.time === 'string' ? e.time.replace('T', ' ').replace(/Z$/, '') : (e.time ?? '')
+    const what =
+      e.tool === undefined
+        ? safeText(e.method ?? e.httpMethod ?? '', { max: FIELD_MAX.request })
+        : `tools/call ${safeText(e.tool, { max: FIELD_MAX.request })}`
     const who =
-      e.sub === undefined ? style(io, 'dim', '(unverified)') : `${e.sub} via ${e.clientId ?? '?'}`
-    const reason = e.reason ?? ''
+      e.sub === undefined
+        ? style(io, 'dim', '(unverified)')
+        : `${safeText(e.sub, { max: FIELD_MAX.caller })} via ${safeText(e.clientId ?? '?', { max: FIELD_MAX.caller })}`
+    const reason = typeof e.reason === 'string' ? e.reason : ''
+    const meaning = Object.hasOwn(REASONS, reason) ? REASONS[reason] : undefined
     // Allowed requests need no explanation; refusals name the check that stopped them.
     return [
-      style(io, 'dim', when),
-      refused ? style(io, 'red', `✗ ${e.status ?? ''}`.trimEnd()) : style(io, 'green', '✓'),
+      style(io, 'dim', safeText(when, { max: FIELD_MAX.time })),
+      refused
+        ? style(io, 'red', `✗ ${safeText(e.status ?? '', { max: 5 })}`.trimEnd())
+        : style(io, 'green', '✓'),
       who,
       what,
-      `${reason}${REASONS[reason] === undefined ? '' : style(io, 'dim', ` — ${REASONS[reason]}`)}`,
+      `${safeText(e.reason ?? '', { max: FIELD_MAX.reason })}${meaning === undefined ? '' : style(io, 'dim', ` — ${meaning}`)}`,
     ]
   })
   const refused = events.filter((e) => e.decision === 'refused').length
@@ -91,16 +108,31 @@ export function formatAudit(io: Pick<Io, 'color'>, events: readonly AuditLine[])
   } allowed, ${refused} refused`
 }
 
-/** Reads a JSON-lines file (or stdin for "-"), keeping the events that pass the filter. */
+/** Whether a parsed line is an audit event: an object whose `decision` is allowed or refused. */
+function isAuditEvent(value: unknown): value is AuditLine {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const decision = (value as { decision?: unknown }).decision
+  return decision === 'allowed' || decision === 'refused'
+}
+
+/**
+ * Reads a JSON-lines file (or stdin for "-"), keeping the events that pass the filter. A line
+ * that is not an audit event (not JSON, or no allowed/refused decision) is counted in `skipped`,
+ * never shown as an event.
+ */
 export async function readAudit(
   file: string,
   filter: AuditFilter,
 ): Promise<{ events: AuditLine[]; skipped: number }> {
   if (file !== '-') {
-    try {
-      await access(file)
-    } catch {
+    const info = await stat(file).catch(() => undefined)
+    if (info === undefined) {
       throw new CliError(`cannot read audit log ${file}`, {
+        hint: 'give the path of the JSON-lines file the server writes with jsonLinesSink()',
+      })
+    }
+    if (info.isDirectory()) {
+      throw new CliError(`${file} is a directory, not an audit log`, {
         hint: 'give the path of the JSON-lines file the server writes with jsonLinesSink()',
       })
     }
@@ -118,11 +150,11 @@ export async function readAudit(
       skipped++
       continue
     }
-    if (typeof event !== 'object' || event === null) {
+    if (!isAuditEvent(event)) {
       skipped++
       continue
     }
-    if (matchesFilter(event as AuditLine, filter)) events.push(event as AuditLine)
+    if (matchesFilter(event, filter)) events.push(event)
   }
   return { events, skipped }
 }
@@ -168,10 +200,10 @@ export async function auditCommand(argv: string[], io: Io): Promise<number> {
     ...(values.allowed === true ? { allowed: true } : {}),
   })
   if (values.json === true) {
-    for (const e of events) io.out(JSON.stringify(e))
+    for (const e of events) io.out(safeJson(e))
   } else {
     io.out(formatAudit(io, events))
   }
-  if (skipped > 0) io.err(`callproof: skipped ${skipped} line(s) that are not JSON objects`)
+  if (skipped > 0) io.err(`callproof: skipped ${skipped} malformed line(s) (not JSON audit events)`)
   return 0
 }

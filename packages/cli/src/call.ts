@@ -18,6 +18,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { parse } from './args.js'
 import { CliError, UsageError, style } from './io.js'
 import type { Io } from './io.js'
+import { safeJson, safeText } from './terminal.js'
 import { loadDevAuthServer } from './stack.js'
 import { AGENT_METADATA, describeChallenge, recordingFetch } from './trace.js'
 
@@ -77,7 +78,7 @@ function describeAuthorization(context: InteractionContext): string {
       return 'a stronger or fresher sign-in is needed (step-up)'
     case 'approval': {
       const details = (context.authorizationDetails ?? []) as { tool?: unknown; args?: unknown }[]
-      const tools = details.map((d) => String(d.tool)).join(', ')
+      const tools = details.map((d) => safeText(d.tool, { max: 80 })).join(', ')
       return `this call needs your approval (${tools || 'one call'})`
     }
   }
@@ -155,6 +156,12 @@ export async function callCommand(
   } catch {
     throw new UsageError(`"${server}" is not a URL (e.g. http://127.0.0.1:3000/mcp)`, 'call')
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(
+      `the server URL must be http(s), not ${url.protocol.slice(0, -1)} (e.g. http://127.0.0.1:3000/mcp)`,
+      'call',
+    )
+  }
   if (tool === undefined && (pairs.length > 0 || values.json !== undefined)) {
     throw new UsageError('arguments given without a tool name', 'call')
   }
@@ -183,7 +190,7 @@ export async function callCommand(
       ...(openUrl === undefined ? {} : { open: openUrl }),
       onUrl: (authorizationUrl) =>
         io.err(
-          `  open this URL to continue (a browser should open by itself):\n  ${authorizationUrl.href}`,
+          `  open this URL to continue (a browser should open by itself):\n  ${safeText(authorizationUrl.href, { max: 8000 })}`,
         ),
     })
     interaction = browser
@@ -193,14 +200,14 @@ export async function callCommand(
     redirectUri: () => interaction.redirectUri(),
     authorize: async (authorizationUrl, context) => {
       io.err(
-        `${style(io, 'yellow', '↻')} ${describeAuthorization(context)}${values.user === undefined ? '' : ` — signing in as ${values.user}`}`,
+        `${style(io, 'yellow', '↻')} ${describeAuthorization(context)}${values.user === undefined ? '' : ` — signing in as ${safeText(values.user)}`}`,
       )
       const result = await interaction.authorize(authorizationUrl, context)
       const error = result.searchParams.get('error')
       io.err(
         error === null
           ? `${style(io, 'green', '✓')} authorized`
-          : `${style(io, 'red', '✗')} authorization refused: ${error}`,
+          : `${style(io, 'red', '✗')} authorization refused: ${safeText(error)}`,
       )
       return result
     },
@@ -208,7 +215,7 @@ export async function callCommand(
 
   const { fetch: traced } = recordingFetch(url.origin, (exchange) => {
     if (exchange.status === 401 || exchange.status === 403) {
-      note(`← ${describeChallenge(exchange)}`)
+      note(`← ${safeText(describeChallenge(exchange), { max: 300 })}`)
     }
   })
   const options: ConnectOptions = {
@@ -233,22 +240,22 @@ export async function callCommand(
       const { tools } = await client.listTools()
       for (const t of tools) {
         io.out(
-          `${style(io, 'cyan', t.name)}${t.description === undefined ? '' : `  ${t.description}`}`,
+          `${style(io, 'cyan', safeText(t.name, { max: 100 }))}${t.description === undefined ? '' : `  ${safeText(t.description, { max: 300 })}`}`,
         )
       }
       return 0
     }
-    note(`→ tools/call ${tool} ${JSON.stringify(args)}`)
+    note(`→ tools/call ${safeText(tool, { max: 100 })} ${safeText(args, { max: 300 })}`)
     const result = await client
       .callTool({ name: tool, arguments: args })
       .catch((error: unknown) => {
         throw explain(error, url)
       })
     if (values.raw === true) {
-      io.out(JSON.stringify(result, null, 2))
+      io.out(safeJson(result, 2))
     } else {
       const content = (result.content ?? []) as { type: string; text?: string }[]
-      for (const c of content) io.out(c.type === 'text' ? (c.text ?? '') : JSON.stringify(c))
+      for (const c of content) io.out(c.type === 'text' ? toolLines(c.text) : safeText(c))
     }
     if (result.isError === true) {
       io.err(`${style(io, 'red', 'callproof:')} the tool reported an error`)
@@ -259,6 +266,21 @@ export async function callCommand(
     await client?.close().catch(() => undefined)
     await closeInteraction()
   }
+}
+
+/** The most lines of one text result shown, and the most characters of each. */
+const RESULT_LINES = 1000
+const RESULT_LINE_MAX = 2000
+
+/**
+ * A tool's text result as the lines it holds, each escaped and bounded: the newlines a tool
+ * meant are kept, while nothing in a line can move the cursor, reorder or hide text.
+ */
+function toolLines(text: unknown): string {
+  const lines = (typeof text === 'string' ? text : '').split(/\r?\n/)
+  const shown = lines.slice(0, RESULT_LINES).map((line) => safeText(line, { max: RESULT_LINE_MAX }))
+  if (lines.length > RESULT_LINES) shown.push(`…(+${lines.length - RESULT_LINES} lines)`)
+  return shown.join('\n')
 }
 
 /** One line for what went wrong, and what to do about it. */

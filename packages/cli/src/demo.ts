@@ -16,6 +16,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { parse } from './args.js'
 import { CliError, UsageError, style, table } from './io.js'
 import type { Io } from './io.js'
+import { safeText } from './terminal.js'
 import { startStack } from './stack.js'
 import type { Stack } from './stack.js'
 import { ATTACKS, PLAN, expectedRefusal, outcomeOf } from './story.js'
@@ -78,9 +79,9 @@ function toolText(result: unknown): string {
     .join('\n')
 }
 
+/** A server's answer or an error in one short, escaped line (see {@link safeText}). */
 function short(text: string, max = 60): string {
-  const one = text.replace(/\s+/g, ' ').trim()
-  return one.length > max ? `${one.slice(0, max - 1)}…` : one
+  return safeText(text.replace(/[ \t\n\r]+/g, ' ').trim(), { max })
 }
 
 /**
@@ -154,7 +155,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         const seen = recorder.exchanges
           .slice(since)
           .filter((e) => e.status === 401 || e.status === 403)
-        for (const e of seen) say(`     ← ${describeChallenge(e)}`)
+        for (const e of seen) say(`     ← ${short(describeChallenge(e), 200)}`)
         const after = reasons.slice(reasonMark).map((r) => AFTER[r])
         for (const a of after) say(`     ↻ the agent handles it: ${a}`)
         const failed = (result as { isError?: boolean } | undefined)?.isError === true
@@ -231,16 +232,24 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       )
     } catch (error) {
       notPlayed = error instanceof Error ? error.message : String(error)
-      say(`  ${mark(io, false)} ${notPlayed}`)
+      say(`  ${mark(io, false)} ${short(notPlayed, 200)}`)
     }
     if (report !== undefined) {
-      say(style(io, 'dim', `  second agent: pid ${report.pid}, key thumbprint ${report.jkt}`))
+      say(
+        style(
+          io,
+          'dim',
+          `  second agent: pid ${safeText(report.pid)}, key thumbprint ${safeText(report.jkt)}`,
+        ),
+      )
     }
     for (const attack of ATTACKS) {
       const step = rows.length + 1
       const observation = report?.results[attack.id]
       const expected = secure ? expectedRefusal(attack) : 'allowed'
-      const actual = observation === undefined ? 'not played' : outcomeOf(observation)
+      // The challenge and code in the outcome are the server's words: escaped like every detail.
+      const actual =
+        observation === undefined ? 'not played' : safeText(outcomeOf(observation), { max: 200 })
       const detail = observation === undefined ? short(notPlayed, 80) : attackDetail(observation)
       const ok = actual === expected
       say(`  ${step}. ${attack.story}`)
@@ -258,8 +267,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         ? 'intact'
         : 'damaged: README.md overwritten, reports/q3.csv deleted, notes/plan.md deleted'
       say(`  ${step}. ${action}`)
-      const actual = await checkDrive(call).catch(
-        (error: unknown) => `failed: ${error instanceof Error ? error.message : String(error)}`,
+      const actual = await checkDrive(call).then(
+        (text) => safeText(text, { max: 300 }),
+        (error: unknown) =>
+          `failed: ${short(error instanceof Error ? error.message : String(error), 200)}`,
       )
       const ok = actual === expected
       say(`     ${mark(io, ok)} ${actual}`)

@@ -9,6 +9,7 @@ import type { AuditSink } from '@callproof/server'
 import { parse, portOption } from './args.js'
 import { UsageError, progress, style } from './io.js'
 import type { Io } from './io.js'
+import { safeText } from './terminal.js'
 import { startAuthServer, startStack } from './stack.js'
 import type { AuthServer, Stack } from './stack.js'
 
@@ -250,7 +251,7 @@ export async function devCommand(
           `  authorization server  ${info.issuer}`,
           `  drive (MCP endpoint)  ${info.server}${stack.kind === 'baseline' ? style(io, 'yellow', '  ⚠ INSECURE BASELINE') : ''}`,
           `  protected resource    ${info.server.replace(/\/mcp$/, '')}/.well-known/oauth-protected-resource/mcp`,
-          ...(info.audit === undefined ? [] : [`  audit log             ${info.audit}`]),
+          ...(info.audit === undefined ? [] : [`  audit log             ${safeText(info.audit)}`]),
           '',
           b('test users'),
           ...info.users.map((u) => `  ${u.id.padEnd(8)} password ${u.password}`),
@@ -309,13 +310,15 @@ async function serveResources(
             style(io, 'yellow', '  (development only — published test users)'),
           `  issuer                ${info.issuer}${authPort === undefined ? dim('   (a free port: --auth-port <n> keeps it the same between runs)') : ''}`,
           ...info.resources.map(
-            (r) => `  issues tokens for     ${r.uri}  ${dim(`scopes ${r.scopes.join(' ')}`)}`,
+            (r) =>
+              `  issues tokens for     ${safeText(r.uri)}  ${dim(`scopes ${safeText(r.scopes.join(' '))}`)}`,
           ),
           `  drive example         not started: --resource serves your own server`,
           '',
           b('your server'),
           ...info.resources.map(
-            (r) => `  createCallproof({ resource: '${r.uri}', issuers: '${info.issuer}', tools })`,
+            (r) =>
+              `  createCallproof({ resource: '${safeText(r.uri)}', issuers: '${info.issuer}', tools })`,
           ),
           dim('  (a token names exactly one of the resources above; any other is invalid_target)'),
           '',
@@ -325,8 +328,8 @@ async function serveResources(
           '',
           b('try, once your server listens'),
           ...info.resources.flatMap((r) => [
-            `  ${r.call}   ${dim('# signs in as alice, lists the tools she can see')}`,
-            `  callproof call ${r.uri} <tool> key=value --user alice   ${dim('# calls one; step-up and approvals as needed')}`,
+            `  ${safeText(r.call)}   ${dim('# signs in as alice, lists the tools she can see')}`,
+            `  callproof call ${safeText(r.uri)} <tool> key=value --user alice   ${dim('# calls one; step-up and approvals as needed')}`,
           ]),
           ...(first === undefined
             ? []

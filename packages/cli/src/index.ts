@@ -7,6 +7,8 @@
 export { main, report, VERSION } from './main.js'
 export { processIo, memoryIo, CliError, UsageError } from './io.js'
 export type { Io, ExitCode } from './io.js'
+export { safeText, safeJson, SAFE_TEXT_MAX } from './terminal.js'
+export type { SafeTextOptions } from './terminal.js'
 export { runDemo, formatDemoTable } from './demo.js'
 export type { DemoMode, DemoOptions, DemoReport, DemoRow } from './demo.js'
 export { ATTACKS, PLAN } from './story.js'

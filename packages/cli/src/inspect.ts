@@ -4,20 +4,27 @@
  * against its issuer's JWKS).
  */
 import {
-  EmbeddedJWK,
-  base64url,
-  calculateJwkThumbprint,
   compactVerify,
   createRemoteJWKSet,
+  customFetch,
   decodeJwt,
   decodeProtectedHeader,
 } from 'jose'
 import type { JWK, JWTPayload, ProtectedHeaderParameters } from 'jose'
-import { bindingFor, bindingsEqual } from '@callproof/core'
+import {
+  PROOF_ALGORITHMS,
+  TOKEN_ALGORITHMS,
+  accessTokenHash,
+  bindingFor,
+  bindingsEqual,
+  jwkThumbprint,
+  verifyProof,
+} from '@callproof/core'
 import type { McpBinding } from '@callproof/core'
 import { parse } from './args.js'
 import { CliError, UsageError, relativeTime, style } from './io.js'
 import type { Io } from './io.js'
+import { safeJson, safeText } from './terminal.js'
 
 /** One explained header parameter or claim. */
 export interface ExplainedField {
@@ -46,7 +53,10 @@ export interface Inspection {
 
 /** Options of {@link inspectJwt}. */
 export interface InspectOptions {
-  /** Issuer whose JWKS verifies an access token. Without it, only a loopback `iss` is fetched. */
+  /**
+   * Issuer whose JWKS verifies an access token. Without it nothing is fetched and the signature
+   * is reported as not verified: the token's own `iss` is never trusted to name its verifier.
+   */
   readonly issuer?: string
   /** For a proof: the access token it was sent with (checks `ath` and `cnf.jkt`). */
   readonly accessToken?: string
@@ -73,7 +83,20 @@ const ALG_MEANING: Record<string, string> = {
   PS256: 'RSA-PSS with SHA-256',
 }
 
-const PROOF_ALGS = new Set(['ES256', 'EdDSA', 'Ed25519'])
+/*
+ * The JWK members that hold private key material (RFC 7517/7518: EC/OKP/RSA `d`, RSA `p` `q` `dp`
+ * `dq` `qi` `oth`, symmetric `k`, and `priv` of the AKP keys). Core's verifyProof refuses a proof
+ * whose jwk holds any of them, and it decides the signature check below; core does not export its
+ * list, so this complete copy only words the explanation of the header.
+ */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'] as const
+
+/** A value from the JWT inside an explanation: escaped and short (the whole value is shown above). */
+const quote = (value: unknown) => safeText(value, { max: 80 })
+
+/** An error's message, escaped and bounded (jose and servers put received values into them). */
+const messageOf = (error: unknown) =>
+  safeText(error instanceof Error ? error.message : error, { max: 200 })
 
 /** Accepts a bare JWT, `DPoP <jwt>`, `Bearer <jwt>` or a pasted `Authorization:`/`DPoP:` header line. */
 export function extractJwt(input: string): string {
@@ -101,21 +124,21 @@ function isLoopback(url: string): boolean {
   }
 }
 
+/** https, or http on loopback: where an issuer's metadata and keys may be fetched from. */
+function isFetchable(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.href))
+}
+
 function describeJwk(jwk: JWK): string {
-  if (jwk.kty === 'EC') return `EC ${jwk.crv ?? '?'} public key`
-  if (jwk.kty === 'OKP') return `${jwk.crv ?? 'OKP'} public key`
+  if (jwk.kty === 'EC') return `EC ${quote(jwk.crv ?? '?')} public key`
+  if (jwk.kty === 'OKP') return `${quote(jwk.crv ?? 'OKP')} public key`
   if (jwk.kty === 'RSA') return 'RSA public key'
-  return `${jwk.kty ?? 'unknown'} key`
+  return `${quote(jwk.kty ?? 'unknown')} key`
 }
 
 function time(seconds: unknown, now: number): string {
   if (typeof seconds !== 'number') return 'not a number'
   return `${new Date(seconds * 1000).toISOString()} (${relativeTime(seconds, now)})`
-}
-
-async function sha256b64u(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))
-  return base64url.encode(new Uint8Array(digest))
 }
 
 function explainHeader(header: ProtectedHeaderParameters, kind: Inspection['kind']) {
@@ -137,18 +160,21 @@ function explainHeader(header: ProtectedHeaderParameters, kind: Inspection['kind
         break
       case 'alg': {
         const algName = String(value)
+        // Core's own allowlists: what a callproof server accepts, not a copy that can drift.
+        const allowed: readonly string[] =
+          kind === 'dpop-proof' ? PROOF_ALGORITHMS : kind === 'access-token' ? TOKEN_ALGORITHMS : []
         const bad =
           algName === 'none' ||
           algName.startsWith('HS') ||
-          (kind === 'dpop-proof' && !PROOF_ALGS.has(algName))
+          (allowed.length > 0 && !allowed.includes(algName))
         fields.push({
           name,
           value,
-          meaning: `${ALG_MEANING[algName] ?? 'signature algorithm'}${
+          meaning: `${(Object.hasOwn(ALG_MEANING, algName) ? ALG_MEANING[algName] : undefined) ?? 'signature algorithm'}${
             bad
-              ? kind === 'dpop-proof'
-                ? ' — not in callproof’s proof allowlist (ES256, EdDSA, Ed25519): refused'
-                : ' — not asymmetric: refused'
+              ? kind === 'jwt'
+                ? ' — not asymmetric: refused'
+                : ` — not in callproof’s ${kind === 'dpop-proof' ? 'proof' : 'token'} allowlist (${allowed.join(', ')}): refused`
               : ''
           }`,
           status: bad ? 'bad' : 'ok',
@@ -262,31 +288,19 @@ async function explainProof(
   let jkt: string | undefined
   if (header.jwk !== undefined) {
     const jwk = header.jwk
-    const hasPrivate = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk)
-    jkt = await calculateJwkThumbprint(jwk, 'sha256')
+    const hasPrivate = PRIVATE_JWK_MEMBERS.some((m) => m in jwk)
+    jkt = await jwkThumbprint(jwk).catch(() => undefined)
     headerFields.push({
       name: 'jwk',
       value: jwk,
       meaning: hasPrivate
         ? 'contains PRIVATE key material: a proof must carry the public key only — refused'
-        : `${describeJwk(jwk)} of the client; thumbprint (RFC 7638) ${jkt} — the access token must be bound to this key (cnf.jkt)`,
+        : jkt === undefined
+          ? `${describeJwk(jwk)} that has no RFC 7638 thumbprint (not a valid public key) — refused`
+          : `${describeJwk(jwk)} of the client; thumbprint (RFC 7638) ${jkt} — the access token must be bound to this key (cnf.jkt)`,
       status: hasPrivate ? 'bad' : 'ok',
     })
-    try {
-      await compactVerify(jwt, EmbeddedJWK)
-      checks.push({
-        check: 'signature',
-        ok: true,
-        detail:
-          'valid, by the key embedded in the proof (this shows the holder of that key signed it; the token binding says whose key it must be)',
-      })
-    } catch (error) {
-      checks.push({
-        check: 'signature',
-        ok: false,
-        detail: `invalid: ${error instanceof Error ? error.message : String(error)}`,
-      })
-    }
+    checks.push(await checkProof(jwt, payload))
   } else {
     headerFields.push({
       name: 'jwk',
@@ -307,7 +321,7 @@ async function explainProof(
         })
         break
       case 'htm':
-        claims.push({ name, value, meaning: `good only for HTTP ${String(value)} requests` })
+        claims.push({ name, value, meaning: `good only for HTTP ${quote(value)} requests` })
         break
       case 'htu': {
         const hasExtra = typeof value === 'string' && /[?#]/.test(value)
@@ -377,7 +391,7 @@ async function explainProof(
   }
 
   if (options.accessToken !== undefined) {
-    const expected = await sha256b64u(options.accessToken)
+    const expected = await accessTokenHash(options.accessToken)
     checks.push({
       check: 'ath',
       ok: payload.ath === expected,
@@ -394,7 +408,7 @@ async function explainProof(
         ok: bound,
         detail: bound
           ? 'the token’s cnf.jkt is this proof’s key: the proof comes from the token’s holder'
-          : `the token is bound to ${String(cnf?.jkt ?? 'no key')}, the proof is signed by ${jkt ?? 'no key'}: someone else’s token — refused`,
+          : `the token is bound to ${quote(cnf?.jkt ?? 'no key')}, the proof is signed by ${jkt ?? 'no key'}: someone else’s token — refused`,
       })
     } catch {
       checks.push({ check: 'key binding', ok: false, detail: '--token is not a JWT' })
@@ -406,19 +420,44 @@ async function explainProof(
   }
 }
 
+/**
+ * Core's own verdict on the proof (verifyProof: typ, alg allowlist, a public jwk only that fits
+ * alg, no crit/b64, signature, jti, htu form), so that inspect cannot drift from what a server
+ * refuses. The request the proof is checked against is the one it names; its age is explained
+ * with its `iat` claim, so the verdict is taken at the time it was minted.
+ */
+async function checkProof(jwt: string, payload: JWTPayload): Promise<InspectCheck> {
+  const iat = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat : NaN
+  try {
+    await verifyProof(jwt, {
+      htm: typeof payload.htm === 'string' ? payload.htm : '',
+      htu: typeof payload.htu === 'string' ? payload.htu : 'invalid:',
+      ...(Number.isNaN(iat) ? {} : { clock: () => iat * 1000 }),
+    })
+    return {
+      check: 'signature',
+      ok: true,
+      detail:
+        'valid, by the key embedded in the proof, under callproof’s proof rules (this shows the holder of that key signed it; the token binding says whose key it must be)',
+    }
+  } catch (error) {
+    return { check: 'signature', ok: false, detail: `refused by callproof: ${messageOf(error)}` }
+  }
+}
+
 function explainBinding(value: unknown): string {
   if (typeof value !== 'object' || value === null) {
     return 'call binding: not an object — refused'
   }
   const b = value as Record<string, unknown>
   if ('response' in b) {
-    return `call binding: this request answers the server’s request id ${JSON.stringify(b.response)}`
+    return `call binding: this request answers the server’s request id ${quote(b.response)}`
   }
-  const parts = [`call binding: only for the JSON-RPC message "${String(b.method)}"`]
-  if (b.name !== undefined) parts.push(`on "${String(b.name)}"`)
+  const parts = [`call binding: only for the JSON-RPC message ${quote(b.method)}`]
+  if (b.name !== undefined) parts.push(`on ${quote(b.name)}`)
   if (b.args !== undefined) {
     parts.push(
-      `with exactly the arguments whose canonical (RFC 8785) SHA-256 is ${String(b.args)} — other arguments under this proof are refused`,
+      `with exactly the arguments whose canonical (RFC 8785) SHA-256 is ${quote(b.args)} — other arguments under this proof are refused`,
     )
   }
   return parts.join(' ')
@@ -433,7 +472,7 @@ async function checkBinding(claim: unknown, body: unknown): Promise<InspectCheck
     return {
       check: 'call binding',
       ok: false,
-      detail: `--body is not one JSON-RPC message: ${error instanceof Error ? error.message : String(error)}`,
+      detail: `--body is not one JSON-RPC message: ${messageOf(error)}`,
     }
   }
   if (bindingsEqual(claim, expected)) {
@@ -450,7 +489,7 @@ async function checkBinding(claim: unknown, body: unknown): Promise<InspectCheck
   return {
     check: 'call binding',
     ok: false,
-    detail: `the mcp claim differs from the body in ${differing.join(', ') || 'its shape'} (the body needs ${JSON.stringify(expected)}) — refused`,
+    detail: `the mcp claim differs from the body in ${quote(differing.join(', ') || 'its shape')} (the body needs ${safeText(expected, { max: 300 })}) — refused`,
   }
 }
 
@@ -514,10 +553,10 @@ async function explainToken(
         claims.push({
           name,
           value,
-          meaning: `permissions granted: ${String(value)
-            .split(' ')
-            .filter(Boolean)
-            .join(', ')}; each tool names the scopes it needs`,
+          meaning: `permissions granted: ${safeText(
+            String(value).split(' ').filter(Boolean).join(', '),
+            { max: 200 },
+          )}; each tool names the scopes it needs`,
         })
         break
       case 'cnf': {
@@ -527,7 +566,7 @@ async function explainToken(
           value,
           meaning:
             typeof jkt === 'string'
-              ? `sender-constrained (RFC 9449): usable only with proofs signed by the key whose thumbprint is ${jkt}; a stolen copy is useless without that private key`
+              ? `sender-constrained (RFC 9449): usable only with proofs signed by the key whose thumbprint is ${quote(jkt)}; a stolen copy is useless without that private key`
               : 'no cnf.jkt: not bound to a key, a bearer token — callproof refuses it',
           status: typeof jkt === 'string' ? 'ok' : 'bad',
         })
@@ -537,7 +576,7 @@ async function explainToken(
         claims.push({
           name,
           value,
-          meaning: `how the user signed in: ${ACR_MEANING[String(value)] ?? 'a level callproof does not know'}`,
+          meaning: `how the user signed in: ${(Object.hasOwn(ACR_MEANING, String(value)) ? ACR_MEANING[String(value)] : undefined) ?? 'a level callproof does not know'}`,
         })
         break
       case 'auth_time':
@@ -573,43 +612,57 @@ async function explainToken(
     })
   }
 
-  const issuer =
-    options.issuer ??
-    (typeof payload.iss === 'string' && isLoopback(payload.iss) ? payload.iss : undefined)
+  // Keys come only from an issuer the user named: a token's own iss is what a forger writes, so
+  // fetching keys from it would have the forger's server vouch for the forger's token.
+  const issuer = options.issuer
   if (issuer === undefined) {
     checks.push({
       check: 'signature',
       ok: false,
-      detail: 'not verified: pass --issuer <url> to check it against the issuer’s published keys',
+      detail:
+        'NOT VERIFIED: no --issuer given (the token’s own iss is not trusted to name its keys); pass --issuer <url> to check it against that issuer’s published keys',
     })
     return
   }
-  if (typeof payload.iss === 'string' && payload.iss !== issuer) {
+  if (payload.iss !== issuer) {
     checks.push({
       check: 'issuer',
       ok: false,
-      detail: `the token names ${payload.iss}, not ${issuer}`,
+      detail: `the token names ${quote(payload.iss ?? 'no issuer')}, not ${quote(issuer)} — refused`,
     })
   }
   try {
     const jwksUri = await discoverJwksUri(issuer, options.fetch ?? fetch)
-    const keys = createRemoteJWKSet(new URL(jwksUri))
-    await compactVerify(jwt, keys, {
-      algorithms: ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'RS256', 'PS256'],
+    const fetchImpl = options.fetch ?? fetch
+    const keys = createRemoteJWKSet(jwksUri, {
+      timeoutDuration: FETCH_TIMEOUT_MS,
+      // The key set is read with the same cap as the metadata: the issuer is named by the user,
+      // but its answer is still not held in memory without bound.
+      [customFetch]: async (url, init) => {
+        const response = await fetchImpl(url, { ...init, redirect: 'error' })
+        const text = await readCapped(response, 'key set')
+        return new Response(text, { status: response.status, headers: response.headers })
+      },
     })
+    await compactVerify(jwt, keys, { algorithms: [...TOKEN_ALGORITHMS] })
     checks.push({
       check: 'signature',
       ok: true,
-      detail: `valid, by ${issuer}'s key${header.kid === undefined ? '' : ` ${header.kid}`} (${jwksUri})`,
+      detail: `valid, by ${quote(issuer)}'s key${header.kid === undefined ? '' : ` ${quote(header.kid)}`} (${quote(jwksUri.href)})`,
     })
   } catch (error) {
     checks.push({
       check: 'signature',
       ok: false,
-      detail: `not valid for ${issuer}: ${error instanceof Error ? error.message : String(error)}`,
+      detail: `NOT VERIFIED for ${quote(issuer)}: ${messageOf(error)}`,
     })
   }
 }
+
+/** How long inspect waits for an issuer's metadata or keys. */
+const FETCH_TIMEOUT_MS = 10_000
+/** The largest metadata document inspect reads (RFC 8414 documents are a few KiB). */
+const METADATA_MAX_BYTES = 1024 * 1024
 
 function kind(header: ProtectedHeaderParameters, payload: JWTPayload): Inspection['kind'] {
   return header.typ === 'at+jwt' || header.typ === 'application/at+jwt' || 'scope' in payload
@@ -622,16 +675,27 @@ function explainAuthorizationDetails(value: unknown): string {
   const parts = value.map((d: unknown) => {
     const detail = (d ?? {}) as Record<string, unknown>
     if (detail.type === 'mcp_tool_call') {
-      return `approval of exactly one call: tool "${String(detail.tool)}" on ${String(detail.resource)} with the arguments whose digest is ${String(detail.args)}; consumed by its first use`
+      return `approval of exactly one call: tool ${quote(detail.tool)} on ${quote(detail.resource)} with the arguments whose digest is ${quote(detail.args)}; consumed by its first use`
     }
-    return `a "${String(detail.type)}" detail callproof does not use`
+    return `a ${quote(detail.type)} detail callproof does not use`
   })
   return `authorization details (RFC 9396): ${parts.join('; ')}`
 }
 
-async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch): Promise<string> {
+/**
+ * The `jwks_uri` of `issuer`'s metadata (RFC 8414 §3, then OpenID discovery). The metadata must
+ * name `issuer` itself (RFC 8414 §3.3: otherwise another server's keys could be served under this
+ * issuer's name), and its `jwks_uri` must be https (or http on loopback).
+ */
+async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch): Promise<URL> {
+  let url: URL
+  try {
+    url = new URL(issuer)
+  } catch {
+    throw new Error(`--issuer ${quote(issuer)} is not a URL`)
+  }
+  if (!isFetchable(url)) throw new Error(`--issuer must be https (or http on loopback)`)
   const base = issuer.replace(/\/$/, '')
-  const url = new URL(issuer)
   const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')
   // RFC 8414 path-inserted form first, then OpenID discovery (path-appended).
   const candidates = [
@@ -639,20 +703,70 @@ async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch): Promise
     `${base}/.well-known/openid-configuration`,
   ]
   for (const candidate of candidates) {
-    const response = await fetchImpl(candidate, { headers: { accept: 'application/json' } }).catch(
-      () => undefined,
-    )
+    const response = await fetchImpl(candidate, {
+      headers: { accept: 'application/json' },
+      redirect: 'error',
+      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    }).catch(() => undefined)
     if (response?.ok !== true) continue
-    const metadata = (await response.json()) as { jwks_uri?: unknown }
-    if (typeof metadata.jwks_uri === 'string') return metadata.jwks_uri
+    const metadata = await readMetadata(response)
+    if (metadata.issuer !== issuer) {
+      throw new Error(
+        `the metadata at ${quote(candidate)} names issuer ${quote(metadata.issuer ?? 'none')}, not ${quote(issuer)}`,
+      )
+    }
+    if (typeof metadata.jwks_uri !== 'string') continue
+    let jwksUri: URL
+    try {
+      jwksUri = new URL(metadata.jwks_uri)
+    } catch {
+      throw new Error(`the metadata's jwks_uri ${quote(metadata.jwks_uri)} is not a URL`)
+    }
+    if (!isFetchable(jwksUri) || (jwksUri.protocol === 'http:' && url.protocol !== 'http:')) {
+      throw new Error(`the metadata's jwks_uri ${quote(jwksUri.href)} is not https`)
+    }
+    return jwksUri
   }
-  throw new Error(`no authorization server metadata with a jwks_uri at ${issuer}`)
+  throw new Error(`no authorization server metadata with a jwks_uri at ${quote(issuer)}`)
 }
 
+/** A response body as text, read up to {@link METADATA_MAX_BYTES}. */
+async function readCapped(response: Response, what: string): Promise<string> {
+  const reader = response.body?.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const chunk = reader === undefined ? undefined : await reader.read()
+    if (chunk === undefined || chunk.done) break
+    size += chunk.value.byteLength
+    if (size > METADATA_MAX_BYTES) {
+      await reader?.cancel().catch(() => undefined)
+      throw new Error(`the issuer's ${what} is larger than ${METADATA_MAX_BYTES} bytes`)
+    }
+    chunks.push(chunk.value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** A metadata document, read up to {@link METADATA_MAX_BYTES}. */
+async function readMetadata(response: Response): Promise<{ issuer?: unknown; jwks_uri?: unknown }> {
+  const text = await readCapped(response, 'metadata')
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    throw new Error('the issuer’s metadata is not JSON')
+  }
+  if (typeof parsed !== 'object' || parsed === null) {
+    throw new Error('the issuer’s metadata is not a JSON object')
+  }
+  return parsed as { issuer?: unknown; jwks_uri?: unknown }
+}
+
+/** A header parameter's or claim's value: the whole of it that fits a line, escaped. */
 function show(value: unknown): string {
   if (value === undefined) return '—'
-  if (typeof value === 'string') return value
-  return JSON.stringify(value)
+  return safeText(value, { max: 400 })
 }
 
 /** Renders an {@link Inspection} for a terminal. */
@@ -669,11 +783,15 @@ export function formatInspection(io: Pick<Io, 'color'>, inspection: Inspection):
   const section = (name: string, fields: readonly ExplainedField[]) => {
     if (fields.length === 0) return
     lines.push('', style(io, 'bold', name))
-    const width = Math.max(...fields.map((f) => f.name.length))
-    for (const f of fields) {
-      lines.push(`${mark(f.status)} ${style(io, 'cyan', f.name.padEnd(width))}  ${show(f.value)}`)
-      lines.push(`  ${' '.repeat(width)}  ${style(io, 'dim', f.meaning)}`)
-    }
+    // Names, values and meanings all hold text from the JWT: each is escaped to one bounded line,
+    // so that no claim can print a forged "✓ signature: valid" line or hide the real one.
+    const names = fields.map((f) => safeText(f.name, { max: 40 }))
+    const width = Math.max(...names.map((n) => n.length))
+    fields.forEach((f, i) => {
+      const name = names[i] ?? ''
+      lines.push(`${mark(f.status)} ${style(io, 'cyan', name.padEnd(width))}  ${show(f.value)}`)
+      lines.push(`  ${' '.repeat(width)}  ${style(io, 'dim', safeText(f.meaning, { max: 1000 }))}`)
+    })
   }
   section('header', inspection.header)
   section('claims', inspection.claims)
@@ -681,7 +799,7 @@ export function formatInspection(io: Pick<Io, 'color'>, inspection: Inspection):
     lines.push('', style(io, 'bold', 'checks'))
     for (const c of inspection.checks) {
       lines.push(
-        `${c.ok ? style(io, 'green', '✓') : style(io, 'red', '✗')} ${c.check}: ${c.detail}`,
+        `${c.ok ? style(io, 'green', '✓') : style(io, 'red', '✗')} ${safeText(c.check, { max: 40 })}: ${safeText(c.detail, { max: 1000 })}`,
       )
     }
   }
@@ -692,7 +810,8 @@ const HELP = `Usage: callproof inspect <jwt | -> [options]
 
 Decodes a DPoP proof or an access token and explains every claim in plain words.
 Verifies the signature when it can: a proof against the key it carries; a token
-against its issuer's published keys (--issuer, or automatically for a loopback iss).
+against the published keys of the issuer given with --issuer (never the token's
+own iss: without --issuer a token's signature is reported as not verified).
 "-" reads the JWT from stdin. A pasted "Authorization: DPoP …" line works too.
 
 Options:
@@ -737,9 +856,7 @@ export async function inspectCommand(argv: string[], io: Io, stdin?: () => Promi
     ...(values.token === undefined ? {} : { accessToken: extractJwt(values.token) }),
     ...(body === undefined ? {} : { body }),
   })
-  io.out(
-    values.json === true ? JSON.stringify(inspection, null, 2) : formatInspection(io, inspection),
-  )
+  io.out(values.json === true ? safeJson(inspection, 2) : formatInspection(io, inspection))
   return inspection.checks.every((c) => c.ok) ? 0 : 1
 }
 

@@ -3,6 +3,7 @@
  */
 import { CliError, UsageError, style } from './io.js'
 import type { Io } from './io.js'
+import { safeText } from './terminal.js'
 
 /** The version printed by `callproof --version`. */
 export const VERSION = '0.1.0'
@@ -75,15 +76,19 @@ async function run(name: string, argv: string[], io: Io): Promise<number> {
 
 /** Prints an error as one clear line (plus what to do) and returns its exit code. */
 export function report(error: unknown, io: Io): number {
-  // One line: what went wrong, then what to do about it.
+  // One line: what went wrong, then what to do about it. Messages carry servers' words and
+  // values from the command line, so they pass through safeText like every outside value.
   if (error instanceof CliError) {
-    const hint = error.hint === undefined ? '' : style(io, 'dim', ` — ${error.hint}`)
-    io.err(`${style(io, 'red', 'callproof:')} ${error.message}${hint}`)
+    const hint =
+      error.hint === undefined ? '' : style(io, 'dim', ` — ${safeText(error.hint, { max: 500 })}`)
+    io.err(`${style(io, 'red', 'callproof:')} ${safeText(error.message, { max: 1000 })}${hint}`)
     return error.exitCode
   }
   const e = error instanceof Error ? error : new Error(String(error))
   const hint = ' — unexpected: rerun with CALLPROOF_DEBUG=1 for the stack trace, and report it'
-  io.err(`${style(io, 'red', 'callproof:')} ${e.message}${style(io, 'dim', hint)}`)
+  io.err(
+    `${style(io, 'red', 'callproof:')} ${safeText(e.message, { max: 1000 })}${style(io, 'dim', hint)}`,
+  )
   if (io.env.CALLPROOF_DEBUG !== undefined) io.err(e.stack ?? '')
   return 1
 }

@@ -225,7 +225,7 @@ describe('audit: input errors', () => {
     const io = memoryIo()
     expect(await main(['audit', file], io)).toBe(0)
     expect(io.stdout.join('\n')).toContain('ERR_REPLAY — replayed proof')
-    expect(io.stderr).toEqual(['callproof: skipped 1 line(s) that are not JSON objects'])
+    expect(io.stderr).toEqual(['callproof: skipped 1 malformed line(s) (not JSON audit events)'])
   })
 
   it('names a missing file in one line', async () => {

@@ -86,8 +86,8 @@ describe('inspect a real DPoP proof', () => {
 })
 
 describe('inspect a real access token', () => {
-  it('explains the claims and verifies the signature against the loopback issuer', async () => {
-    const i = await inspectJwt(token(call))
+  it('explains the claims and verifies the signature against the issuer given', async () => {
+    const i = await inspectJwt(token(call), { issuer: stack.issuer })
     expect(i.kind).toBe('access-token')
     expect(i.header.find((h) => h.name === 'typ')?.value).toBe('at+jwt')
     for (const name of [
@@ -111,7 +111,7 @@ describe('inspect a real access token', () => {
   })
 
   it('explains a per-call approval’s authorization_details', async () => {
-    const i = await inspectJwt(token(share))
+    const i = await inspectJwt(token(share), { issuer: stack.issuer })
     expect(claim(i, 'authorization_details')?.meaning).toContain('exactly one call')
     expect(claim(i, 'authorization_details')?.meaning).toContain('share_file')
     expect(check(i, 'signature')?.ok).toBe(true)
@@ -125,7 +125,7 @@ describe('inspect a real access token', () => {
     >
     claims.sub = 'mallory'
     const forged = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${s}`
-    const i = await inspectJwt(forged)
+    const i = await inspectJwt(forged, { issuer: stack.issuer })
     expect(claim(i, 'sub')?.value).toBe('mallory')
     expect(check(i, 'signature')?.ok).toBe(false)
   })
@@ -168,7 +168,7 @@ describe('callproof inspect (command)', () => {
 
   it('reads the JWT from stdin with "-", as a pasted header line', async () => {
     const io = memoryIo()
-    const code = await inspectCommand(['-'], io, () =>
+    const code = await inspectCommand(['-', '--issuer', stack.issuer], io, () =>
       Promise.resolve(`Authorization: DPoP ${token(call)}\n`),
     )
     expect(code).toBe(0)
@@ -177,7 +177,7 @@ describe('callproof inspect (command)', () => {
 
   it('prints JSON with --json', async () => {
     const io = memoryIo()
-    expect(await main(['inspect', token(call), '--json'], io)).toBe(0)
+    expect(await main(['inspect', token(call), '--json', '--issuer', stack.issuer], io)).toBe(0)
     expect((JSON.parse(io.stdout.join('\n')) as Inspection).kind).toBe('access-token')
   })
 

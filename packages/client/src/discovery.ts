@@ -9,7 +9,7 @@
 
 import * as oauth from 'oauth4webapi'
 import { CallproofClientError } from './errors.js'
-import { guardedFetch, type UrlPolicy } from './guards.js'
+import { guardedFetch, responseLimitErrorIn, type UrlPolicy } from './guards.js'
 
 /**
  * The protected resource metadata of an MCP server, checked.
@@ -74,6 +74,9 @@ function wellKnownResourceUrls(serverUrl: URL): string[] {
 
 function toMetadataError(err: unknown, what: string): CallproofClientError {
   if (err instanceof CallproofClientError) return err
+  // A body cut off by the size or time limit is that, not "not JSON".
+  const limit = responseLimitErrorIn(err)
+  if (limit !== undefined) return limit
   return new CallproofClientError('ERR_INVALID_METADATA', `${what}: ${(err as Error).message}`, {
     cause: err,
   })

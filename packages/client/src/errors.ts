@@ -45,6 +45,10 @@ export type CallproofClientErrorCode =
   | 'ERR_INTERACTION_FAILED'
   /** A key or token store could not read or write its state. */
   | 'ERR_STORE'
+  /** A metadata, registration or token response was larger than the client reads. */
+  | 'ERR_RESPONSE_TOO_LARGE'
+  /** A metadata, registration or token response did not arrive in full within the time limit. */
+  | 'ERR_RESPONSE_TIMEOUT'
 
 /**
  * The base class of every error `@callproof/client` throws on purpose. Messages say what was wrong

@@ -57,7 +57,39 @@ export interface UrlPolicy {
   resolve?: (hostname: string) => Promise<readonly string[]>
   /** Maximum redirects followed by {@link guardedFetch}; default 5. */
   maxRedirects?: number
+  /**
+   * The largest response body {@link guardedFetch} reads, in bytes; default
+   * {@link DEFAULT_MAX_RESPONSE_BYTES} (1 MiB). Metadata, registration and token responses are a
+   * few KiB; a larger one fails with `ERR_RESPONSE_TOO_LARGE` instead of filling memory.
+   */
+  maxResponseBytes?: number
+  /**
+   * How long one {@link guardedFetch} request may take, from sending it (redirects included) to
+   * the last byte of its body, in milliseconds; default {@link DEFAULT_RESPONSE_TIMEOUT_MS}
+   * (10 s). A server that sends its headers and then stalls fails with `ERR_RESPONSE_TIMEOUT`.
+   */
+  responseTimeoutMs?: number
 }
+
+/**
+ * The default {@link UrlPolicy.maxResponseBytes}: 1 MiB.
+ *
+ * @example
+ * ```ts
+ * guardedFetch({ maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES / 4 })
+ * ```
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+
+/**
+ * The default {@link UrlPolicy.responseTimeoutMs}: 10 seconds.
+ *
+ * @example
+ * ```ts
+ * guardedFetch({ responseTimeoutMs: DEFAULT_RESPONSE_TIMEOUT_MS * 3 })
+ * ```
+ */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 10_000
 
 const loopback = new BlockList()
 loopback.addSubnet('127.0.0.0', 8, 'ipv4')
@@ -412,6 +444,7 @@ export function guardedFetch(
   baseFetch?: typeof fetch,
 ): typeof fetch {
   const maxRedirects = policy.maxRedirects ?? 5
+  const limits = responseLimits(policy)
   // The agent is looked up per request (a closed one is replaced), and comes last, so a caller's
   // `init.dispatcher` cannot route around the check.
   const send =
@@ -428,46 +461,224 @@ export function guardedFetch(
   return async (input, init) => {
     const request = await fromInput(input, init)
     let url = request.url
-    let requestInit: RequestInit = { ...request.init, redirect: 'manual' }
-    for (let hop = 0; ; hop++) {
-      checkUrl(url, policy)
-      const response = (await send(url, requestInit).catch((err: unknown) => {
-        throw refusalIn(err)
-      })) as Response
-      const location = response.headers.get('location')
-      if (response.status < 300 || response.status > 399 || location === null) return response
-      if (request.redirect === 'manual') return response
-      await response.body?.cancel()
-      if (request.redirect === 'error') {
-        throw new TypeError(`${url} answered ${response.status}; redirect: 'error' follows none`)
-      }
-      if (hop >= maxRedirects) {
-        throw new CallproofClientError('ERR_UNSAFE_URL', `too many redirects from ${url}`)
-      }
-      const next = new URL(location, url)
-      const crossOrigin = next.origin !== new URL(url).origin
-      const method = (requestInit.method ?? 'GET').toUpperCase()
-      const asGet =
-        (response.status === 303 && method !== 'HEAD') ||
-        ((response.status === 301 || response.status === 302) && method === 'POST')
-      // A redirect must never carry credentials to another origin, nor a body to a GET.
-      const headers = new Headers(requestInit.headers)
-      if (crossOrigin) {
-        if (!asGet && requestInit.body != null) {
-          throw new CallproofClientError(
-            'ERR_UNSAFE_URL',
-            `${url} answered ${response.status} to ${next.origin}: a request body is not sent again to another origin`,
-          )
+    // One deadline for the whole exchange, redirects and body included: a server that trickles
+    // or stalls cannot keep the client waiting longer than that.
+    const deadline = new Deadline(limits.timeoutMs, request.url)
+    const signal =
+      request.init.signal == null
+        ? deadline.signal
+        : AbortSignal.any([request.init.signal, deadline.signal])
+    let requestInit: RequestInit = { ...request.init, redirect: 'manual', signal }
+    try {
+      for (let hop = 0; ; hop++) {
+        checkUrl(url, policy)
+        const response = (await deadline.race(send(url, requestInit)).catch((err: unknown) => {
+          throw deadline.error ?? refusalIn(err)
+        })) as Response
+        const location = response.headers.get('location')
+        if (response.status < 300 || response.status > 399 || location === null) {
+          return bounded(response, url, limits.maxBytes, deadline)
         }
-        for (const name of ['authorization', 'dpop', 'cookie']) headers.delete(name)
+        if (request.redirect === 'manual') return bounded(response, url, limits.maxBytes, deadline)
+        await response.body?.cancel()
+        if (request.redirect === 'error') {
+          throw new TypeError(`${url} answered ${response.status}; redirect: 'error' follows none`)
+        }
+        if (hop >= maxRedirects) {
+          throw new CallproofClientError('ERR_UNSAFE_URL', `too many redirects from ${url}`)
+        }
+        const next = new URL(location, url)
+        const crossOrigin = next.origin !== new URL(url).origin
+        const method = (requestInit.method ?? 'GET').toUpperCase()
+        const asGet =
+          (response.status === 303 && method !== 'HEAD') ||
+          ((response.status === 301 || response.status === 302) && method === 'POST')
+        // A redirect must never carry credentials to another origin, nor a body to a GET.
+        const headers = new Headers(requestInit.headers)
+        if (crossOrigin) {
+          if (!asGet && requestInit.body != null) {
+            throw new CallproofClientError(
+              'ERR_UNSAFE_URL',
+              `${url} answered ${response.status} to ${next.origin}: a request body is not sent again to another origin`,
+            )
+          }
+          for (const name of ['authorization', 'dpop', 'cookie']) headers.delete(name)
+        }
+        if (asGet) {
+          for (const name of bodyHeaders) headers.delete(name)
+          requestInit = { ...requestInit, method: 'GET', body: null, headers }
+        } else {
+          requestInit = { ...requestInit, headers }
+        }
+        url = next.href
       }
-      if (asGet) {
-        for (const name of bodyHeaders) headers.delete(name)
-        requestInit = { ...requestInit, method: 'GET', body: null, headers }
-      } else {
-        requestInit = { ...requestInit, headers }
-      }
-      url = next.href
+    } catch (err) {
+      deadline.clear()
+      throw err
     }
   }
+}
+
+function responseLimits(policy: UrlPolicy): { maxBytes: number; timeoutMs: number } {
+  const maxBytes = policy.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
+  const timeoutMs = policy.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
+    throw new CallproofClientError(
+      'ERR_INVALID_OPTIONS',
+      `maxResponseBytes must be a positive integer (bytes), not ${String(maxBytes)}`,
+    )
+  }
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
+    throw new CallproofClientError(
+      'ERR_INVALID_OPTIONS',
+      `responseTimeoutMs must be a positive integer (milliseconds), not ${String(timeoutMs)}`,
+    )
+  }
+  return { maxBytes, timeoutMs }
+}
+
+/** The time limit of one guarded request: aborts it, and names the limit in its error. */
+class Deadline {
+  readonly #controller = new AbortController()
+  readonly #timer: ReturnType<typeof setTimeout>
+  error: CallproofClientError | undefined
+
+  constructor(timeoutMs: number, url: string) {
+    this.#timer = setTimeout(() => {
+      this.error = new CallproofClientError(
+        'ERR_RESPONSE_TIMEOUT',
+        `${originOf(url)} did not answer in full within ${timeoutMs} ms (the client's responseTimeoutMs)`,
+      )
+      this.#controller.abort(this.error)
+    }, timeoutMs)
+    // A response nobody reads must not keep the process alive.
+    this.#timer.unref?.()
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal
+  }
+
+  /**
+   * `promise`, or this deadline's error once it passes: also when the fetch underneath (a
+   * caller's `baseFetch`) does not honour the abort signal.
+   */
+  race<T>(promise: Promise<T>): Promise<T> {
+    const signal = this.#controller.signal
+    if (signal.aborted) return Promise.reject(signal.reason as Error)
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason as Error)
+      signal.addEventListener('abort', onAbort, { once: true })
+      promise.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(value)
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(err as Error)
+        },
+      )
+    })
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer)
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin
+  } catch {
+    return 'the server'
+  }
+}
+
+/**
+ * `response` with a body that holds at most `maxBytes` and ends by the deadline: reading more,
+ * or reading past the deadline, fails with a {@link CallproofClientError} that names the limit.
+ * The bytes are counted as they arrive, so a huge body is never held in memory.
+ */
+function bounded(response: Response, url: string, maxBytes: number, deadline: Deadline): Response {
+  const tooLarge = (size: string) =>
+    new CallproofClientError(
+      'ERR_RESPONSE_TOO_LARGE',
+      `${originOf(url)} answered with ${size}; the client reads at most ${maxBytes} bytes (its maxResponseBytes)`,
+    )
+  const source = response.body
+  if (source === null) {
+    deadline.clear()
+    return response
+  }
+  const declared = Number(response.headers.get('content-length') ?? NaN)
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    deadline.clear()
+    void source.cancel().catch(() => undefined)
+    throw tooLarge(`a body of ${declared} bytes (Content-Length)`)
+  }
+  const reader = source.getReader()
+  let size = 0
+  const fail = (controller: ReadableStreamDefaultController<Uint8Array>, error: unknown) => {
+    deadline.clear()
+    controller.error(error)
+    void reader.cancel(error).catch(() => undefined)
+  }
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>
+      try {
+        chunk = await deadline.race(reader.read())
+      } catch (err) {
+        fail(controller, deadline.error ?? err)
+        return
+      }
+      if (chunk.done) {
+        deadline.clear()
+        controller.close()
+        return
+      }
+      size += chunk.value.byteLength
+      if (size > maxBytes) {
+        fail(controller, tooLarge(`more than ${maxBytes} bytes`))
+        return
+      }
+      controller.enqueue(chunk.value)
+    },
+    cancel(reason) {
+      deadline.clear()
+      return reader.cancel(reason)
+    },
+  })
+  const limited = new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  })
+  // What a constructed Response cannot take in its init, as the original had it.
+  Object.defineProperty(limited, 'url', { value: response.url })
+  Object.defineProperty(limited, 'redirected', { value: response.redirected })
+  return limited
+}
+
+/**
+ * The response-limit error (`ERR_RESPONSE_TOO_LARGE`, `ERR_RESPONSE_TIMEOUT`) in `err`'s chain
+ * of causes, if there is one: oauth4webapi wraps the errors of the bodies it reads, and the
+ * caller should see which limit was hit rather than "not JSON".
+ *
+ * @example
+ * ```ts
+ * throw responseLimitErrorIn(err) ?? new CallproofClientError('ERR_TOKEN_REQUEST_FAILED', '…')
+ * ```
+ */
+export function responseLimitErrorIn(err: unknown): CallproofClientError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    if (
+      e instanceof CallproofClientError &&
+      (e.code === 'ERR_RESPONSE_TOO_LARGE' || e.code === 'ERR_RESPONSE_TIMEOUT')
+    ) {
+      return e
+    }
+  }
+  return undefined
 }

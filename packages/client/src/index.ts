@@ -46,7 +46,13 @@ export {
 export type { OAuthContext, AuthorizationRequest } from './oauth.js'
 export { resolveClient, clientAuthentication, clientSecretBasic } from './registration.js'
 export type { RegistrationOptions } from './registration.js'
-export { assertSafeUrl, guardedFetch, isLoopbackHost } from './guards.js'
+export {
+  assertSafeUrl,
+  guardedFetch,
+  isLoopbackHost,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_RESPONSE_TIMEOUT_MS,
+} from './guards.js'
 export type { UrlPolicy } from './guards.js'
 export { systemBrowserInteraction, assertOpenableUrl } from './interaction.js'
 export type { Interaction, InteractionContext, SystemBrowserOptions } from './interaction.js'

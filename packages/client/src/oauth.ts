@@ -9,7 +9,7 @@
 import { importPKCS8 } from 'jose'
 import * as oauth from 'oauth4webapi'
 import { CallproofClientError } from './errors.js'
-import { assertSafeUrl, guardedFetch, type UrlPolicy } from './guards.js'
+import { assertSafeUrl, guardedFetch, responseLimitErrorIn, type UrlPolicy } from './guards.js'
 import type { Interaction, InteractionContext } from './interaction.js'
 import type { TokenSet } from './stores.js'
 
@@ -156,6 +156,8 @@ function toTokenSet(
 
 function tokenError(err: unknown, what: string): CallproofClientError {
   if (err instanceof CallproofClientError) return err
+  const limit = responseLimitErrorIn(err)
+  if (limit !== undefined) return limit
   const detail =
     err instanceof oauth.ResponseBodyError
       ? `${err.error}${err.error_description ? `: ${err.error_description}` : ''}`

@@ -8,7 +8,7 @@
 
 import * as oauth from 'oauth4webapi'
 import { CallproofClientError } from './errors.js'
-import { isLoopbackHost } from './guards.js'
+import { isLoopbackHost, responseLimitErrorIn } from './guards.js'
 import type { StoredClient, TokenStore } from './stores.js'
 
 /**
@@ -116,10 +116,13 @@ export async function resolveClient(
     }
   } catch (err) {
     if (err instanceof CallproofClientError) throw err
-    throw new CallproofClientError(
-      'ERR_REGISTRATION_FAILED',
-      `dynamic registration at ${as.issuer} failed: ${(err as Error).message}`,
-      { cause: err },
+    throw (
+      responseLimitErrorIn(err) ??
+      new CallproofClientError(
+        'ERR_REGISTRATION_FAILED',
+        `dynamic registration at ${as.issuer} failed: ${(err as Error).message}`,
+        { cause: err },
+      )
     )
   }
   const secret = registered.client_secret

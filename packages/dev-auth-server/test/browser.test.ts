@@ -6,6 +6,7 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ACR_MFA, DEV_MFA_CODE, MCP_TOOL_CALL, argumentsDigest } from '../src/index.js'
 import type { DevAuthServer } from '../src/index.js'
+import { consentPage } from '../src/pages/pages.js'
 import { RESOURCE, TestClient, startServer } from './helpers.js'
 
 // The real pages in a real browser: Debian's Chromium driven by playwright-core. The client's
@@ -166,6 +167,78 @@ describe('the pages in headless Chromium', () => {
     ])
     expect(problems).toEqual([])
     await context.close()
+  })
+
+  it('per-call approval: invisible and bidi characters in arguments are shown and warned about', async () => {
+    const approvalOf = async (args: Record<string, string>) => {
+      const { page, context, callback } = await open({
+        scope: 'drive:share',
+        authorization_details: JSON.stringify([
+          {
+            type: MCP_TOOL_CALL,
+            resource: RESOURCE,
+            tool: 'share_file',
+            args: argumentsDigest(args),
+            arguments: args,
+          },
+        ]),
+      })
+      await signIn(page, 'alice', 'alice-dev-password')
+      await page.waitForSelector('form#approval')
+      const shown = {
+        h1: await page.locator('h1').innerText(),
+        values: await page.locator('dl.args dd').allInnerTexts(),
+        warnings: await page.locator('[data-hidden-warning]').count(),
+        marked: await page.locator('[data-hidden-char]').count(),
+      }
+      await page.getByRole('button', { name: 'Deny' }).click()
+      await callback
+      await context.close()
+      return shown
+    }
+    const plain = await approvalOf({ path: 'notes.txt', with: 'bob' })
+    // bob followed by a zero-width space, and a file name turned around by U+202E
+    const tricked = await approvalOf({ path: 'notes\u202etxt.exe', with: 'bob\u200b' })
+    expect(plain.warnings).toBe(0)
+    expect(plain.marked).toBe(0)
+    expect(tricked.warnings).toBe(1)
+    expect(tricked.values).toEqual(['notes⟨U+202E⟩txt.exe', 'bob⟨U+200B⟩'])
+    expect(tricked.values[1]).not.toBe(plain.values[1])
+    expect(tricked.h1).toBe(
+      'Allow agent callproof development client to call share_file with path="notes⟨U+202E⟩txt.exe", with="bob⟨U+200B⟩"?',
+    )
+    // Each hidden character is marked where it stands: twice in the question, twice in the list.
+    expect(tricked.marked).toBe(4)
+  })
+
+  it('the consent page marks hidden characters in what the client asks for', async () => {
+    const page = await browser.newPage()
+    await page.setContent(
+      consentPage({
+        action: '/x',
+        csrf: 'c',
+        client: { id: 'agent', name: 'Files\u2066 helper\u2069\u00ad' },
+        user: 'alice',
+        scopes: [{ resource: 'https://drive.example/mcp\ufeff', scopes: ['drive:read'] }],
+      }).html,
+    )
+    expect(await page.locator('[data-hidden-warning]').count()).toBe(1)
+    const text = await page.locator('body').innerText()
+    expect(text).toContain('Files⟨U+2066⟩ helper⟨U+2069⟩⟨U+00AD⟩')
+    expect(text).toContain('https://drive.example/mcp⟨U+FEFF⟩')
+    const clean = await browser.newPage()
+    await clean.setContent(
+      consentPage({
+        action: '/x',
+        csrf: 'c',
+        client: { id: 'agent', name: 'Files helper' },
+        user: 'alice',
+        scopes: [{ resource: 'https://drive.example/mcp', scopes: ['drive:read'] }],
+      }).html,
+    )
+    expect(await clean.locator('[data-hidden-warning]').count()).toBe(0)
+    await page.close()
+    await clean.close()
   })
 
   it('denying consent sends access_denied to the client', async () => {

@@ -48,6 +48,8 @@ dl.args { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1re
 dl.args dt { font-weight: 600; }
 dl.args dd { margin: 0; font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
 code { overflow-wrap: anywhere; }
+.hidden-char { border: 1px solid #b45309; border-radius: 3px; padding: 0 .15rem; font-size: .8em; }
+.warning { border-left: 4px solid #b45309; padding: .25rem .75rem; }
 .hint { font-size: .9rem; }
 `
 const STYLE_HASH = createHash('sha256').update(STYLE).digest('base64')

@@ -2,6 +2,7 @@ import type { McpToolCallDetail } from '../authorization-details.js'
 import { DEV_MFA_CODE, DEV_USERS } from '../users.js'
 import { html } from './layout.js'
 import type { Html } from './layout.js'
+import { anyHidden, hiddenWarning, visible } from './visible.js'
 
 /** Who is asking, as the pages show it. */
 export interface ClientView {
@@ -12,8 +13,8 @@ export interface ClientView {
 
 function clientLabel(client: ClientView): Html {
   return client.name
-    ? html`<strong>${client.name}</strong> (client <code>${client.id}</code>)`
-    : html`the client <code>${client.id}</code>`
+    ? html`<strong>${visible(client.name)}</strong> (client <code>${visible(client.id)}</code>)`
+    : html`the client <code>${visible(client.id)}</code>`
 }
 
 function errorBox(error: string | undefined): Html {
@@ -157,25 +158,31 @@ export function consentPage(input: {
   user: string
   scopes: ReadonlyArray<{ resource?: string; scopes: readonly string[] }>
 }): Html {
+  const showsHidden =
+    anyHidden([input.client.name, input.client.id, input.client.redirectUri]) ||
+    anyHidden(input.scopes.map((g) => [g.resource, g.scopes]))
   return html`<h1>Allow access?</h1>
     <p>Signed in as <strong>${input.user}</strong>. ${clientLabel(input.client)} asks to:</p>
+    ${showsHidden ? hiddenWarning('the client’s name, the resources or the permissions asked for') : ''}
     ${input.scopes.map(
       (group) =>
         html`<section>
           ${
             group.resource
-              ? html`<h2>At <code>${group.resource}</code></h2>`
+              ? html`<h2>At <code>${visible(group.resource)}</code></h2>`
               : html`<h2>About your account</h2>`
           }
           <ul>
-            ${group.scopes.map((s) => html`<li>${describeScope(s)} (<code>${s}</code>)</li>`)}
+            ${group.scopes.map(
+              (s) => html`<li>${visible(describeScope(s))} (<code>${visible(s)}</code>)</li>`,
+            )}
           </ul>
         </section>`,
     )}
     ${
       input.client.redirectUri
         ? html`<p class="hint">
-            Afterwards you return to <code>${input.client.redirectUri}</code>.
+            Afterwards you return to <code>${visible(input.client.redirectUri)}</code>.
           </p>`
         : html``
     }
@@ -190,16 +197,17 @@ export function consentPage(input: {
 
 // Plain values read as they are (path=notes.txt); anything that could blur the boundary between
 // two arguments (a comma, an equals sign, spaces, quotes) is shown quoted, so that a value like
-// "a.txt, with=eve" cannot pass for an extra argument.
-function argumentValue(value: unknown): string {
-  if (typeof value === 'string' && /^[\w./@:+~-]+$/.test(value)) return value
-  return JSON.stringify(value)
+// "a.txt, with=eve" cannot pass for an extra argument. Hidden characters are marked either way.
+function argumentValue(value: unknown): Html {
+  if (typeof value === 'string' && /^[\w./@:+~-]+$/.test(value)) return visible(value)
+  return visible(JSON.stringify(value))
 }
 
-function argumentsText(args: Readonly<Record<string, unknown>>): string {
-  return Object.entries(args)
-    .map(([k, v]) => `${/^[\w.-]+$/.test(k) ? k : JSON.stringify(k)}=${argumentValue(v)}`)
-    .join(', ')
+function argumentsText(args: Readonly<Record<string, unknown>>): Html {
+  return html`${Object.entries(args).map(
+    ([k, v], i) =>
+      html`${i ? ', ' : ''}${visible(/^[\w.-]+$/.test(k) ? k : JSON.stringify(k))}=${argumentValue(v)}`,
+  )}`
 }
 
 /** The per-call approval page: one tool, its arguments, Approve / Deny. */
@@ -211,15 +219,22 @@ export function approvalPage(input: {
   calls: readonly McpToolCallDetail[]
   scopes: readonly string[]
 }): Html {
-  const who = input.client.name ?? input.client.id
-  const question = input.calls.map((call) =>
-    call.arguments && Object.keys(call.arguments).length
-      ? `call ${call.tool} with ${argumentsText(call.arguments)}`
-      : call.arguments
-        ? `call ${call.tool} with no arguments`
-        : `call ${call.tool} (arguments not shown by the agent)`,
+  const who = visible(input.client.name ?? input.client.id)
+  const question = input.calls.map(
+    (call, i) =>
+      html`${i ? ' and to ' : ''}${
+        call.arguments && Object.keys(call.arguments).length
+          ? html`call ${visible(call.tool)} with ${argumentsText(call.arguments)}`
+          : call.arguments
+            ? html`call ${visible(call.tool)} with no arguments`
+            : html`call ${visible(call.tool)} (arguments not shown by the agent)`
+      }`,
   )
-  return html`<h1>Allow agent ${who} to ${question.join(' and to ')}?</h1>
+  const showsHidden =
+    anyHidden([input.client.name, input.client.id]) ||
+    anyHidden(input.calls.map((c) => [c.tool, c.resource, c.arguments ?? null]))
+  return html`<h1>Allow agent ${who} to ${question}?</h1>
+    ${showsHidden ? hiddenWarning('this call’s tool, agent or arguments') : ''}
     <p>
       Signed in as <strong>${input.user}</strong>. The agent is ${clientLabel(input.client)}. This
       approval is for
@@ -229,15 +244,15 @@ export function approvalPage(input: {
     ${input.calls.map(
       (call) =>
         html`<section class="call">
-          <h2>Tool <code>${call.tool}</code></h2>
-          <p>At <code>${call.resource}</code></p>
+          <h2>Tool <code>${visible(call.tool)}</code></h2>
+          <p>At <code>${visible(call.resource)}</code></p>
           ${
             call.arguments
               ? html`<dl class="args">
                   ${Object.entries(call.arguments).map(
                     ([k, v]) =>
-                      html`<dt>${k}</dt>
-                        <dd>${typeof v === 'string' ? v : JSON.stringify(v)}</dd>`,
+                      html`<dt>${visible(k)}</dt>
+                        <dd>${visible(typeof v === 'string' ? v : JSON.stringify(v))}</dd>`,
                   )}
                 </dl>`
               : html`<p>
