@@ -42,5 +42,4 @@ export type {
 export { loginCaller, tokenCaller } from './scan/callers.js'
 export type { ScanCaller, LoginCallerOptions } from './scan/callers.js'
 export { formatScanReport, SCAN_FINDINGS } from './scan/format.js'
-export { escapeUntrustedForScan } from './scan/untrusted.js'
 export type { ScanDependencies } from './scan/command.js'

@@ -5,7 +5,6 @@ import { freePort, main, memoryIo, startStack } from '../src/index.js'
 import type { Stack } from '../src/index.js'
 import type { ScanReport } from '../src/scan/checks.js'
 import { boundedFetch } from '../src/scan/http.js'
-import { escapeUntrustedForScan } from '../src/scan/untrusted.js'
 import { startSdkServer } from './scan-servers.js'
 
 async function scan(args: string[]) {
@@ -274,14 +273,5 @@ describe('callproof scan: the command line, the wire and untrusted text', () => 
     } finally {
       await bearer.close()
     }
-  })
-
-  it('escapeUntrustedForScan makes controls, bidi and zero-width characters visible and cuts', () => {
-    expect(escapeUntrustedForScan('ok\u001b[2Jwiped')).toBe('ok\\u{1b}[2Jwiped')
-    expect(escapeUntrustedForScan('a\u202eb\u2066c\u200dd\ufeffe\u0085f\u2028g')).toBe(
-      'a\\u{202e}b\\u{2066}c\\u{200d}d\\u{feff}e\\u{85}f\\u{2028}g',
-    )
-    expect(escapeUntrustedForScan('x'.repeat(500), 10)).toBe(`${'x'.repeat(9)}…`)
-    expect(escapeUntrustedForScan('plain text, ünïcode ✓')).toBe('plain text, ünïcode ✓')
   })
 })

@@ -10,7 +10,7 @@ import { loadDevAuthServer } from '../stack.js'
 import { AGENT_METADATA } from '../trace.js'
 import { boundedFetch, describeRequest, readAnswer, sendRaw } from './http.js'
 import type { Answer, WireLog, WireRequest } from './http.js'
-import { escapeUntrustedForScan } from './untrusted.js'
+import { safeText } from '../terminal.js'
 
 /** One caller of the scan: caller A, and optionally caller B. */
 export interface ScanCaller {
@@ -128,7 +128,7 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
       ...(open === undefined ? {} : { open }),
       onUrl: (authorizationUrl) =>
         options.say(
-          `  caller ${options.name}: open this URL to sign in:\n  ${escapeUntrustedForScan(authorizationUrl.href, 4000)}`,
+          `  caller ${options.name}: open this URL to sign in:\n  ${safeText(authorizationUrl.href, { max: 4000 })}`,
         ),
     })
     interaction = browser
@@ -144,7 +144,7 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
     const isCall = request.method === 'POST' && request.url === url
     if (!isCall) {
       log?.(
-        `→ ${request.method} ${escapeUntrustedForScan(request.url, 160)} (caller ${options.name}'s client: discovery or sign-in)`,
+        `→ ${request.method} ${safeText(request.url, { max: 160 })} (caller ${options.name}'s client: discovery or sign-in)`,
       )
       return bounded(input, init)
     }
@@ -171,7 +171,7 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
     // Every answer, also the challenges the client answers by itself (sign-in, nonce).
     const challenge = response.headers.get('www-authenticate')
     log?.(
-      `← ${response.status}${challenge === null ? '' : ` WWW-Authenticate: ${escapeUntrustedForScan(challenge, 160)}`}`,
+      `← ${response.status}${challenge === null ? '' : ` WWW-Authenticate: ${safeText(challenge, { max: 160 })}`}`,
     )
     return response
   }

@@ -9,7 +9,7 @@ import { describeAnswer, sendRaw, served } from './http.js'
 import type { Answer, WireLog, WireRequest } from './http.js'
 import { mcpHeaders } from './callers.js'
 import type { ScanCaller } from './callers.js'
-import { escapeUntrustedForScan } from './untrusted.js'
+import { safeText } from '../terminal.js'
 
 /** The checks, in the order they run and are printed. */
 export const SCAN_CHECKS = [
@@ -139,7 +139,7 @@ async function openSession(send: Send): Promise<Opened> {
 function toolNames(list: Answer | undefined): string {
   const tools = (list?.rpc?.result as { tools?: { name?: unknown }[] } | undefined)?.tools
   if (!Array.isArray(tools)) return 'no tool list'
-  const names = tools.slice(0, 5).map((t) => escapeUntrustedForScan(t.name, 40))
+  const names = tools.slice(0, 5).map((t) => safeText(t.name, { max: 40 }))
   const more = tools.length > 5 ? ` and ${tools.length - 5} more` : ''
   return `${tools.length} tool${tools.length === 1 ? '' : 's'}: ${names.join(', ')}${more}`
 }
@@ -195,7 +195,7 @@ export async function runScan(options: ScanOptions): Promise<ScanReport> {
   if (served(anon.init)) {
     for (const probe of probes) {
       if (served(await anonymous(probeCall(probe), anon.session))) {
-        openProbes.push(escapeUntrustedForScan(probe.tool, 40))
+        openProbes.push(safeText(probe.tool, { max: 40 }))
       }
     }
   }
@@ -301,7 +301,7 @@ export async function runScan(options: ScanOptions): Promise<ScanReport> {
       )
     }
   } else {
-    const name = escapeUntrustedForScan(probe.tool, 40)
+    const name = safeText(probe.tool, { max: 40 })
     const first = await a.send(probeCall(probe), mine.session)
     if (!served(first.answer)) {
       verdict(

@@ -11,7 +11,7 @@ import type { ScanCaller } from './callers.js'
 import { ScanTargetError, runScan } from './checks.js'
 import type { ScanProbe, ScanReport } from './checks.js'
 import { formatScanReport } from './format.js'
-import { escapeUntrustedForScan } from './untrusted.js'
+import { safeText } from '../terminal.js'
 
 const HELP = `Usage: callproof scan <server-url> [options]
 
@@ -53,20 +53,20 @@ function parseProbe(value: string): ScanProbe {
   const eq = value.indexOf('=')
   const tool = eq === -1 ? value : value.slice(0, eq)
   if (tool.trim() === '')
-    throw new UsageError(`--probe "${escapeUntrustedForScan(value, 60)}" names no tool`, 'scan')
+    throw new UsageError(`--probe "${safeText(value, { max: 60 })}" names no tool`, 'scan')
   if (eq === -1) return { tool, args: {} }
   let args: unknown
   try {
     args = JSON.parse(value.slice(eq + 1))
   } catch {
     throw new UsageError(
-      `--probe ${escapeUntrustedForScan(tool, 40)}: the arguments after = must be JSON`,
+      `--probe ${safeText(tool, { max: 40 })}: the arguments after = must be JSON`,
       'scan',
     )
   }
   if (typeof args !== 'object' || args === null || Array.isArray(args)) {
     throw new UsageError(
-      `--probe ${escapeUntrustedForScan(tool, 40)}: the arguments must be a JSON object`,
+      `--probe ${safeText(tool, { max: 40 })}: the arguments must be a JSON object`,
       'scan',
     )
   }
@@ -102,7 +102,7 @@ export async function scanCommand(
   if (target === undefined) throw new UsageError('give the MCP server URL', 'scan')
   if (extra !== undefined) {
     throw new UsageError(
-      `scan takes one server URL, got also "${escapeUntrustedForScan(extra, 60)}"`,
+      `scan takes one server URL, got also "${safeText(extra, { max: 60 })}"`,
       'scan',
     )
   }
@@ -111,13 +111,13 @@ export async function scanCommand(
     url = new URL(target)
   } catch {
     throw new UsageError(
-      `"${escapeUntrustedForScan(target, 80)}" is not a URL (e.g. http://127.0.0.1:3000/mcp)`,
+      `"${safeText(target, { max: 80 })}" is not a URL (e.g. http://127.0.0.1:3000/mcp)`,
       'scan',
     )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(
-      `the server URL must be http or https, got ${escapeUntrustedForScan(url.protocol, 20)}`,
+      `the server URL must be http or https, got ${safeText(url.protocol, { max: 20 })}`,
       'scan',
     )
   }
@@ -238,7 +238,7 @@ function couldNotRun(error: unknown, url: URL): CliError {
   const first = error instanceof Error ? error.message : String(error)
   const dev = chain.find((e) => (e as Error).name === 'DevInteractionError')
   return new CliError(
-    `the scan could not run: ${escapeUntrustedForScan(first.replace(/\.$/, ''), 200)}`,
+    `the scan could not run: ${safeText(first.replace(/\.$/, ''), { max: 200 })}`,
     {
       exitCode: 2,
       ...(dev === undefined

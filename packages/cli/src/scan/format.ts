@@ -5,7 +5,7 @@
 import { style, wrap } from '../io.js'
 import type { Io } from '../io.js'
 import type { ScanCheckId, ScanReport, ScanStatus } from './checks.js'
-import { escapeUntrustedForScan } from './untrusted.js'
+import { safeText } from '../terminal.js'
 
 const THREAT_MODEL = 'docs/threat-model.md'
 /** Width of a check's detail before it wraps (the whole line stays within 100 columns). */
@@ -74,12 +74,12 @@ export function formatScanReport(
   context: { readonly callers: readonly string[]; readonly probes: readonly string[] },
 ): string {
   const lines: string[] = []
-  lines.push(style(io, 'bold', `callproof scan ${escapeUntrustedForScan(report.target, 200)}`))
+  lines.push(style(io, 'bold', `callproof scan ${safeText(report.target, { max: 200 })}`))
   lines.push(
     `  callers: ${context.callers.length === 0 ? 'none (only the checks that need no credentials)' : context.callers.join(', ')}`,
   )
   lines.push(
-    `  probes:  ${context.probes.length === 0 ? 'none (no tool is called)' : context.probes.map((p) => escapeUntrustedForScan(p, 60)).join(', ')}`,
+    `  probes:  ${context.probes.length === 0 ? 'none (no tool is called)' : context.probes.map((p) => safeText(p, { max: 60 })).join(', ')}`,
   )
   lines.push('')
   const width = Math.max(...report.checks.map((c) => c.id.length))

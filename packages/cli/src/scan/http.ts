@@ -4,7 +4,7 @@
  * reported to `--verbose` with its secrets named, not printed.
  */
 import { parseWwwAuthenticate } from '@callproof/core'
-import { escapeUntrustedForScan } from './untrusted.js'
+import { safeText } from '../terminal.js'
 
 /** Per-request time limit (ms). */
 export const REQUEST_TIMEOUT_MS = 10_000
@@ -129,9 +129,9 @@ export async function readAnswer(response: Response): Promise<Answer> {
   return {
     status: response.status,
     ...(first === undefined ? {} : { scheme: first.scheme, challenge: first.params.error ?? '' }),
-    ...(description === undefined ? {} : { description: escapeUntrustedForScan(description, 120) }),
+    ...(description === undefined ? {} : { description: safeText(description, { max: 120 }) }),
     ...(sessionId === undefined ? {} : { sessionId }),
-    ...(location === null ? {} : { redirect: escapeUntrustedForScan(location, 120) }),
+    ...(location === null ? {} : { redirect: safeText(location, { max: 120 }) }),
     ...(rpc === undefined ? {} : { rpc }),
     ...(truncated ? { truncated: true } : {}),
   }
@@ -151,12 +151,11 @@ export function served(answer: Answer | undefined): boolean {
 export function describeAnswer(answer: Answer): string {
   const parts = [String(answer.status)]
   if (answer.challenge !== undefined && answer.challenge !== '') parts.push(answer.challenge)
-  if (answer.scheme !== undefined)
-    parts.push(`(${escapeUntrustedForScan(answer.scheme, 20)} challenge)`)
+  if (answer.scheme !== undefined) parts.push(`(${safeText(answer.scheme, { max: 20 })} challenge)`)
   if (answer.rpc?.error !== undefined) {
-    parts.push(`JSON-RPC error ${escapeUntrustedForScan(answer.rpc.error.code, 12)}`)
+    parts.push(`JSON-RPC error ${safeText(answer.rpc.error.code, { max: 12 })}`)
     if (answer.rpc.error.message !== undefined) {
-      parts.push(escapeUntrustedForScan(answer.rpc.error.message, 80))
+      parts.push(safeText(answer.rpc.error.message, { max: 80 }))
     }
   } else if (answer.description !== undefined && answer.description !== answer.challenge) {
     parts.push(answer.description)
@@ -177,17 +176,17 @@ export function describeRequest(request: WireRequest): string {
   if (authorization !== undefined) {
     const [scheme = '', token = ''] = authorization.split(/\s+/, 2)
     credentials.push(
-      `authorization: ${escapeUntrustedForScan(scheme, 10)} <token, ${token.length} chars>`,
+      `authorization: ${safeText(scheme, { max: 10 })} <token, ${token.length} chars>`,
     )
   }
   if (h.dpop !== undefined) credentials.push(`dpop: <proof, ${h.dpop.length} chars>`)
   const session = h['mcp-session-id']
   if (session !== undefined) {
-    credentials.push(`mcp-session-id: ${escapeUntrustedForScan(session.slice(0, 8), 8)}…`)
+    credentials.push(`mcp-session-id: ${safeText(session.slice(0, 8), { max: 8 })}…`)
   }
-  const body = request.body === undefined ? '' : ` ${escapeUntrustedForScan(request.body, 160)}`
+  const body = request.body === undefined ? '' : ` ${safeText(request.body, { max: 160 })}`
   const carried = credentials.length === 0 ? 'no credentials' : credentials.join(', ')
-  return `${request.method} ${escapeUntrustedForScan(request.url, 120)} [${carried}]${body}`
+  return `${request.method} ${safeText(request.url, { max: 120 })} [${carried}]${body}`
 }
 
 /** Sends `request` as it is (bounded), logs it, and reads the answer. */
