@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { CallproofClientError } from './errors.js'
-import { isLoopbackHost } from './guards.js'
+import { isLoopbackHost } from '@callproof/core'
 
 /**
  * Why the client asks for an authorization, so an interaction can tell the user.
