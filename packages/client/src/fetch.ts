@@ -7,6 +7,7 @@
  */
 
 import {
+  accessTokenHash,
   bindingFor,
   createProof,
   normalizeHtu,
@@ -50,6 +51,15 @@ let lastHtu: { href: string; htu: string } | undefined
 function htuOf(target: URL): string {
   if (lastHtu?.href !== target.href) lastHtu = { href: target.href, htu: normalizeHtu(target) }
   return lastHtu.htu
+}
+
+/** The `ath` of the last token: an agent sends many requests with one token, so it is hashed once. */
+let lastAth: { token: string; ath: Promise<string> } | undefined
+
+function athOf(accessToken: string): Promise<string> {
+  if (lastAth?.token !== accessToken)
+    lastAth = { token: accessToken, ath: accessTokenHash(accessToken) }
+  return lastAth.ath
 }
 
 /** The nonce memory of signers that brought none: one per signer object. */
@@ -164,6 +174,7 @@ export async function sendWithProof(
               htm: method,
               htu: htuOf(target),
               accessToken: token.accessToken,
+              ath: await athOf(token.accessToken),
               ...(nonce !== undefined && { nonce }),
               ...(mcp !== undefined && { mcp }),
             },
