@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const read = (path) => readFileSync(join(root, path), 'utf8')
 const PUBLISHED = ['core', 'server', 'client', 'dev-auth-server', 'cli']
+// The demo's servers, which the cli depends on: published too, so that the cli installs alone.
+const EXAMPLES = ['drive', 'insecure-baseline']
 
 describe('project files', () => {
   it('LICENSE is the Apache License 2.0 that every package.json names', () => {
@@ -19,9 +21,12 @@ describe('project files', () => {
     )
     expect(licence).toContain('END OF TERMS AND CONDITIONS')
     expect(JSON.parse(read('package.json')).license).toBe('Apache-2.0')
-    for (const name of PUBLISHED) {
-      expect(JSON.parse(read(`packages/${name}/package.json`)).license).toBe('Apache-2.0')
-      expect(read(`packages/${name}/LICENSE`), `packages/${name}/LICENSE`).toBe(licence)
+    for (const dir of [
+      ...PUBLISHED.map((n) => `packages/${n}`),
+      ...EXAMPLES.map((n) => `examples/${n}`),
+    ]) {
+      expect(JSON.parse(read(`${dir}/package.json`)).license).toBe('Apache-2.0')
+      expect(read(`${dir}/LICENSE`), `${dir}/LICENSE`).toBe(licence)
     }
   })
 
@@ -34,11 +39,14 @@ describe('project files', () => {
         '--json',
         '--loglevel=error',
         ...PUBLISHED.map((n) => `-w=packages/${n}`),
+        ...EXAMPLES.map((n) => `-w=examples/${n}`),
       ],
       { cwd: root, encoding: 'utf8' },
     )
     const packs = JSON.parse(out)
-    expect(packs.map((p) => p.name).sort()).toEqual(PUBLISHED.map((n) => `@callproof/${n}`).sort())
+    expect(packs.map((p) => p.name).sort()).toEqual(
+      [...PUBLISHED, ...EXAMPLES.map((n) => `example-${n}`)].map((n) => `@callproof/${n}`).sort(),
+    )
     for (const pack of packs) {
       const paths = pack.files.map((f) => f.path)
       expect(paths, pack.name).toEqual(expect.arrayContaining(['LICENSE', 'README.md']))
