@@ -29,11 +29,13 @@
 import {
   ApprovalRequiredError,
   CallproofError,
+  accessTokenHash,
   bindingShape,
   evaluatePolicy,
   toResponse,
 } from '@callproof/core'
 import type { Caller, McpBinding, VerifiedCall } from '@callproof/core'
+import { AUDIT_TEXT_MAX, createRefusalSampler } from './audit.js'
 import type { AuditEvent } from './audit.js'
 import { readJsonBody } from './body.js'
 import type { CallproofConfig } from './options.js'
@@ -55,7 +57,7 @@ export interface Pipeline {
 const MAX_SESSION_ID_LENGTH = 256
 const METHODS = new Set(['POST', 'GET', 'DELETE'])
 
-type Facts = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] }
+type Facts = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] } & { [FULL_TOOL]?: string }
 
 /**
  * Builds the pipeline of a checked configuration over an MCP SDK seam.
@@ -69,6 +71,7 @@ type Facts = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] }
  */
 export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline {
   const { resource, verifier, replay, nonce, sessions, audit, clock, challenge } = config
+  const anonymous = createRefusalSampler({ perSecond: config.auditAnonymousPerSecond, clock })
 
   async function handle(
     request: Request,
@@ -257,7 +260,17 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
    */
   async function record(event: Facts, mustSucceed = false): Promise<void> {
     if (audit === undefined) return
-    const full = { time: new Date(clock()).toISOString(), requestId: '', ...event } as AuditEvent
+    // A flood of unverified requests is sampled; what a verified caller did is always written.
+    const verified = event.sub !== undefined
+    if (!verified && !anonymous.admit()) return
+    const { [FULL_TOOL]: longTool, ...facts } = event
+    const full = {
+      time: new Date(clock()).toISOString(),
+      requestId: '',
+      ...facts,
+      ...(longTool !== undefined && { toolDigest: await accessTokenHash(longTool) }),
+      ...(!verified && anonymous.take()),
+    } as AuditEvent
     try {
       await audit.write(full)
     } catch (cause) {
@@ -293,11 +306,24 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 /** What the binding says the message is, for the audit. */
 function describe(facts: Facts, binding: McpBinding): void {
   if ('method' in binding) {
-    facts.method = binding.method
-    if (binding.method === 'tools/call' && binding.name !== undefined) facts.tool = binding.name
+    facts.method = cut(binding.method)
+    if (binding.method === 'tools/call' && binding.name !== undefined) {
+      facts.tool = cut(binding.name)
+      if (binding.name.length > AUDIT_TEXT_MAX) {
+        // Anyone can send a name; only its first characters, its length and its digest are kept.
+        facts.toolLength = binding.name.length
+        facts[FULL_TOOL] = binding.name
+      }
+    }
     if (binding.args !== undefined) facts.argsDigest = binding.args
   }
 }
+
+/** Where a cut tool name waits for its digest (a symbol: never serialized with the event). */
+const FULL_TOOL = Symbol('full tool name')
+
+const cut = (text: string): string =>
+  text.length > AUDIT_TEXT_MAX ? `${text.slice(0, AUDIT_TEXT_MAX)}…` : text
 
 /** Who called, once verified (never before: a forged token must not frame someone else). */
 function identify(facts: Facts, caller: Caller): void {
