@@ -113,6 +113,17 @@ export function readmeSetup(markdown) {
   return { packages: [...packages], settings }
 }
 
+/** The packages a snippet imports (`@scope/name` or `name`; `node:` built-ins left out). */
+export function snippetImports(source) {
+  const names = new Set()
+  for (const [, specifier] of source.matchAll(/^import\s[^'"]*['"]([^'"]+)['"]/gm)) {
+    if (specifier.startsWith('node:') || specifier.startsWith('.')) continue
+    const parts = specifier.split('/')
+    names.add(specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0])
+  }
+  return [...names]
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const results = { passed: 0, failed: 0 }
@@ -220,7 +231,7 @@ async function until(predicate, timeoutMs, what) {
 }
 
 /** The checks of one tarball's contents and manifest; returns the reasons it is wrong. */
-function tarballProblems(manifest, files) {
+export function tarballProblems(manifest, files) {
   const problems = []
   const has = (path) => files.includes(path.replace(/^\.\//, ''))
   for (const needed of ['package.json', 'LICENSE', 'README.md']) {
@@ -452,6 +463,13 @@ async function inTemp(readme, temp) {
   ) {
     return
   }
+  const imported = snippetImports(serverSource + clientSource)
+  const unnamedImports = imported.filter((name) => !setup.packages.includes(name))
+  check(
+    `the README's npm install names every package the snippets import (${imported.join(' ')})`,
+    unnamedImports.length === 0,
+    `not named: ${unnamedImports.join(' ')}`,
+  )
   const [, resource, scopes, authPort] = dev
   const serverPort = new URL(resource).port
   const ports = { [serverPort]: String(await freePort()), [authPort]: String(await freePort()) }
