@@ -25,6 +25,7 @@ function step(name) {
 step('lint')
 step('typecheck')
 step('build')
+step('pack:install')
 step('conformance')
 console.log(`\n== vitest under Node ${process.version} (every package)`)
 process.exit(vitestWithSummary() ? 0 : 1)
