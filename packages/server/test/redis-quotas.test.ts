@@ -66,17 +66,22 @@ describe('replay quotas on Redis', () => {
 
   it('frees a subject’s quota when its entries expire, not before', async () => {
     const prefix = fresh()
-    const a = await instance(prefix, { replay: { maxEntriesPerSubject: 1 } })
+    const a = await instance(prefix, { replay: { maxEntriesPerSubject: 2 } })
     for (let attempt = 1; ; attempt++) {
       const sub = `s${attempt}`
-      const at = Date.now() + 300
-      expect(await a.replay.consume(`${sub}-1`, at, who(sub))).toBe(true)
-      const refused = await a.replay.consume(`${sub}-2`, at, who(sub)).catch((e: unknown) => e)
-      // A stalled machine may have passed `at` already: that attempt proves nothing, retry.
-      if (Date.now() >= at && attempt < 5) continue
-      expect(refused).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED', retryAfterSeconds: 1 })
-      await until(at)
+      const soon = Date.now() + 300
+      // One entry that expires soon and one that lives on: the index outlives the first.
+      expect(await a.replay.consume(`${sub}-1`, soon, who(sub))).toBe(true)
       expect(await a.replay.consume(`${sub}-2`, Date.now() + 60_000, who(sub))).toBe(true)
+      const refused = await a.replay.consume(`${sub}-3`, soon, who(sub)).catch((e: unknown) => e)
+      // A stalled machine may have passed `soon` already: that attempt proves nothing, retry.
+      if (Date.now() >= soon && attempt < 5) continue
+      expect(refused).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED', retryAfterSeconds: 1 })
+      await until(soon)
+      expect(await a.replay.consume(`${sub}-3`, Date.now() + 60_000, who(sub))).toBe(true)
+      await expect(
+        a.replay.consume(`${sub}-4`, Date.now() + 60_000, who(sub)),
+      ).rejects.toMatchObject({ code: 'ERR_QUOTA_EXCEEDED' })
       return
     }
   })
@@ -195,6 +200,32 @@ describe('session quotas on Redis', () => {
     expect(await quick.sessions.owner('idle')).toBeUndefined()
     // ...which also frees bob's quota.
     await quick.sessions.create('idle-2', who('bob'), 3600)
+  })
+
+  it('idle sessions free their owner’s and their client’s quota even behind a backlog', async () => {
+    const prefix = fresh()
+    const a = await instance(prefix, {
+      sessions: { idleSeconds: 3, maxSessionsPerSubject: 1, maxSessionsPerClient: 150 },
+    })
+    // More expired sessions than one create clears from the total (100): client g's go first,
+    // then client f's (at its quota), then bob's, so the last two are left to their own purge.
+    const batch = (client: string, n: number) =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          a.sessions.create(`${client}${i}`, who(`${client}-${i}`, client), 3600),
+        ),
+      )
+    await batch('g', 100)
+    await batch('f', 150)
+    await a.sessions.create('bob-1', who('bob', 'h'), 3600)
+    await expect(a.sessions.create('x', who('someone', 'f'), 3600)).rejects.toMatchObject({
+      code: 'ERR_QUOTA_EXCEEDED',
+    })
+    const idleEnd = Number((await server.command('PEXPIRETIME', `${prefix}session:bob-1`)).slice(1))
+    await until(idleEnd)
+    // Bob's own expired session and client f's no longer count.
+    await a.sessions.create('bob-2', who('bob', 'f'), 3600)
+    expect(await a.sessions.owner('bob-2')).toEqual(who('bob', 'f'))
   })
 
   it('a full store evicts the biggest holder’s least recently used session, and refuses it', async () => {

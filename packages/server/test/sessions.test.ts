@@ -121,6 +121,31 @@ describe('MemorySessionStore quotas', () => {
     expect(await store.owner('f1')).toEqual(owner('flood-1'))
   })
 
+  it('a full store makes room from expired sessions first, idle or at the end of their lifetime', async () => {
+    let now = 0
+    const store = new MemorySessionStore({ maxSessions: 2, idleSeconds: 60, clock: () => now })
+    await store.create('a', owner('alice'), HOUR)
+    now = 500
+    await store.create('b', owner('alice'), HOUR)
+    now = 60_000
+    await store.create('c', owner('alice'), HOUR) // a idled out
+    now = 60_500
+    await store.create('d', owner('alice'), HOUR) // b idled out, half a second later
+    expect(await store.owner('c')).toEqual(owner('alice'))
+    // A session at the end of its lifetime, behind one that is still in use.
+    now = 61_000
+    expect(await store.owner('c')).toEqual(owner('alice'))
+    await store.delete('d')
+    await store.create('short', owner('alice'), 10)
+    now = 70_000
+    // Used last, so it is behind c in the order of use; yet it ends first, at 71 s.
+    expect(await store.owner('short')).toEqual(owner('alice'))
+    now = 71_000
+    await store.create('e', owner('alice'), HOUR)
+    expect(await store.owner('short')).toBeUndefined()
+    expect(await store.owner('c')).toEqual(owner('alice'))
+  })
+
   it('validates its options and its input', async () => {
     for (const key of [
       'maxSessions',
