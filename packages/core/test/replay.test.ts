@@ -136,6 +136,11 @@ describe('MemoryReplayStore quotas per caller', () => {
     expect(await store.consume('4', t.clock() + 60_000, { sub: 's3', clientId: 'other' })).toBe(
       true,
     )
+    // Its entries expiring give the client its quota back.
+    t.advance(60_000)
+    expect(await store.consume('3', t.clock() + 60_000, { sub: 's3', clientId: 'flood' })).toBe(
+      true,
+    )
   })
 
   it('defaults: 1 000 per subject, half the total per client, validated', async () => {
