@@ -53,7 +53,7 @@ export interface ReplayStore {
  *
  * @example
  * ```ts
- * new MemoryReplayStore({ maxEntries: 1_000_000, maxEntriesPerSubject: 2_000 })
+ * new MemoryReplayStore({ maxEntries: 1_000_000, maxEntriesPerSubject: 5_000 })
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-11.1
  */
@@ -62,7 +62,7 @@ export interface MemoryReplayStoreOptions {
   maxEntries?: number
   /**
    * The most unexpired entries of one subject (`sub`), proofs and approvals together (default
-   * 1 000: a subject making 15 calls a second for the whole 65 s window). Beyond it that subject
+   * 2 000: a subject making 30 calls a second for the whole 65 s window). Beyond it that subject
    * is refused (429) until its oldest entry expires; nobody else is.
    */
   maxEntriesPerSubject?: number
@@ -77,7 +77,7 @@ export interface MemoryReplayStoreOptions {
 
 /** The defaults of {@link MemoryReplayStoreOptions}; docs/operations.md says how to size them. */
 const DEFAULT_MAX_ENTRIES = 100_000
-const DEFAULT_MAX_PER_SUBJECT = 1_000
+const DEFAULT_MAX_PER_SUBJECT = 2_000
 
 interface Entry {
   expiresAt: number
@@ -154,15 +154,15 @@ export class MemoryReplayStore implements ReplayStore {
     this.#sweep(now)
     // After the sweep every entry left is unexpired.
     if (this.#entries.has(key)) return false
-    if (owner !== undefined) {
-      this.#checkQuota(this.#bySubject.get(owner.sub), this.#maxPerSubject, 'subject', now)
-      this.#checkQuota(this.#byClient.get(owner.clientId), this.#maxPerClient, 'client', now)
-    }
     if (this.#entries.size >= this.#max) {
       throw new CallproofError(
         'ERR_REPLAY_STORE_FULL',
         `the replay store holds ${this.#max} unexpired entries; refusing rather than forgetting one`,
       )
+    }
+    if (owner !== undefined) {
+      this.#checkQuota(this.#bySubject.get(owner.sub), this.#maxPerSubject, 'subject', now)
+      this.#checkQuota(this.#byClient.get(owner.clientId), this.#maxPerClient, 'client', now)
     }
     this.#entries.set(key, { expiresAt, sub: owner?.sub, clientId: owner?.clientId })
     if (owner !== undefined) {

@@ -143,11 +143,11 @@ describe('MemoryReplayStore quotas per caller', () => {
     )
   })
 
-  it('defaults: 1 000 per subject, half the total per client, validated', async () => {
+  it('defaults: 2 000 per subject, half the total per client, validated', async () => {
     const t = fakeClock()
     const store = new MemoryReplayStore({ clock: t.clock })
-    for (let i = 0; i < 1_000; i++) await store.consume(`k${i}`, t.clock() + 60_000, alice)
-    await expect(store.consume('k1000', t.clock() + 60_000, alice)).rejects.toMatchObject({
+    for (let i = 0; i < 2_000; i++) await store.consume(`k${i}`, t.clock() + 60_000, alice)
+    await expect(store.consume('k2000', t.clock() + 60_000, alice)).rejects.toMatchObject({
       code: 'ERR_QUOTA_EXCEEDED',
     })
     const small = new MemoryReplayStore({ maxEntries: 4, maxEntriesPerSubject: 10, clock: t.clock })

@@ -89,9 +89,9 @@ export interface RedisStoresOptions {
 
 /** The bounds of the Redis replay store, shared by every instance. */
 export interface RedisReplayQuotas {
-  /** The most unexpired entries in total (default 1 000 000); beyond it, 503 for everyone. */
+  /** The most unexpired entries in total (default 500 000); beyond it, 503 for everyone. */
   maxEntries?: number
-  /** The most unexpired entries of one subject (default 1 000); beyond it, 429 for it. */
+  /** The most unexpired entries of one subject (default 2 000); beyond it, 429 for it. */
   maxEntriesPerSubject?: number
   /** The most unexpired entries of one client over its subjects (default half of the total). */
   maxEntriesPerClient?: number
@@ -194,11 +194,11 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
   if (typeof replayQuotas !== 'object' || typeof sessionQuotas !== 'object') {
     throw invalid('redis replay and sessions options must be objects')
   }
-  const maxEntries = integerOption('replay.maxEntries', replayQuotas.maxEntries, 1_000_000, 1, 1e12)
+  const maxEntries = integerOption('replay.maxEntries', replayQuotas.maxEntries, 500_000, 1, 1e12)
   const maxEntriesPerSubject = integerOption(
     'replay.maxEntriesPerSubject',
     replayQuotas.maxEntriesPerSubject,
-    Math.min(1_000, maxEntries),
+    Math.min(2_000, maxEntries),
     1,
     1e12,
   )

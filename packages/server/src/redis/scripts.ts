@@ -60,6 +60,7 @@ local function soonest(index)
   return math.max(0, tonumber(first[2]) - now)
 end
 local all = p .. 'quota:replay:all'
+if live(all) >= tonumber(ARGV[9]) then return {4} end
 local sub, client
 if ARGV[4] == '1' then
   sub = p .. 'quota:replay:sub:' .. ARGV[5]
@@ -67,7 +68,6 @@ if ARGV[4] == '1' then
   if live(sub) >= tonumber(ARGV[7]) then return {2, soonest(sub)} end
   if live(client) >= tonumber(ARGV[8]) then return {3, soonest(client)} end
 end
-if live(all) >= tonumber(ARGV[9]) then return {4} end
 redis.call('SET', entry, '1', 'PXAT', ARGV[3])
 local function track(index)
   redis.call('ZADD', index, at, name)
