@@ -62,7 +62,7 @@ export interface MemorySessionStoreOptions {
    */
   maxSessions?: number
   /**
-   * At most this many live sessions of one subject (`sub`), over all its clients (default 32).
+   * At most this many live sessions of one subject (`sub`), over all its clients (default 256).
    * One more is refused (ERR_QUOTA_EXCEEDED, 429 with `Retry-After`), for that subject only.
    */
   maxSessionsPerSubject?: number
@@ -84,7 +84,7 @@ export interface MemorySessionStoreOptions {
 /** The defaults of {@link MemorySessionStoreOptions} (and of the Redis session store). */
 export const SESSION_DEFAULTS = Object.freeze({
   maxSessions: 10_000,
-  maxSessionsPerSubject: 32,
+  maxSessionsPerSubject: 256,
   idleSeconds: 1_800,
 })
 

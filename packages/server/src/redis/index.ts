@@ -105,7 +105,7 @@ export interface RedisSessionQuotas {
    * refused (429) instead.
    */
   maxSessions?: number
-  /** The most live sessions of one subject (default 32); beyond it, 429 for it. */
+  /** The most live sessions of one subject (default 256); beyond it, 429 for it. */
   maxSessionsPerSubject?: number
   /** The most live sessions of one client over its subjects (default: no separate limit). */
   maxSessionsPerClient?: number
