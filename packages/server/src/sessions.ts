@@ -81,7 +81,10 @@ export interface MemorySessionStoreOptions {
   clock?: () => number
 }
 
-/** The defaults of {@link MemorySessionStoreOptions} (and of the Redis session store). */
+/**
+ * The defaults of {@link MemorySessionStoreOptions}; the Redis session store shares the
+ * per-subject and idle ones.
+ */
 export const SESSION_DEFAULTS = Object.freeze({
   maxSessions: 10_000,
   maxSessionsPerSubject: 256,
