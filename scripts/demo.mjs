@@ -1,6 +1,8 @@
 // `npm run demo`: works on a fresh clone. Installs npm packages when needed, builds the workspaces
-// when a dist/ is missing or older than its sources, then runs `callproof demo` with the extra
-// arguments (e.g. `npm run demo -- --insecure`, `npm run demo -- --json`) and exits with its code.
+// when a dist/ is missing or older than its sources, links the `callproof` bin (so that the
+// README's `npx callproof …` lines run this checkout's CLI), then runs `callproof demo` with the
+// extra arguments (e.g. `npm run demo -- --insecure`, `npm run demo -- --json`) and exits with its
+// code. Everything this script says goes to stderr: stdout is the CLI's alone (`--json`).
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -59,6 +61,23 @@ if (stale.length > 0) {
     process.exit(1)
   }
   console.error(`callproof: built in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+}
+
+// `npm ci` on a fresh clone ran before packages/cli/dist/bin.js existed, so npm linked no
+// node_modules/.bin/callproof, and `npx callproof` would ask the public registry for a package
+// of that name. The root `postbuild` links it after `npm run build`; this covers a build made
+// another way (turbo directly, a workspace's own build).
+if (!existsSync(join(root, 'node_modules', '.bin', 'callproof'))) {
+  const link = spawnSync(
+    'npm',
+    ['rebuild', '--ignore-scripts', '--loglevel=error', '@callproof/cli'],
+    { cwd: root, encoding: 'utf8' },
+  )
+  if (link.error !== undefined || link.status !== 0) {
+    console.error(
+      'callproof: could not link the callproof command (npm rebuild @callproof/cli); `npx callproof` will not work, `node packages/cli/dist/bin.js` will',
+    )
+  }
 }
 
 const child = spawn(

@@ -1,10 +1,18 @@
 // `npm test`: everything, in the order a reviewer would check it — lint, types, build, every vitest
-// project, then the MCP conformance suite's client auth scenarios (under Node 22).
-import { ensureNpmPackages, ensureSystemPackages, run } from './ensure.mjs'
+// project, then the MCP conformance suite's client auth scenarios (under Node ≥ 22).
+// redis-server and Chromium must be installed (see scripts/system.mjs); nothing is installed here but
+// the npm packages.
+import { ensureNpmPackages, requireSystemPrograms, run } from './ensure.mjs'
 import { vitestWithSummary } from './vitest.mjs'
 
-ensureNpmPackages()
-ensureSystemPackages()
+// Before anything long: a missing redis-server or Chromium is one line, not a failure minutes in.
+requireSystemPrograms()
+try {
+  ensureNpmPackages()
+} catch (error) {
+  console.error(`callproof: ${error.message}`)
+  process.exit(1)
+}
 
 function step(name) {
   console.log(`\n== npm run ${name}`)

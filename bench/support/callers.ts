@@ -7,7 +7,7 @@ import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jos
 import type { CryptoKey, JWK } from 'jose'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { DpopNonces, createProofFetch, generateProofKeyPair } from '@callproof/client'
+import { createProofFetch, generateProofKeyPair } from '@callproof/client'
 import type { TokenSet } from '@callproof/client'
 import type { VariantName } from './variants.js'
 
@@ -96,7 +96,7 @@ export async function connectCaller(
       scopes: SCOPES,
     }
     options = {
-      fetch: createProofFetch({ keyPair, nonces: new DpopNonces(), fetch: counted }, () => tokens),
+      fetch: createProofFetch({ keyPair, fetch: counted }, () => tokens),
     }
   }
   const client = new Client({ name: clientId, version: '0.1.0' })

@@ -9,7 +9,7 @@
  */
 import { calculateJwkThumbprint } from 'jose'
 import type { JWK } from 'jose'
-import { DpopNonces, createProofFetch, generateProofKeyPair } from '@callproof/client'
+import { createProofFetch, generateProofKeyPair } from '@callproof/client'
 import type { TokenSet } from '@callproof/client'
 import type { BenchIssuer } from './callers.js'
 
@@ -97,15 +97,15 @@ export async function callproofCaller(
     resource: url,
     scopes: ['drive:read', 'drive:write'],
   }
-  const nonces = new DpopNonces()
-  const live = createProofFetch({ keyPair, nonces }, () => tokens)
+  // (This server asks for no nonces, so the live and the captured signers need not share any.)
+  const signer = { keyPair }
+  const live = createProofFetch(signer, () => tokens)
   const sessionId = await openSession(url, (init) => live(url, { method: 'POST', ...init }))
 
   let captured: Prepared | undefined
   const capture = createProofFetch(
     {
-      keyPair,
-      nonces,
+      ...signer,
       fetch: async (_input, init) => {
         captured = {
           headers: Object.fromEntries(new Headers(init?.headers).entries()),

@@ -3,6 +3,7 @@
  * request carries a fresh DPoP proof bound to the call; sign-in, step-up and per-call approvals
  * happen as the server asks for them, and are shown as they happen.
  */
+import { isLoopbackHost } from '@callproof/core'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import {
@@ -65,7 +66,7 @@ export function toolArguments(pairs: readonly string[], json?: string): Record<s
 }
 
 function isLoopbackUrl(url: URL): boolean {
-  return ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname)
+  return isLoopbackHost(url.hostname)
 }
 
 function describeAuthorization(context: InteractionContext): string {

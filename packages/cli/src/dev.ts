@@ -258,11 +258,11 @@ export async function devCommand(
           `  MFA code ${info.mfaCode}`,
           '',
           b('try'),
-          `  ${info.call}`,
-          `  callproof call ${info.server} delete_file path=notes/todo.txt --user alice   ${style(io, 'dim', '# MFA step-up')}`,
-          `  callproof call ${info.server} share_file path=README.md with=bob --user alice  ${style(io, 'dim', '# per-call approval')}`,
-          `  callproof call ${info.server} list_files   ${style(io, 'dim', '# sign in in your browser')}`,
-          ...(info.audit === undefined ? [] : [`  callproof audit ${info.audit} --refused`]),
+          `  npx ${info.call}`,
+          `  npx callproof call ${info.server} delete_file path=notes/todo.txt --user alice   ${style(io, 'dim', '# MFA step-up')}`,
+          `  npx callproof call ${info.server} share_file path=README.md with=bob --user alice  ${style(io, 'dim', '# per-call approval')}`,
+          `  npx callproof call ${info.server} list_files   ${style(io, 'dim', '# sign in in your browser')}`,
+          ...(info.audit === undefined ? [] : [`  npx callproof audit ${info.audit} --refused`]),
           '',
           style(io, 'dim', 'Ctrl-C to stop.'),
         ].join('\n'),
@@ -328,13 +328,13 @@ async function serveResources(
           '',
           b('try, once your server listens'),
           ...info.resources.flatMap((r) => [
-            `  ${safeText(r.call)}   ${dim('# signs in as alice, lists the tools she can see')}`,
-            `  callproof call ${safeText(r.uri)} <tool> key=value --user alice   ${dim('# calls one; step-up and approvals as needed')}`,
+            `  npx ${safeText(r.call)}   ${dim('# signs in as alice, lists the tools she can see')}`,
+            `  npx callproof call ${safeText(r.uri)} <tool> key=value --user alice   ${dim('# calls one; step-up and approvals as needed')}`,
           ]),
           ...(first === undefined
             ? []
             : [
-                `  callproof call ${first.uri} <tool> key=value   ${dim('# sign in in your browser instead')}`,
+                `  npx callproof call ${first.uri} <tool> key=value   ${dim('# sign in in your browser instead')}`,
               ]),
           '',
           dim('Ctrl-C to stop.'),

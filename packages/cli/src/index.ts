@@ -4,20 +4,19 @@
  *
  * @packageDocumentation
  */
-export { main, report, VERSION } from './main.js'
+export { main, VERSION } from './main.js'
 export { processIo, memoryIo, CliError, UsageError } from './io.js'
 export type { Io, ExitCode } from './io.js'
 export { safeText, safeJson, SAFE_TEXT_MAX } from './terminal.js'
 export type { SafeTextOptions } from './terminal.js'
 export { runDemo, formatDemoTable } from './demo.js'
 export type { DemoMode, DemoOptions, DemoReport, DemoRow } from './demo.js'
-export { ATTACKS, PLAN } from './story.js'
 export type { AttackId, AttackSpec } from './story.js'
-export { inspectJwt, formatInspection, extractJwt } from './inspect.js'
+export { inspectJwt, formatInspection } from './inspect.js'
 export type { Inspection, InspectOptions, InspectCheck, ExplainedField } from './inspect.js'
-export { readAudit, formatAudit, matchesFilter } from './audit.js'
+export { readAudit, formatAudit } from './audit.js'
 export type { AuditLine, AuditFilter } from './audit.js'
-export { startStack, startAuthServer, freePort, loadDevAuthServer, DRIVE_SCOPES } from './stack.js'
+export { startStack, startAuthServer } from './stack.js'
 export type {
   Stack,
   StackOptions,
@@ -26,9 +25,7 @@ export type {
   DriveKind,
   DevAuthServerModule,
 } from './stack.js'
-export { toolArguments } from './call.js'
 export type { CallDependencies } from './call.js'
-export { devInfo, devAuthInfo } from './dev.js'
 export type { DevInfo, DevAuthInfo } from './dev.js'
 export { runScan, SCAN_CHECKS } from './scan/checks.js'
 export type {
@@ -41,5 +38,5 @@ export type {
 } from './scan/checks.js'
 export { loginCaller, tokenCaller } from './scan/callers.js'
 export type { ScanCaller, LoginCallerOptions } from './scan/callers.js'
-export { formatScanReport, SCAN_FINDINGS } from './scan/format.js'
+export { formatScanReport } from './scan/format.js'
 export type { ScanDependencies } from './scan/command.js'

@@ -19,6 +19,7 @@ import {
   bindingsEqual,
   jwkThumbprint,
   verifyProof,
+  isLoopbackHost,
 } from '@callproof/core'
 import type { McpBinding } from '@callproof/core'
 import { parse } from './args.js'
@@ -111,17 +112,7 @@ export function extractJwt(input: string): string {
 }
 
 function isLoopback(url: string): boolean {
-  try {
-    const { hostname } = new URL(url)
-    return (
-      hostname === '127.0.0.1' ||
-      hostname === '[::1]' ||
-      hostname === 'localhost' ||
-      hostname.endsWith('.localhost')
-    )
-  } catch {
-    return false
-  }
+  return URL.canParse(url) && isLoopbackHost(new URL(url).hostname)
 }
 
 /** https, or http on loopback: where an issuer's metadata and keys may be fetched from. */

@@ -71,31 +71,14 @@ interface BaselineModule {
 }
 
 /**
- * Loads the insecure baseline example. By package name when the workspace is linked; otherwise
- * from the repository checkout next to this package (sources when running from `src/`, the
- * build when running from `dist/`), so a checkout works before `npm install` relinks workspaces.
+ * Loads the insecure baseline (`@callproof/example-insecure-baseline`, a dependency of this
+ * package) only when a command needs it: most commands never serve a deliberately insecure drive.
  */
 async function loadBaseline(): Promise<BaselineModule> {
-  const name = '@callproof/example-insecure-baseline'
   try {
-    return (await import(/* @vite-ignore */ name)) as BaselineModule
-  } catch (error) {
-    if (
-      (error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND' &&
-      !String(error).includes(name)
-    ) {
-      throw error
-    }
-  }
-  const fromSource = import.meta.url.endsWith('.ts')
-  const file = new URL(
-    `../../../examples/insecure-baseline/${fromSource ? 'src/index.ts' : 'dist/index.js'}`,
-    import.meta.url,
-  )
-  try {
-    return (await import(/* @vite-ignore */ file.href)) as BaselineModule
+    return (await import('@callproof/example-insecure-baseline')) as BaselineModule
   } catch (cause) {
-    throw new CliError('cannot load the insecure baseline (examples/insecure-baseline)', {
+    throw new CliError('cannot load the insecure baseline (@callproof/example-insecure-baseline)', {
       hint: 'run `npm install` then `npm run build` at the repository root',
       cause,
     })

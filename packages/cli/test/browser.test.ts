@@ -1,9 +1,10 @@
-// `callproof call` without --user: the real browser path. The authorization URL is opened in
-// Debian's headless Chromium (playwright-core); a person's clicks are played on the real pages,
-// and the browser follows the last redirect to the CLI's own loopback listener.
+// `callproof call` without --user: the real browser path. The authorization URL is opened in a
+// headless Chromium (playwright-core; found by scripts/system.mjs); a person's clicks are played
+// on the real pages, and the browser follows the last redirect to the CLI's own loopback listener.
 import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CHROMIUM_ARGS, chromiumPath } from '../../../scripts/system.mjs'
 import { callCommand } from '../src/call.js'
 import { memoryIo, startStack } from '../src/index.js'
 import type { Stack } from '../src/index.js'
@@ -13,10 +14,7 @@ let browser: Browser
 
 beforeAll(async () => {
   stack = await startStack({ drive: 'callproof' })
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'],
-  })
+  browser = await chromium.launch({ executablePath: chromiumPath(), args: [...CHROMIUM_ARGS] })
 })
 afterAll(async () => {
   await browser?.close()

@@ -9,7 +9,8 @@ import { Hono } from 'hono'
 import { afterEach, describe, expect, it } from 'vitest'
 import { devCommand } from '../src/dev.js'
 import type { DevAuthInfo } from '../src/dev.js'
-import { freePort, main, memoryIo } from '../src/index.js'
+import { main, memoryIo } from '../src/index.js'
+import { freePort } from '../src/stack.js'
 import { callproof, gone } from './support/process.js'
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import {
+  accessTokenHash,
   bindingFor,
   createProof,
   normalizeHtu,
@@ -52,19 +53,44 @@ function htuOf(target: URL): string {
   return lastHtu.htu
 }
 
+/** The `ath` of the last token: an agent sends many requests with one token, so it is hashed once. */
+let lastAth: { token: string; ath: Promise<string> } | undefined
+
+function athOf(accessToken: string): Promise<string> {
+  if (lastAth?.token !== accessToken)
+    lastAth = { token: accessToken, ath: accessTokenHash(accessToken) }
+  return lastAth.ath
+}
+
+/** The nonce memory of signers that brought none: one per signer object. */
+const signerNonces = new WeakMap<ProofSigner, DpopNonces>()
+
+function noncesOf(signer: ProofSigner): DpopNonces {
+  if (signer.nonces !== undefined) return signer.nonces
+  let nonces = signerNonces.get(signer)
+  if (nonces === undefined) {
+    nonces = new DpopNonces()
+    signerNonces.set(signer, nonces)
+  }
+  return nonces
+}
+
 /**
  * What {@link sendWithProof} signs with.
  *
  * @example
  * ```ts
- * const signer: ProofSigner = { keyPair, nonces: new DpopNonces() }
+ * const signer: ProofSigner = { keyPair }
  * ```
  */
 export interface ProofSigner {
   /** The proof key pair (the key the token is bound to). */
   keyPair: CryptoKeyPair
-  /** Nonce memory, shared by all requests of a client. */
-  nonces: DpopNonces
+  /**
+   * Nonce memory, shared by all requests of a client. Default: one kept for this signer object
+   * (reuse the same signer for a client's requests).
+   */
+  nonces?: DpopNonces
   /** The JWS algorithm; default from the key (ES256 / EdDSA). */
   alg?: ProofAlgorithm
   /** The underlying fetch. */
@@ -138,7 +164,7 @@ export async function sendWithProof(
     headers.delete('dpop')
     if (token !== undefined) {
       if (token.tokenType === 'dpop') {
-        const nonce = signer.nonces.get(target)
+        const nonce = noncesOf(signer).get(target)
         headers.set('authorization', `DPoP ${token.accessToken}`)
         headers.set(
           'dpop',
@@ -148,6 +174,7 @@ export async function sendWithProof(
               htm: method,
               htu: htuOf(target),
               accessToken: token.accessToken,
+              ath: await athOf(token.accessToken),
               ...(nonce !== undefined && { nonce }),
               ...(mcp !== undefined && { mcp }),
             },
@@ -166,7 +193,7 @@ export async function sendWithProof(
       redirect: 'manual',
     })
     const supplied = response.headers.get('dpop-nonce')
-    if (supplied !== null && supplied !== '') signer.nonces.set(target, supplied)
+    if (supplied !== null && supplied !== '') noncesOf(signer).set(target, supplied)
     return response
   }
   const first = await send()

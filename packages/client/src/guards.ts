@@ -18,13 +18,6 @@ import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } fr
 import { CallproofClientError } from './errors.js'
 
 /**
- * `isLoopbackHost` is core's, the one definition every callproof package uses (`localhost` and
- * names under `.localhost`, `127.0.0.0/8`, `::1`, IPv4-mapped loopback); re-exported because this
- * package's barrel has always exported it.
- */
-export { isLoopbackHost }
-
-/**
  * What a URL the client did not choose itself may point at.
  *
  * @example

@@ -24,7 +24,7 @@ export type {
 } from './session.js'
 export { createChallengeFetch, readChallenge } from './challenges.js'
 export type { Challenge, ChallengeFetchOptions } from './challenges.js'
-export { sendWithProof, createProofFetch, bindingOfBody, DpopNonces } from './fetch.js'
+export { sendWithProof, createProofFetch, bindingOfBody } from './fetch.js'
 export type { ProofSigner } from './fetch.js'
 export { nodeProofSigning } from './signing.js'
 export {
@@ -40,8 +40,6 @@ export {
   refreshTokens,
   clientCredentialsFlow,
   privateKeyJwtAuthentication,
-  oauthContext,
-  httpOptions,
 } from './oauth.js'
 export type { OAuthContext, AuthorizationRequest } from './oauth.js'
 export { resolveClient, clientAuthentication, clientSecretBasic } from './registration.js'
@@ -49,7 +47,6 @@ export type { RegistrationOptions } from './registration.js'
 export {
   assertSafeUrl,
   guardedFetch,
-  isLoopbackHost,
   DEFAULT_MAX_RESPONSE_BYTES,
   DEFAULT_RESPONSE_TIMEOUT_MS,
 } from './guards.js'

@@ -5,11 +5,11 @@
  * @module
  */
 
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { CallproofClientError } from './errors.js'
-import { isLoopbackHost } from './guards.js'
+import { isLoopbackHost } from '@callproof/core'
 
 /**
  * Why the client asks for an authorization, so an interaction can tell the user.
@@ -100,15 +100,39 @@ export interface SystemBrowserOptions {
   allowLoopbackHttp?: boolean
   /** How long to wait for the redirect, in ms; default 5 minutes. */
   timeoutMs?: number
-  /** Opens a URL; default: `xdg-open` / `open` / `rundll32` through execFile, never a shell. */
+  /**
+   * Opens a URL; a rejection fails the authorization unless `onUrl` is given. Default: `open`
+   * (macOS), `rundll32` (Windows) or `xdg-open`, never through a shell; when it finds no browser
+   * (no display, no opener, the opener fails) the URL is printed on stderr and the interaction
+   * waits for the redirect all the same, unless `onUrl` is given (which has shown it already).
+   */
   open?: (url: string) => Promise<void>
   /** Called with the URL before opening it (print it for users without a browser). */
   onUrl?: (url: URL) => void
 }
 
+/**
+ * Opens `url` in the system browser: `open` (macOS), `rundll32` (Windows), else `xdg-open`.
+ * Resolves once the opener exits successfully; rejects with a one-line reason when there is no
+ * browser to open: no display (Linux and other Unix outside WSL, neither `DISPLAY` nor
+ * `WAYLAND_DISPLAY` set: SSH sessions, containers, CI), no opener program, or an opener that
+ * fails. The opener's own output is discarded: xdg-open without a browser prints a line for each
+ * program it tried, which is noise next to the URL printed instead.
+ */
 function defaultOpen(url: string): Promise<void> {
-  // execFile with the URL as one argument: no shell ever parses the URL, so characters such as
-  // `&`, `;` or `$(…)` a server put in it stay data.
+  const env = process.env
+  if (
+    process.platform !== 'darwin' &&
+    process.platform !== 'win32' &&
+    !env.DISPLAY &&
+    !env.WAYLAND_DISPLAY &&
+    !env.WSL_DISTRO_NAME
+  ) {
+    // xdg-open would try text-mode browsers here, which cannot run without the terminal.
+    return Promise.reject(new Error('no display: DISPLAY and WAYLAND_DISPLAY are not set'))
+  }
+  // The URL as one argument, never through a shell: characters such as `&`, `;` or `$(…)` a
+  // server put in it stay data.
   const [cmd, args] =
     process.platform === 'darwin'
       ? ['open', [url]]
@@ -116,8 +140,42 @@ function defaultOpen(url: string): Promise<void> {
         ? ['rundll32', ['url.dll,FileProtocolHandler', url]]
         : ['xdg-open', [url]]
   return new Promise((resolve, reject) => {
-    execFile(cmd, args as string[], { shell: false }, (err) => (err ? reject(err) : resolve()))
+    const child = spawn(cmd, args as string[], { shell: false, stdio: 'ignore' })
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          err.code === 'ENOENT' ? `${cmd} not found` : `${cmd}: ${err.code ?? err.message}`,
+        ),
+      ),
+    )
+    child.once('exit', (code, signal) =>
+      code === 0
+        ? resolve()
+        : reject(
+            new Error(
+              `${cmd} ${signal === null ? `exited with code ${code}` : `was stopped by ${signal}`}`,
+            ),
+          ),
+    )
   })
+}
+
+/**
+ * Tells the user on stderr to open `url` themselves: the default opener found no browser. The URL
+ * is the parsed `URL`'s serialization, in which control characters are percent-encoded, so a
+ * server's text cannot reach the terminal as escape sequences.
+ */
+function printUrlInstead(url: URL, reason: string, redirectPort: number): void {
+  process.stderr.write(
+    `No browser could be opened (${reason}). To sign in, open this URL in a browser:\n\n  ${url.href}\n\n` +
+      `Waiting for the redirect to 127.0.0.1:${redirectPort}; a browser on another machine reaches it through ssh -L ${redirectPort}:127.0.0.1:${redirectPort}.\n`,
+  )
+}
+
+/** The first line of an opener's message, bounded: an error stays one line. */
+function firstLine(text: string): string {
+  const line = text.split('\n', 1)[0] ?? ''
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line
 }
 
 /** Asks the system for a free port on 127.0.0.1 and gives it back. */
@@ -170,7 +228,7 @@ export function systemBrowserInteraction(
   options: SystemBrowserOptions = {},
 ): Interaction & { close(): Promise<void> } {
   const path = options.path ?? '/callback'
-  const open = options.open ?? defaultOpen
+  const open = options.open
   const timeoutMs = options.timeoutMs ?? 300_000
   if (
     options.port !== undefined &&
@@ -299,14 +357,24 @@ export function systemBrowserInteraction(
         listener ??= listen(at)
         await listener
         options.onUrl?.(url)
-        try {
-          await open(url.href)
-        } catch (err) {
-          // The URL was handed to onUrl; the user can still open it by hand.
-          if (!options.onUrl) {
-            throw new CallproofClientError('ERR_INTERACTION_FAILED', 'cannot open a browser', {
-              cause: err,
-            })
+        if (open === undefined) {
+          // Not awaited: an opener may stay until the browser exits, and the redirect can come
+          // first. Without a browser (SSH, containers, CI, WSL) the user opens the URL by hand.
+          defaultOpen(url.href).catch((err: Error) => {
+            if (!options.onUrl && waiting.has(state)) printUrlInstead(url, err.message, at)
+          })
+        } else {
+          try {
+            await open(url.href)
+          } catch (err) {
+            // The URL was handed to onUrl; the user can still open it by hand.
+            if (!options.onUrl) {
+              throw new CallproofClientError(
+                'ERR_INTERACTION_FAILED',
+                `cannot open a browser: ${firstLine(err instanceof Error ? err.message : String(err))}`,
+                { cause: err },
+              )
+            }
           }
         }
         return await result

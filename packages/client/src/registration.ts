@@ -8,7 +8,8 @@
 
 import * as oauth from 'oauth4webapi'
 import { CallproofClientError } from './errors.js'
-import { isLoopbackHost, responseLimitErrorIn } from './guards.js'
+import { isLoopbackHost } from '@callproof/core'
+import { responseLimitErrorIn } from './guards.js'
 import type { StoredClient, TokenStore } from './stores.js'
 
 /**

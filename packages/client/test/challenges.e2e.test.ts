@@ -1,6 +1,7 @@
 import { devInteraction } from '@callproof/dev-auth-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChallengeError, DpopNonces, sendWithProof } from '../src/index.js'
+import { ChallengeError, sendWithProof } from '../src/index.js'
+import { DpopNonces } from '../src/fetch.js'
 import { isError, open, text } from './support/mcp.js'
 import { startWorld, type World } from './support/world.js'
 

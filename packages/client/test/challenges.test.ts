@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose'
 import { describe, expect, it } from 'vitest'
-import { DpopNonces, generateProofKeyPair, readChallenge, sendWithProof } from '../src/index.js'
+import { generateProofKeyPair, readChallenge, sendWithProof } from '../src/index.js'
+import { DpopNonces } from '../src/fetch.js'
 import { startFake } from './support/fake.js'
 
 const challenge = (status: number, header: string) =>

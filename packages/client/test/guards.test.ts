@@ -6,14 +6,14 @@ import {
   assertOpenableUrl,
   assertSafeUrl,
   authorizationServerMetadataUrls,
-  DpopNonces,
   generateProofKeyPair,
   guardedFetch,
-  isLoopbackHost,
   resourceCovers,
   sendWithProof,
   systemBrowserInteraction,
 } from '../src/index.js'
+import { isLoopbackHost } from '@callproof/core'
+import { DpopNonces } from '../src/fetch.js'
 import { startFake } from './support/fake.js'
 
 const publicResolver = { resolve: async () => ['93.184.215.14'] }

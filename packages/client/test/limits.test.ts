@@ -18,10 +18,9 @@ import {
   discoverProtectedResource,
   generateProofKeyPair,
   guardedFetch,
-  httpOptions,
-  oauthContext,
   resolveClient,
 } from '../src/index.js'
+import { httpOptions, oauthContext } from '../src/oauth.js'
 import type { UrlPolicy } from '../src/index.js'
 
 const MiB = 1024 * 1024

@@ -4,12 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bindingFor } from '@callproof/core'
 import {
   connect,
-  DpopNonces,
   generateProofKeyPair,
   MemoryTokenStore,
   sendWithProof,
   type Interaction,
 } from '../src/index.js'
+import { DpopNonces } from '../src/fetch.js'
 import { asMetadata, startFake, unauthorized, type Fake } from './support/fake.js'
 import { open, text } from './support/mcp.js'
 import { startWorld, type World } from './support/world.js'

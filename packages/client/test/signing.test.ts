@@ -7,12 +7,12 @@
 import { createProof, verifyProof } from '@callproof/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
-  DpopNonces,
   generateProofKeyPair,
   nodeProofSigning,
   sendWithProof,
   type TokenSet,
 } from '../src/index.js'
+import { DpopNonces } from '../src/fetch.js'
 
 const htu = 'https://drive.example.com/mcp'
 const NODE_MAJOR = Number(process.versions.node.split('.')[0])

@@ -60,6 +60,12 @@ export type CallproofErrorCode =
   | 'ERR_MALFORMED_BODY'
   /** 413: body over the configured limit. */
   | 'ERR_BODY_TOO_LARGE'
+  /** 406: a POST whose `Accept` does not list both `application/json` and `text/event-stream`. */
+  | 'ERR_NOT_ACCEPTABLE'
+  /** 415: a POST whose `Content-Type` is not `application/json`. */
+  | 'ERR_UNSUPPORTED_MEDIA_TYPE'
+  /** 400: an `MCP-Protocol-Version` header naming a version the server does not speak. */
+  | 'ERR_UNSUPPORTED_PROTOCOL_VERSION'
   /** 403: `Origin`/`Host` validation failed (DNS rebinding). */
   | 'ERR_ORIGIN_NOT_ALLOWED'
   /** 503 + `Retry-After`: the replay store is full of unexpired entries (fail closed). */

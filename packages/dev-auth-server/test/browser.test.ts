@@ -4,14 +4,16 @@ import type { AddressInfo } from 'node:net'
 import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CHROMIUM_ARGS, chromiumPath } from '../../../scripts/system.mjs'
 import { ACR_MFA, DEV_MFA_CODE, MCP_TOOL_CALL, argumentsDigest } from '../src/index.js'
 import type { DevAuthServer } from '../src/index.js'
 import { consentPage } from '../src/pages/pages.js'
 import { RESOURCE, TestClient, startServer } from './helpers.js'
 
-// The real pages in a real browser: Debian's Chromium driven by playwright-core. The client's
-// redirect URI is a real loopback listener (any port is fine for the native dev client,
-// RFC 8252 §7.3), so the browser really follows the last redirect back to the "app".
+// The real pages in a real browser: Chromium (CHROMIUM_PATH or a usual location, see
+// scripts/system.mjs) driven by playwright-core. The client's redirect URI is a real loopback
+// listener (any port is fine for the native dev client, RFC 8252 §7.3), so the browser really
+// follows the last redirect back to the "app".
 
 let server: DevAuthServer
 let browser: Browser
@@ -31,17 +33,7 @@ beforeAll(async () => {
   })
   await new Promise<void>((resolve) => callbackServer.listen(0, '127.0.0.1', resolve))
   redirectUri = `http://127.0.0.1:${(callbackServer.address() as AddressInfo).port}/callback`
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-    ],
-  })
+  browser = await chromium.launch({ executablePath: chromiumPath(), args: [...CHROMIUM_ARGS] })
 }, 60_000)
 
 afterAll(async () => {

@@ -30,8 +30,21 @@ export interface AuditEvent {
   readonly httpMethod: string
   /** JSON-RPC method of the body, when one was parsed. */
   readonly method?: string
-  /** Tool name for `tools/call`. */
+  /**
+   * Tool name for `tools/call`, at most {@link AUDIT_TEXT_MAX} characters: a longer one (only an
+   * unverified request can carry one; the SDK refuses such names) is cut, and `toolLength` and
+   * `toolDigest` say what it was.
+   */
   readonly tool?: string
+  /** The length of a tool name that was cut. */
+  readonly toolLength?: number
+  /** base64url SHA-256 of the UTF-8 of a tool name that was cut. */
+  readonly toolDigest?: string
+  /**
+   * How many refusals of unverified requests were not written just before this event, because
+   * they came faster than the audit takes them (see {@link createRefusalSampler}).
+   */
+  readonly suppressed?: number
   /** base64url SHA-256 of the RFC 8785 form of the arguments (the proof's `mcp.args`). */
   readonly argsDigest?: string
   readonly sub?: string
@@ -41,6 +54,53 @@ export interface AuditEvent {
   readonly tokenId?: string
   /** The `jti` of a consumed one-time approval token. */
   readonly approvalId?: string
+}
+
+/** The longest tool name or method an audit event holds as it was sent. */
+export const AUDIT_TEXT_MAX = 128
+
+/**
+ * Decides which refusals of *unverified* requests are written: at most `perSecond` a second
+ * (a token bucket of that size), so that a flood of anonymous requests cannot fill the disk or
+ * drown the events that matter. The next one written says how many were left out
+ * (`suppressed`). Refusals that name a verified caller (after the verifier) and every allowed
+ * call are always written.
+ *
+ * @example
+ * ```ts
+ * const sampler = createRefusalSampler({ perSecond: 100, clock: Date.now })
+ * if (sampler.admit()) await sink.write({ ...event, ...sampler.take() })
+ * ```
+ */
+export function createRefusalSampler(options: { perSecond: number; clock: () => number }): {
+  /** Whether this refusal is written; counts it as suppressed if not. */
+  admit(): boolean
+  /** `{ suppressed: n }` for the event being written when some were left out, and resets it. */
+  take(): { suppressed?: number }
+} {
+  const { perSecond, clock } = options
+  let tokens = perSecond
+  let at = clock()
+  let suppressed = 0
+  return {
+    admit() {
+      const now = clock()
+      tokens = Math.min(perSecond, tokens + ((now - at) / 1000) * perSecond)
+      at = now
+      if (tokens >= 1) {
+        tokens -= 1
+        return true
+      }
+      suppressed++
+      return false
+    },
+    take() {
+      if (suppressed === 0) return {}
+      const out = { suppressed }
+      suppressed = 0
+      return out
+    },
+  }
 }
 
 /** Receives audit events. A sink that throws on an `allowed` event stops the call (no audit, no

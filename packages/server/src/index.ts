@@ -48,7 +48,7 @@ export {
 export type { ProtectedResourceMetadata, ProtectedResourceMetadataInput } from './metadata.js'
 export { checkOrigin, defaultOriginPolicy } from './origin.js'
 export type { OriginPolicy } from './origin.js'
-export { jsonLinesSink, memorySink } from './audit.js'
+export { AUDIT_TEXT_MAX, jsonLinesSink, memorySink } from './audit.js'
 export type { AuditEvent, AuditSink, TextWritable } from './audit.js'
 export { assertSecureUrl, createIssuerKeys, discoverIssuer, discoveryUrls } from './issuer.js'
 export type {

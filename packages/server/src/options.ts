@@ -77,6 +77,12 @@ export interface CallproofOptions {
   sessions?: SessionOptions
   /** Where audit events go (default: nowhere). */
   audit?: AuditSink
+  /**
+   * At most this many refusals of unverified requests are audited per second (default 100); the
+   * next one written counts those left out (`suppressed`). Verified callers' refusals and every
+   * allowed call are always written.
+   */
+  auditAnonymousPerSecond?: number
   /** Largest request body in bytes (default 1 MiB). */
   bodyLimit?: number
   /** Allowed `Origin` values (default the resource's origin; loopback aliases on loopback). */
@@ -132,6 +138,7 @@ export interface CallproofConfig {
     readonly requireSessionId: boolean
   }
   readonly audit: AuditSink | undefined
+  readonly auditAnonymousPerSecond: number
   readonly bodyLimit: number
   readonly originPolicy: OriginPolicy
   readonly clock: () => number
@@ -191,6 +198,12 @@ export function configure(options: CallproofOptions): CallproofConfig {
   if (options.audit !== undefined && typeof options.audit?.write !== 'function') {
     throw invalid('audit must be an AuditSink (an object with write(event))')
   }
+  const auditAnonymousPerSecond = options.auditAnonymousPerSecond ?? 100
+  if (!Number.isSafeInteger(auditAnonymousPerSecond) || auditAnonymousPerSecond < 1) {
+    throw invalid(
+      `auditAnonymousPerSecond must be a positive integer, got ${String(auditAnonymousPerSecond)}`,
+    )
+  }
   const originPolicy = checkOriginPolicy(options, resource)
   const clock = options.clock ?? Date.now
   const replay = options.replay ?? new MemoryReplayStore()
@@ -238,6 +251,7 @@ export function configure(options: CallproofOptions): CallproofConfig {
     nonce: options.nonce,
     sessions,
     audit: options.audit,
+    auditAnonymousPerSecond,
     bodyLimit,
     originPolicy,
     clock,

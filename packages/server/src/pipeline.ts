@@ -14,8 +14,10 @@
  *    proof to this parsed message → replay.
  * 5. Session — a session of another caller answers 404, like an unknown one; with
  *    `requireSessionId`, a POST other than initialize without a session id answers 400.
- * 6. Tool policy (tools/call) — scopes, acr/max_age, callers, per-call approval; a one-time
- *    approval is consumed only after everything else passed, so a refused call does not burn it.
+ * 6. What the SDK's transport would refuse (406 `Accept`, 415 `Content-Type`, 400 protocol
+ *    version, a request sent as a notification), then the tool policy (tools/call) — scopes,
+ *    acr/max_age, callers, per-call approval; a one-time approval is consumed only after
+ *    everything else passed, so a call that is refused, or would not run, does not burn it.
  * 7. Audit — no audit, no action: the `allowed` event is written before anything runs.
  * 8. The MCP SDK runs the SAME parsed message, with the verified caller in `authInfo`.
  *
@@ -27,11 +29,13 @@
 import {
   ApprovalRequiredError,
   CallproofError,
+  accessTokenHash,
   bindingShape,
   evaluatePolicy,
   toResponse,
 } from '@callproof/core'
 import type { Caller, McpBinding, VerifiedCall } from '@callproof/core'
+import { AUDIT_TEXT_MAX, createRefusalSampler } from './audit.js'
 import type { AuditEvent } from './audit.js'
 import { readJsonBody } from './body.js'
 import type { CallproofConfig } from './options.js'
@@ -53,7 +57,7 @@ export interface Pipeline {
 const MAX_SESSION_ID_LENGTH = 256
 const METHODS = new Set(['POST', 'GET', 'DELETE'])
 
-type Facts = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] }
+type Facts = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] } & { [FULL_TOOL]?: string }
 
 /**
  * Builds the pipeline of a checked configuration over an MCP SDK seam.
@@ -67,6 +71,7 @@ type Facts = { -readonly [K in keyof AuditEvent]?: AuditEvent[K] }
  */
 export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline {
   const { resource, verifier, replay, nonce, sessions, audit, clock, challenge } = config
+  const anonymous = createRefusalSampler({ perSecond: config.auditAnonymousPerSecond, clock })
 
   async function handle(
     request: Request,
@@ -113,7 +118,14 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       // 5. A session belongs to the caller that opened it.
       const sessionId = await checkSession(request, message, call.caller)
 
-      // 6. The tool's policy, for this caller and these arguments.
+      // 6. What the transport would refuse is refused first, before anything is spent on the
+      // call: a one-time approval consumed, or an `allowed` event written, for a call that then
+      // never runs would be a lie in the audit and a loss for the user. Then the tool's policy,
+      // for this caller and these arguments.
+      if (message !== undefined) {
+        const refused = mcp.refusal(request, message) ?? notificationRefusal(message)
+        if (refused !== undefined) throw refused
+      }
       const decision = await decide(message, call)
       if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
 
@@ -250,7 +262,17 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
    */
   async function record(event: Facts, mustSucceed = false): Promise<void> {
     if (audit === undefined) return
-    const full = { time: new Date(clock()).toISOString(), requestId: '', ...event } as AuditEvent
+    // A flood of unverified requests is sampled; what a verified caller did is always written.
+    const verified = event.sub !== undefined
+    if (!verified && !anonymous.admit()) return
+    const { [FULL_TOOL]: longTool, ...facts } = event
+    const full = {
+      time: new Date(clock()).toISOString(),
+      requestId: '',
+      ...facts,
+      ...(longTool !== undefined && { toolDigest: await accessTokenHash(longTool) }),
+      ...(!verified && anonymous.take()),
+    } as AuditEvent
     try {
       await audit.write(full)
     } catch (cause) {
@@ -265,7 +287,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     requestId: string,
     sessionId?: string,
   ): Promise<Response> {
-    const out = withMutableHeaders(response)
+    const out = await withOwnHeaders(response)
     out.headers.set('x-request-id', requestId)
     if (sessionId !== undefined && out.status < 300) out.headers.set('mcp-session-id', sessionId)
     if (nonce !== undefined && !out.headers.has('dpop-nonce')) {
@@ -286,11 +308,24 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 /** What the binding says the message is, for the audit. */
 function describe(facts: Facts, binding: McpBinding): void {
   if ('method' in binding) {
-    facts.method = binding.method
-    if (binding.method === 'tools/call' && binding.name !== undefined) facts.tool = binding.name
+    facts.method = cut(binding.method)
+    if (binding.method === 'tools/call' && binding.name !== undefined) {
+      facts.tool = cut(binding.name)
+      if (binding.name.length > AUDIT_TEXT_MAX) {
+        // Anyone can send a name; only its first characters, its length and its digest are kept.
+        facts.toolLength = binding.name.length
+        facts[FULL_TOOL] = binding.name
+      }
+    }
     if (binding.args !== undefined) facts.argsDigest = binding.args
   }
 }
+
+/** Where a cut tool name waits for its digest (a symbol: never serialized with the event). */
+const FULL_TOOL = Symbol('full tool name')
+
+const cut = (text: string): string =>
+  text.length > AUDIT_TEXT_MAX ? `${text.slice(0, AUDIT_TEXT_MAX)}…` : text
 
 /** Who called, once verified (never before: a forged token must not frame someone else). */
 function identify(facts: Facts, caller: Caller): void {
@@ -298,6 +333,22 @@ function identify(facts: Facts, caller: Caller): void {
   facts.clientId = caller.clientId
   facts.jkt = caller.jkt
   facts.tokenId = caller.tokenId
+}
+
+/**
+ * A JSON-RPC notification (no `id`) whose method is a request of MCP's (`tools/call`, …): the SDK
+ * would answer 202 and run nothing, after the policy and the audit had let it through. Every
+ * notification MCP defines is named `notifications/…`.
+ */
+function notificationRefusal(message: unknown): CallproofError | undefined {
+  const m = message as { id?: unknown; method?: unknown }
+  if (typeof m.method !== 'string' || 'id' in m || m.method.startsWith('notifications/')) {
+    return undefined
+  }
+  return new CallproofError(
+    'ERR_MALFORMED_BODY',
+    `${m.method.slice(0, 64)} is a request: it needs an id (a notification runs nothing)`,
+  )
 }
 
 function isInitialize(message: unknown): boolean {
@@ -329,20 +380,27 @@ function accessTokenOf(request: Request): string {
 }
 
 /**
- * `response` itself when its headers can be changed (every answer built with `new Response`,
- * as the SDK's are), else a copy. Not copying matters: a copy's body is a stream, and a server
- * adapter such as @hono/node-server writes a stream through Web Streams, several times the cost
- * of writing the SDK's JSON string as it is.
+ * A copy of `response` whose headers this pipeline may add to. A complete answer (JSON, or no
+ * body) is copied with its body as a string: a server adapter such as @hono/node-server writes a
+ * string directly, while a stream body goes through Web Streams at several times the cost. (The
+ * answer's own headers must not be changed in place: @hono/node-server's lightweight `Response`
+ * rebuilds itself from its original headers when its body is read.) A stream (SSE) stays a stream.
  */
-function withMutableHeaders(response: Response): Response {
-  try {
-    response.headers.set('x-request-id', '')
-    return response
-  } catch {
-    // Immutable headers (a Response from fetch): copy once.
-    return new Response(response.body, response)
+async function withOwnHeaders(response: Response): Promise<Response> {
+  const init = {
+    status: response.status,
+    statusText: response.statusText,
+    headers: new Headers(response.headers),
   }
+  if (NULL_BODY_STATUSES.has(response.status)) return new Response(null, init)
+  if (response.headers.get('content-type')?.startsWith('text/event-stream') === true) {
+    return new Response(response.body, init)
+  }
+  return new Response(await response.text(), init)
 }
+
+/** Statuses whose answers have no body (Fetch: a null body status). */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304])
 
 function methodNotAllowed(): Response {
   return new Response(

@@ -10,6 +10,7 @@ import * as redis from '../src/redis/index.js'
 describe('@callproof/server exports', () => {
   it('exports exactly the public names', () => {
     expect(Object.keys(server).sort()).toEqual([
+      'AUDIT_TEXT_MAX',
       'DEFAULT_BODY_LIMIT',
       'MemorySessionStore',
       'POLICY_META_KEY',

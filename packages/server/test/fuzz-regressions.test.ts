@@ -71,7 +71,7 @@ describe('replay is keyed by the proof, not by its spelling', () => {
   })
 })
 
-describe('KNOWN BUG (reported, not ours to fix): arguments are canonicalised before any credential check', () => {
+describe('fixed: arguments are no longer canonicalised before any credential check', () => {
   let issuer: TestIssuer
   beforeAll(async () => {
     issuer = await startIssuer()

@@ -2,7 +2,7 @@
  * `callproof scan <server-url>`: measures caller identity confusion in any MCP server, acting as
  * one or two callers, and calls no tool the user did not name with `--probe`.
  */
-import { isLoopbackHost } from '@callproof/client'
+import { isLoopbackHost } from '@callproof/core'
 import { parse } from '../args.js'
 import { CliError, UsageError, style } from '../io.js'
 import type { Io } from '../io.js'

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { VerifiedCall } from '@callproof/core'
+import type { CallproofError, VerifiedCall } from '@callproof/core'
 
 /** One verified request, ready to run. */
 export interface McpExecution {
@@ -23,6 +23,13 @@ export interface McpExecution {
 
 /** An MCP SDK behind the pipeline. */
 export interface McpSeam {
+  /**
+   * What the SDK's transport would refuse of this POST and its parsed message before running it (`Accept`,
+   * `Content-Type`, protocol version), as a `CallproofError`, or `undefined`. The pipeline asks
+   * before anything is spent on the request, so that a one-time approval is never consumed, nor
+   * an `allowed` event written, for a call the transport then refuses.
+   */
+  refusal(request: Request, message: unknown): CallproofError | undefined
   /** Runs the verified message and returns the SDK's HTTP answer. */
   execute(execution: McpExecution): Promise<Response>
 }

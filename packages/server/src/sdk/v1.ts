@@ -28,10 +28,15 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv'
-import { ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import {
+  ListToolsRequestSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '@modelcontextprotocol/sdk/types.js'
+import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import type { ListToolsResult, Tool } from '@modelcontextprotocol/sdk/types.js'
 import type { ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js'
+import { CallproofError } from '@callproof/core'
 import type { Caller } from '@callproof/core'
 import { authInfoFor, listingFor, registrationsOf } from '../tools.js'
 import type { ToolRegistry } from '../tools.js'
@@ -184,6 +189,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   }
 
   return {
+    refusal: transportRefusal,
     async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
       listings.set(authInfo, { caller: call.caller, now })
@@ -210,6 +216,32 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       return response
     },
   }
+}
+
+/**
+ * What `WebStandardStreamableHTTPServerTransport.handlePostRequest` refuses before it runs a
+ * message, with the same tests the SDK uses (its media-type parser, its list of versions).
+ */
+function transportRefusal(request: Request, message: unknown): CallproofError | undefined {
+  const accept = request.headers.get('accept') ?? ''
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+    return new CallproofError(
+      'ERR_NOT_ACCEPTABLE',
+      'Accept must list both application/json and text/event-stream (MCP Streamable HTTP)',
+    )
+  }
+  if (!isJsonContentType(request.headers.get('content-type'))) {
+    return new CallproofError('ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json')
+  }
+  // Like the SDK: `initialize` negotiates its version in the body; every later request names it.
+  const version = isInitialize(message) ? null : request.headers.get('mcp-protocol-version')
+  if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+    return new CallproofError(
+      'ERR_UNSUPPORTED_PROTOCOL_VERSION',
+      `MCP-Protocol-Version ${version.slice(0, 40)} is not supported (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`,
+    )
+  }
+  return undefined
 }
 
 /** The next turn of the event loop, after every pending promise callback. */

@@ -7,8 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-
-const REDIS_SERVER = '/usr/bin/redis-server'
+import { redisServerPath } from '../../../../scripts/system.mjs'
 
 /** A running redis-server that a test controls. */
 export interface TestRedisServer {
@@ -31,7 +30,7 @@ export interface StartRedisServerOptions {
   persistent?: boolean
 }
 
-/** Starts `/usr/bin/redis-server` on a free loopback port and waits until it answers PING. */
+/** Starts redis-server (found by scripts/system.mjs) on a free loopback port and waits until it answers PING. */
 export async function startRedisServer(
   options: StartRedisServerOptions = {},
 ): Promise<TestRedisServer> {
@@ -59,7 +58,7 @@ export async function startRedisServer(
 
   async function start(): Promise<void> {
     log = ''
-    const proc = spawn(REDIS_SERVER, args(), { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(redisServerPath(), args(), { stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
     proc.stdout?.on('data', (chunk: Buffer) => (log += chunk.toString()))
     proc.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()))

@@ -1,0 +1,27 @@
+/**
+ * The public surface of `@callproof/dev-auth-server`: exactly these runtime exports. A new export
+ * must be added here on purpose (and documented); an internal that leaks into the barrel fails
+ * this test.
+ */
+import { describe, expect, it } from 'vitest'
+import * as barrel from '../src/index.js'
+
+describe('@callproof/dev-auth-server exports', () => {
+  it('exports exactly the public names', () => {
+    expect(Object.keys(barrel).sort()).toEqual([
+      'ACR_MFA',
+      'ACR_PASSWORD',
+      'ACR_VALUES',
+      'DEV_CLIENT_ID',
+      'DEV_MFA_CODE',
+      'DEV_REDIRECT_URI',
+      'DEV_USERS',
+      'DevInteractionError',
+      'MCP_TOOL_CALL',
+      'argumentsDigest',
+      'createDevAuthServer',
+      'devInteraction',
+      'startDevAuthServer',
+    ])
+  })
+})
