@@ -106,6 +106,11 @@ export interface StartDriveOptions {
   resource?: string
   /** Redis URL: replay, approval and session state shared with other instances through Redis. */
   redis?: string
+  /**
+   * Replay/approval and session stores made by the caller (e.g. with their own quotas), instead
+   * of the defaults or `redis`. The caller closes them.
+   */
+  stores?: { replay: ReplayStore; sessions: SessionStore }
   /** Require DPoP nonces. */
   nonce?: boolean
   /** Where audit events go. */
@@ -157,6 +162,9 @@ export async function startDrive(options: StartDriveOptions): Promise<RunningDri
   const resource = options.resource ?? url
   let redis: RedisStores | undefined
   try {
+    if (options.redis !== undefined && options.stores !== undefined) {
+      throw new Error('startDrive takes either redis or stores, not both')
+    }
     if (options.redis !== undefined) {
       redis = createRedisStores({ url: options.redis })
       // Fail at start, not on the first call, when Redis is unreachable or would evict keys.
@@ -172,6 +180,7 @@ export async function startDrive(options: StartDriveOptions): Promise<RunningDri
       ...(redis !== undefined
         ? { stores: { replay: redis.replay, sessions: redis.sessions } }
         : {}),
+      ...(options.stores !== undefined ? { stores: options.stores } : {}),
     })
   } catch (error) {
     await closeServer(server)

@@ -13,6 +13,7 @@ import {
   ApprovalRequiredError,
   InsufficientScopeError,
   InsufficientUserAuthenticationError,
+  QuotaExceededError,
   UseNonceError,
 } from './errors.js'
 
@@ -101,6 +102,7 @@ const ROWS: Record<CallproofErrorCode, Row> = {
   ERR_ORIGIN_NOT_ALLOWED: { status: 403, error: 'forbidden', challenge: false },
   ERR_REPLAY_STORE_FULL: { status: 503, error: 'temporarily_unavailable', challenge: false },
   ERR_STORE_UNAVAILABLE: { status: 503, error: 'temporarily_unavailable', challenge: false },
+  ERR_QUOTA_EXCEEDED: { status: 429, error: 'too_many_requests', challenge: false },
   ERR_INVALID_OPTIONS: { status: 500, error: 'server_error', challenge: false },
 }
 
@@ -191,6 +193,12 @@ export function toHttpAnswer(error: unknown, ctx: ChallengeContext): HttpAnswer 
   }
   if (row.status === 503)
     headers['retry-after'] = String(Math.max(0, Math.ceil(ctx.retryAfterSeconds ?? 1)))
+  // A caller over its own quota learns when its oldest entry runs out (RFC 6585 §4).
+  if (row.status === 429) {
+    headers['retry-after'] = String(
+      error instanceof QuotaExceededError ? error.retryAfterSeconds : 1,
+    )
+  }
   return { status: row.status, headers, body }
 }
 

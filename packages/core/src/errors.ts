@@ -72,6 +72,11 @@ export type CallproofErrorCode =
   | 'ERR_REPLAY_STORE_FULL'
   /** 503 + `Retry-After`: a state store could not be reached (fail closed). */
   | 'ERR_STORE_UNAVAILABLE'
+  /**
+   * 429 + `Retry-After`: this caller (subject or client) holds its quota of sessions or of
+   * unexpired replay/approval entries; other callers are not affected ({@link QuotaExceededError}).
+   */
+  | 'ERR_QUOTA_EXCEEDED'
   /** Thrown when a verifier, store or policy is created with invalid options. */
   | 'ERR_INVALID_OPTIONS'
 
@@ -234,5 +239,33 @@ export class UseNonceError extends CallproofError {
   constructor(nonce: string, message?: string, options?: { cause?: unknown }) {
     super('ERR_USE_NONCE', message ?? 'the proof must carry the current DPoP nonce', options)
     this.nonce = nonce
+  }
+}
+
+/**
+ * A caller is over its own quota in a state store: too many live sessions, or too many unexpired
+ * proofs or approvals in the replay window. Answered 429 with `Retry-After`; only this caller is
+ * refused, every other caller keeps working. `retryAfterSeconds` is when the caller's oldest
+ * entry runs out (at least 1).
+ *
+ * @example
+ * ```ts
+ * throw new QuotaExceededError('alice holds 32 live sessions, the most one subject may hold', 120)
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc6585#section-4
+ */
+export class QuotaExceededError extends CallproofError {
+  /** Seconds until the caller may try again (whole seconds, at least 1). */
+  readonly retryAfterSeconds: number
+
+  /**
+   * @param message - which quota, and whose (never a secret)
+   * @param retryAfterSeconds - when the caller's oldest entry runs out
+   */
+  constructor(message: string, retryAfterSeconds: number, options?: { cause?: unknown }) {
+    super('ERR_QUOTA_EXCEEDED', message, options)
+    this.retryAfterSeconds = Number.isFinite(retryAfterSeconds)
+      ? Math.max(1, Math.ceil(retryAfterSeconds))
+      : 1
   }
 }

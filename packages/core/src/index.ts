@@ -22,6 +22,7 @@ export {
   InsufficientScopeError,
   InsufficientUserAuthenticationError,
   ApprovalRequiredError,
+  QuotaExceededError,
   UseNonceError,
 } from './errors.js'
 export type { CallproofErrorCode } from './errors.js'
@@ -50,7 +51,7 @@ export type { Caller, McpToolCallAuthorizationDetail } from './caller.js'
 export { evaluatePolicy, isAllowedNow, canEverBeGranted, assertValidPolicy } from './policy.js'
 export type { ToolPolicy, DecisionReason, Decision, PolicyInput } from './policy.js'
 export { MemoryReplayStore } from './replay.js'
-export type { ReplayStore, MemoryReplayStoreOptions } from './replay.js'
+export type { ReplayStore, ReplayOwner, MemoryReplayStoreOptions } from './replay.js'
 export { createVerifier, isVerifiedCall, DEFAULT_CLOCK_SKEW_SECONDS } from './verifier.js'
 export type {
   NonceSource,

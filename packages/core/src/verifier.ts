@@ -507,7 +507,8 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
     // 11. replay, last: a refused request must not burn the proof's jti for nothing
     let first: boolean
     try {
-      first = await o.replay.consume(`dpop:${proof.jkt}:${proof.jti}`, replayExpiry(proof))
+      const owner = { sub: verified.claims.sub, clientId: verified.claims.client_id }
+      first = await o.replay.consume(`dpop:${proof.jkt}:${proof.jti}`, replayExpiry(proof), owner)
     } catch (cause) {
       if (cause instanceof CallproofError) throw cause
       throw new CallproofError('ERR_STORE_UNAVAILABLE', 'the replay store is unavailable', {

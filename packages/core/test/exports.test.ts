@@ -17,6 +17,7 @@ describe('@callproof/core exports', () => {
         'KeyCache',
         'MemoryReplayStore',
         'PROOF_ALGORITHMS',
+        'QuotaExceededError',
         'TOKEN_ALGORITHMS',
         'UseNonceError',
         'accessTokenHash',

@@ -395,7 +395,11 @@ describe('verify', () => {
         message,
       ),
     )
-    expect(consume).toHaveBeenCalledWith(`dpop:${aliceJkt}:jti-9`, (NOW - 3 + 65) * 1000)
+    // The entry is counted against the verified caller (its subject's and client's quotas).
+    expect(consume).toHaveBeenCalledWith(`dpop:${aliceJkt}:jti-9`, (NOW - 3 + 65) * 1000, {
+      sub: 'alice',
+      clientId: 'client-1',
+    })
   })
 
   it('checks the token once, then trusts the cache until exp, re-checking exp every time', async () => {

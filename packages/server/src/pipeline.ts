@@ -221,7 +221,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     if (decision.approval === undefined) return { reason: decision.reason }
     // Consumed last: a call refused for any other reason must not burn the user's approval.
     const { tokenId, expiresAt } = decision.approval
-    const first = await storeCall(() => replay.consume(`approval:${tokenId}`, expiresAt))
+    const first = await storeCall(() =>
+      replay.consume(`approval:${tokenId}`, expiresAt, call.caller),
+    )
     if (!first) {
       throw new ApprovalRequiredError(
         [{ type: 'mcp_tool_call', resource, tool, args: argsDigest ?? '' }],

@@ -7,6 +7,7 @@
 import { expect } from 'vitest'
 import type { AuditSink } from '@callproof/server'
 import { startDrive } from '../../src/index.js'
+import type { StartDriveOptions } from '../../src/index.js'
 import { ACR_MFA, startIssuer } from './issuer.js'
 import type { MintOptions, TestIssuer } from './issuer.js'
 import { dpopChallenge } from './http.js'
@@ -48,7 +49,7 @@ export interface Fixture {
 
 /** Start an issuer and a drive that trusts it. */
 export async function startFixture(
-  options: { nonce?: boolean; audit?: AuditSink } = {},
+  options: { nonce?: boolean; audit?: AuditSink; stores?: StartDriveOptions['stores'] } = {},
 ): Promise<Fixture> {
   const issuer = await startIssuer()
   const drive = await startDrive({
@@ -57,6 +58,7 @@ export async function startFixture(
     issuer: issuer.url,
     ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
     ...(options.audit === undefined ? {} : { audit: options.audit }),
+    ...(options.stores === undefined ? {} : { stores: options.stores }),
   })
   issuer.resource = drive.resource
   const metadataUrl = `${drive.origin}/.well-known/oauth-protected-resource/mcp`

@@ -4,10 +4,13 @@
  * them. A copy of a proof or of a per-call approval sent to the next instance is refused there,
  * because "seen" lives in Redis, not in one process.
  *
- * Every operation is one atomic Redis command: `SET key 1 NX PXAT <expiresAt>` records a replay
- * key and tells whether it was new in the same step (no read-then-write race between instances);
- * sessions are `SET NX EX`, `GET` and `DEL`. Every key carries its expiry, so entries vanish exactly
- * when they can no longer matter and Redis never holds more than the replay window.
+ * Every operation is one atomic Lua script (`EVALSHA`, see `scripts.ts`): recording a replay key
+ * tells whether it was new, checks the caller's quota and the total, and records it, in one step
+ * (no read-then-write race between instances); creating a session checks the same quotas and,
+ * when the store is full, evicts the least recently used session of the biggest holder. Every
+ * key carries its expiry, so entries vanish exactly when they can no longer matter and Redis
+ * never holds more than the replay window. An unexpired replay key is never dropped: a caller at
+ * its quota is refused (429) and a full store refuses everyone (503), as the memory store does.
  *
  * The stores fail closed: a Redis error, a lost connection or a command slower than `timeoutMs`
  * throws {@link CallproofError} `ERR_STORE_UNAVAILABLE` (503 with `Retry-After`), never "not seen".
@@ -20,14 +23,19 @@
  *   was consumed; without it a restart re-opens the replay window of proofs still in their `iat`
  *   window (at most the proof lifetime, or two nonce windows with nonces on).
  * - Clocks of the instances and of Redis synchronised (NTP): `PXAT` is read on Redis' clock.
+ * - One node for one prefix (the scripts build key names): a single Redis, or on Redis Cluster a
+ *   prefix with a hash tag, e.g. `{callproof}:`.
  *
  * @module
  */
 
-import { CallproofError } from '@callproof/core'
+import { CallproofError, QuotaExceededError } from '@callproof/core'
 import type { ReplayStore } from '@callproof/core'
 import { createClient } from 'redis'
+import { SESSION_DEFAULTS } from '../sessions.js'
 import type { SessionOwner, SessionStore } from '../sessions.js'
+import { CONSUME, CREATE_SESSION, DELETE_SESSION, TOUCH_SESSION } from './scripts.js'
+import type { Script } from './scripts.js'
 
 /**
  * The part of a node-redis v5 client these stores use. Any `createClient()` result fits, whatever
@@ -73,6 +81,36 @@ export interface RedisStoresOptions {
    * on nobody). Operations report failures themselves, by throwing.
    */
   onError?: (error: Error) => void
+  /** Quotas of the replay store (proofs and one-time approvals); docs/operations.md sizes them. */
+  replay?: RedisReplayQuotas
+  /** Quotas and idle time of the session store; docs/operations.md sizes them. */
+  sessions?: RedisSessionQuotas
+}
+
+/** The bounds of the Redis replay store, shared by every instance. */
+export interface RedisReplayQuotas {
+  /** The most unexpired entries in total (default 500 000); beyond it, 503 for everyone. */
+  maxEntries?: number
+  /** The most unexpired entries of one subject (default 2 000); beyond it, 429 for it. */
+  maxEntriesPerSubject?: number
+  /** The most unexpired entries of one client over its subjects (default half of the total). */
+  maxEntriesPerClient?: number
+}
+
+/** The bounds of the Redis session store, shared by every instance. */
+export interface RedisSessionQuotas {
+  /**
+   * The most live sessions in total (default 100 000). When reached, the least recently used
+   * session of the subject holding the most is evicted; a subject holding as many as anyone is
+   * refused (429) instead.
+   */
+  maxSessions?: number
+  /** The most live sessions of one subject (default 256); beyond it, 429 for it. */
+  maxSessionsPerSubject?: number
+  /** The most live sessions of one client over its subjects (default: no separate limit). */
+  maxSessionsPerClient?: number
+  /** A session unused for this many seconds ends (default 1 800); every use renews it. */
+  idleSeconds?: number
 }
 
 /** What {@link createRedisStores} returns. */
@@ -82,8 +120,8 @@ export interface RedisStores {
   /** Session ↔ caller bindings, shared by every instance. */
   readonly sessions: SessionStore
   /**
-   * Resolves once Redis answers (waiting up to `timeoutMs` of `options`, default 5 000 ms) and,
-   * when `CONFIG GET` is allowed, checks that Redis does not evict keys. Rejects with
+   * Resolves once Redis answers (waiting up to `timeoutMs` of `options`, default 5 000 ms), loads
+   * the stores' scripts and, when `CONFIG GET` is allowed, checks that Redis does not evict keys. Rejects with
    * `ERR_STORE_UNAVAILABLE` or, for an evicting Redis, `ERR_INVALID_OPTIONS`. Call it at start-up
    * to fail early; the stores work without it (and fail closed until Redis is reachable).
    */
@@ -151,6 +189,56 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
     3_600_000,
   )
   const onError = options.onError
+  const replayQuotas = options.replay ?? {}
+  const sessionQuotas = options.sessions ?? {}
+  if (typeof replayQuotas !== 'object' || typeof sessionQuotas !== 'object') {
+    throw invalid('redis replay and sessions options must be objects')
+  }
+  const maxEntries = integerOption('replay.maxEntries', replayQuotas.maxEntries, 500_000, 1, 1e12)
+  const maxEntriesPerSubject = integerOption(
+    'replay.maxEntriesPerSubject',
+    replayQuotas.maxEntriesPerSubject,
+    Math.min(2_000, maxEntries),
+    1,
+    1e12,
+  )
+  const maxEntriesPerClient = integerOption(
+    'replay.maxEntriesPerClient',
+    replayQuotas.maxEntriesPerClient,
+    Math.max(1, Math.floor(maxEntries / 2)),
+    1,
+    1e12,
+  )
+  const maxSessions = integerOption(
+    'sessions.maxSessions',
+    sessionQuotas.maxSessions,
+    100_000,
+    1,
+    1e12,
+  )
+  const maxSessionsPerSubject = integerOption(
+    'sessions.maxSessionsPerSubject',
+    sessionQuotas.maxSessionsPerSubject,
+    SESSION_DEFAULTS.maxSessionsPerSubject,
+    1,
+    1e12,
+  )
+  // 0 tells the script "no separate client limit" (the default).
+  const maxSessionsPerClient = integerOption(
+    'sessions.maxSessionsPerClient',
+    sessionQuotas.maxSessionsPerClient,
+    0,
+    sessionQuotas.maxSessionsPerClient === undefined ? 0 : 1,
+    1e12,
+  )
+  const idleMs =
+    integerOption(
+      'sessions.idleSeconds',
+      sessionQuotas.idleSeconds,
+      SESSION_DEFAULTS.idleSeconds,
+      1,
+      31_536_000,
+    ) * 1000
   if (onError !== undefined && typeof onError !== 'function') {
     throw invalid('redis onError must be a function')
   }
@@ -233,26 +321,63 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
     }
   }
 
+  /**
+   * Runs one script: `EVALSHA`, and the full text once more with `EVAL` when Redis does not know
+   * it yet (a new or restarted Redis), which also loads it for the next calls.
+   */
+  async function evaluate(script: Script, args: readonly string[]): Promise<unknown> {
+    try {
+      return await run(['EVALSHA', script.sha, '0', prefix, ...args])
+    } catch (error) {
+      if (!(error instanceof CallproofError) || !/NOSCRIPT/.test(messageOf(error.cause))) {
+        throw error
+      }
+      return run(['EVAL', script.body, '0', prefix, ...args])
+    }
+  }
+
   const replay: ReplayStore = {
-    async consume(key, expiresAt) {
+    async consume(key, expiresAt, owner) {
       if (typeof key !== 'string' || key.length === 0) {
         throw new TypeError('replay key must be a non-empty string')
       }
       if (!Number.isFinite(expiresAt) || expiresAt <= 0) {
         throw new TypeError(`replay expiresAt must be a time in ms, got ${String(expiresAt)}`)
       }
+      if (
+        owner !== undefined &&
+        (typeof owner.sub !== 'string' || typeof owner.clientId !== 'string')
+      ) {
+        throw new TypeError('replay owner must be { sub: string, clientId: string }')
+      }
       // Rounded up: an entry may outlive its moment by < 1 ms, never expire before it.
-      const reply = await run([
-        'SET',
-        `${prefix}replay:${key}`,
-        '1',
-        'NX',
-        'PXAT',
+      const reply = await evaluate(CONSUME, [
+        key,
         String(Math.ceil(expiresAt)),
+        owner === undefined ? '0' : '1',
+        owner?.sub ?? '',
+        owner?.clientId ?? '',
+        String(maxEntriesPerSubject),
+        String(maxEntriesPerClient),
+        String(maxEntries),
       ])
-      if (reply === 'OK') return true
-      if (reply === null) return false
-      throw unavailable(`redis SET NX answered ${describe(reply)}`)
+      const [status, ms] = scriptReply(reply)
+      if (status === 1) return true
+      if (status === 0) return false
+      if (status === 2 || status === 3) {
+        const max = status === 2 ? maxEntriesPerSubject : maxEntriesPerClient
+        throw new QuotaExceededError(
+          `this ${status === 2 ? 'subject' : 'client'} holds ${max} unexpired proofs or approvals, its quota in the replay store`,
+          (ms ?? 1000) / 1000,
+        )
+      }
+      if (status === 4) {
+        throw new CallproofError(
+          'ERR_REPLAY_STORE_FULL',
+          `the replay store holds ${maxEntries} unexpired entries; refusing rather than forgetting one`,
+        )
+      }
+      throw unavailable(`redis replay script answered ${describe(reply)}`)
     },
   }
 
@@ -262,26 +387,49 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
       if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
         throw new TypeError(`session ttlSeconds must be positive, got ${String(ttlSeconds)}`)
       }
-      const value = JSON.stringify({ sub: owner.sub, clientId: owner.clientId, jkt: owner.jkt })
-      const reply = await run([
-        'SET',
-        `${prefix}session:${id}`,
-        value,
-        'NX',
-        'EX',
-        String(Math.ceil(ttlSeconds)),
+      const reply = await evaluate(CREATE_SESSION, [
+        id,
+        owner.sub,
+        owner.clientId,
+        owner.jkt,
+        String(Math.ceil(ttlSeconds * 1000)),
+        String(idleMs),
+        String(maxSessions),
+        String(maxSessionsPerSubject),
+        String(maxSessionsPerClient),
       ])
-      if (reply === 'OK') return
-      // NX failed: the id exists already. Overwriting would hand someone else's session to this
-      // caller, so refuse (with 32 random bytes per id this is never a collision by chance).
-      if (reply === null) throw new Error('session id already exists')
-      throw unavailable(`redis SET NX answered ${describe(reply)}`)
+      const [status, ms] = scriptReply(reply)
+      if (status === 1) return
+      // The id exists already. Overwriting would hand someone else's session to this caller, so
+      // refuse (with 32 random bytes per id this is never a collision by chance).
+      if (status === 0) throw new Error('session id already exists')
+      const wait = (ms ?? idleMs) / 1000
+      if (status === 2) {
+        throw new QuotaExceededError(
+          `this subject holds ${maxSessionsPerSubject} live sessions, its quota: end one (DELETE) or wait`,
+          wait,
+        )
+      }
+      if (status === 3) {
+        throw new QuotaExceededError(
+          `this client holds ${maxSessionsPerClient} live sessions, its quota`,
+          wait,
+        )
+      }
+      if (status === 4) {
+        throw new QuotaExceededError(
+          `the session store is full (${maxSessions} live sessions) and this subject holds as many as anyone: end one of its sessions or wait`,
+          wait,
+        )
+      }
+      throw unavailable(`redis session script answered ${describe(reply)}`)
     },
 
     async owner(id) {
       // A malformed id cannot name a session we created: answer "no such session" without Redis.
       if (!isSessionId(id)) return undefined
-      const reply = await run(['GET', `${prefix}session:${id}`])
+      // A look-up is a use: the script renews the session's idle time.
+      const reply = await evaluate(TOUCH_SESSION, [id, String(idleMs)])
       if (reply === null) return undefined
       const owner = typeof reply === 'string' ? parseOwner(reply) : undefined
       // Something else wrote under our prefix: do not guess whose session it is.
@@ -291,7 +439,7 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
 
     async delete(id) {
       if (!isSessionId(id)) return
-      await run(['DEL', `${prefix}session:${id}`])
+      await evaluate(DELETE_SESSION, [id])
     },
   }
 
@@ -314,6 +462,14 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
         const left = until - Date.now()
         if (left <= 0) throw unavailable(`redis did not answer within ${wait} ms`, last)
         await sleep(Math.min(50, left))
+      }
+      // Load the scripts now, so that the first operations need not send them in full.
+      for (const script of [CONSUME, CREATE_SESSION, TOUCH_SESSION, DELETE_SESSION]) {
+        try {
+          await run(['SCRIPT', 'LOAD', script.body])
+        } catch {
+          // Not fatal: an operation sends a script Redis lacks with EVAL.
+        }
       }
       let policy: string | undefined
       try {
@@ -349,6 +505,12 @@ export function createRedisStores(options: RedisStoresOptions): RedisStores {
 
 function isSessionId(id: unknown): id is string {
   return typeof id === 'string' && /^[\x21-\x7e]{1,256}$/.test(id)
+}
+
+/** A script's `{status, ms?}` answer, or `[NaN]` for anything else (refused by the caller). */
+function scriptReply(reply: unknown): [number, number | undefined] {
+  if (!Array.isArray(reply) || typeof reply[0] !== 'number') return [Number.NaN, undefined]
+  return [reply[0], typeof reply[1] === 'number' ? reply[1] : undefined]
 }
 
 function parseOwner(text: string): SessionOwner | undefined {

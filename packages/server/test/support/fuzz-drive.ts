@@ -12,9 +12,9 @@
  */
 import { expect } from 'vitest'
 import type { Hono } from 'hono'
-import { parseWwwAuthenticate } from '@callproof/core'
+import { MemoryReplayStore, parseWwwAuthenticate } from '@callproof/core'
 import type { McpBinding, NonceSource } from '@callproof/core'
-import { memorySink } from '../../src/index.js'
+import { MemorySessionStore, memorySink } from '../../src/index.js'
 import type { AuditEvent, CallproofEnv } from '../../src/index.js'
 import { Drives, createDriveApp } from '../../../../examples/drive/src/index.js'
 import { ACR_MFA, startIssuer } from '../../../../examples/drive/test/support/issuer.js'
@@ -161,6 +161,15 @@ export async function startFuzzDrive(options: { nonce?: NonceSource } = {}): Pro
     drives,
     audit,
     ...(options.nonce !== undefined ? { nonce: options.nonce } : {}),
+    // One subject sends thousands of requests a second here, to reach every check; its per-caller
+    // replay quota (2 000 in the window, examples/drive/test/flood.test.ts) would answer first.
+    stores: {
+      replay: new MemoryReplayStore({
+        maxEntriesPerSubject: 100_000,
+        maxEntriesPerClient: 100_000,
+      }),
+      sessions: new MemorySessionStore(),
+    },
   })
   const key = await newCallerKey()
   const otherKey = await newCallerKey()
