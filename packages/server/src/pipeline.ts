@@ -129,6 +129,12 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       const decision = await decide(message, call)
       if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
 
+      // An initialize opens its session now, before the audit says `allowed`: a caller over its
+      // session quota is refused (429) like any other refusal, not allowed and then refused.
+      if (sessions.mode === 'stateful' && request.method === 'POST' && isInitialize(message)) {
+        opened = await openSession(call.caller)
+      }
+
       // 7. No audit, no action: the event is written before anything happens on its behalf.
       await record({ ...facts, decision: 'allowed', reason: decision.reason }, true)
       onVerified?.(call)
@@ -141,9 +147,6 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       } else if (request.method === 'DELETE') {
         response = await closeSession(sessionId)
       } else {
-        if (sessions.mode === 'stateful' && isInitialize(message)) {
-          opened = await openSession(call.caller)
-        }
         response = await mcp.execute({
           request,
           call,
