@@ -14,8 +14,10 @@
  *    proof to this parsed message → replay.
  * 5. Session — a session of another caller answers 404, like an unknown one; with
  *    `requireSessionId`, a POST other than initialize without a session id answers 400.
- * 6. Tool policy (tools/call) — scopes, acr/max_age, callers, per-call approval; a one-time
- *    approval is consumed only after everything else passed, so a refused call does not burn it.
+ * 6. Policy of the primitive called (tools/call, prompts/get, resources/read and subscriptions,
+ *    completion/complete) — scopes, acr/max_age, callers, per-call approval (tools only); a
+ *    one-time approval is consumed only after everything else passed, so a refused call does not
+ *    burn it.
  * 7. Audit — no audit, no action: the `allowed` event is written before anything runs.
  * 8. The MCP SDK runs the SAME parsed message, with the verified caller in `authInfo`.
  *
@@ -38,6 +40,7 @@ import type { CallproofConfig } from './options.js'
 import { checkOrigin } from './origin.js'
 import type { McpSeam } from './sdk/seam.js'
 import { newSessionId, sameOwner } from './sessions.js'
+import { targetOf } from './tools.js'
 
 /** The framework-neutral request handler of one MCP endpoint. */
 export interface Pipeline {
@@ -183,20 +186,25 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
   }
 
   /**
-   * Step 6: the policy decision of a tool call (anything else is allowed once verified).
-   * Returns the reason and the id of the one-time approval it consumed, if any.
+   * Step 6: the policy decision of a call to a primitive (`tools/call`, `prompts/get`,
+   * `resources/read` and subscriptions by the URI's resource, `completion/complete` by the
+   * prompt or resource its `ref` names: tools.ts `targetOf`); anything else is allowed once
+   * verified. Returns the reason and the id of the one-time approval it consumed, if any (only
+   * tools have approvals: registration refuses them elsewhere).
    */
   async function decide(
     message: unknown,
     call: VerifiedCall,
   ): Promise<{ reason: 'allowed' | 'public'; approvalId?: string }> {
-    if (!isToolCall(message)) return { reason: 'allowed' }
-    const tool = message.params.name
+    const target = targetOf(config.tools, message)
+    if (target === undefined) return { reason: 'allowed' }
+    const tool = target.name
     const argsDigest =
       call.binding !== undefined && 'args' in call.binding ? call.binding.args : undefined
-    const decision = evaluatePolicy(config.tools.policyOf(tool), {
+    const decision = evaluatePolicy(target.policy, {
       caller: call.caller,
       tool,
+      kind: target.kind,
       argsDigest: argsDigest ?? '',
       resource,
       authorizationDetails: call.token.claims.authorization_details,
@@ -300,14 +308,6 @@ function identify(facts: Facts, caller: Caller): void {
 
 function isInitialize(message: unknown): boolean {
   return (message as { method?: unknown } | undefined)?.method === 'initialize'
-}
-
-function isToolCall(
-  message: unknown,
-): message is { method: 'tools/call'; params: { name: string } } {
-  const m = message as { method?: unknown; params?: { name?: unknown } } | undefined
-  // bindingShape has already refused a tools/call without a string name (400).
-  return m?.method === 'tools/call' && typeof m.params?.name === 'string'
 }
 
 async function storeCall<T>(operation: () => Promise<T>): Promise<T> {

@@ -10,10 +10,16 @@
  * 1. A server serves one request at a time. Each request gets its own stateless transport,
  *    connected for that request and closed after it, so JSON-RPC ids of different callers never
  *    meet in one server (the SDK routes answers by id).
- * 2. Every pooled server holds every tool. What a caller may see is decided per request: the
- *    pipeline refuses a call to a tool the caller can never be granted before the SDK runs, and
- *    `tools/list` is answered by a handler that reads this request's caller (from the
- *    `authInfo` the transport hands it) and lists only that caller's tools.
+ * 2. Every pooled server holds every tool, prompt and resource. What a caller may see is decided
+ *    per request: the pipeline refuses a call the caller can never be granted before the SDK
+ *    runs, and every listing (`tools/list`, `prompts/list`, `resources/list`,
+ *    `resources/templates/list`) is answered by a handler that reads this request's caller
+ *    (from the `authInfo` the transport hands it) and lists only what that caller may see.
+ *    `resources/read` is answered by our handler too, which finds the resource with the very
+ *    function the pipeline decided with (tools.ts `resolveResource`).
+ * 4. No caller state is left in a server: `logging/setLevel` is answered by our handler, which
+ *    keeps the level of the caller's own session here (not in the SDK server, which keeps one
+ *    per server instance), and each request's transport drops the log notifications below it.
  * 3. A server that ran `initialize`, or that a registry's `setup(server, caller)` hook shaped for
  *    one caller, is never pooled: `initialize` leaves the client's capabilities in the server,
  *    and `setup` may leave anything. So is a server answering with an SSE stream, which lives as
@@ -24,16 +30,47 @@
  *
  * @module
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
-import type { ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js'
+import type {
+  ListResourcesCallback,
+  PromptCallback,
+  ToolCallback,
+} from '@modelcontextprotocol/sdk/server/mcp.js'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv'
-import { ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import {
+  ErrorCode,
+  ListPromptsRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListResourcesRequestSchema,
+  ListToolsRequestSchema,
+  LoggingLevelSchema,
+  McpError,
+  ReadResourceRequestSchema,
+  SetLevelRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
-import type { ListToolsResult, Tool } from '@modelcontextprotocol/sdk/types.js'
+import type {
+  JSONRPCMessage,
+  ListPromptsResult,
+  ListResourcesResult,
+  ListToolsResult,
+  LoggingLevel,
+  Prompt,
+  Resource,
+  Tool,
+} from '@modelcontextprotocol/sdk/types.js'
 import type { ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js'
 import type { Caller } from '@callproof/core'
-import { authInfoFor, listingFor, registrationsOf } from '../tools.js'
+import {
+  authInfoFor,
+  isVisible,
+  listingFor,
+  registrationsOf,
+  resolveResource,
+  visibleTo,
+  POLICY_META_KEY,
+} from '../tools.js'
 import type { ToolRegistry } from '../tools.js'
 import type { McpExecution, McpSeam } from './seam.js'
 
@@ -47,11 +84,17 @@ export interface SdkV1SeamOptions {
   readonly maxIdleServers?: number
 }
 
-/** What the `tools/list` handler of a shared server needs to know about this request. */
+/** What the handlers of a shared server need to know about this request. */
 interface ListingRequest {
   readonly caller: Caller
   readonly now: number
+  /** Where this caller's logging level lives: its own session, or nowhere without one. */
+  readonly levelKey: string | undefined
 }
+
+/** Logging levels kept (one per caller session that set one); the oldest is forgotten first. */
+const MAX_LEVELS = 10_000
+const LEVELS = LoggingLevelSchema.options
 
 /**
  * One JSON Schema validator for every server: the SDK's `Server` constructor otherwise builds a
@@ -76,31 +119,172 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   const registrations = registrationsOf(tools)
   // Keyed by the very `authInfo` object the transport passes to the handler's `extra`.
   const listings = new WeakMap<AuthInfo, ListingRequest>()
+  // The logging level of each caller session that set one (rule 4).
+  const levels = new Map<string, LoggingLevel>()
   let idle: McpServer[] = []
   let builtFor = -1
   let descriptors: Promise<ReadonlyMap<string, Tool>> | undefined
+  let promptDescriptors: Promise<ReadonlyMap<string, Prompt>> | undefined
 
-  /** A server with every registered tool, whose `tools/list` answers for the request's caller. */
+  /** The listing of this request (only callproof's pipeline hands requests to these servers). */
+  function listingOf(extra: { authInfo?: AuthInfo | undefined }): ListingRequest {
+    const listing = extra.authInfo !== undefined ? listings.get(extra.authInfo) : undefined
+    if (listing === undefined) throw new Error('a request without a verified caller')
+    return listing
+  }
+
+  /**
+   * A server with every registered primitive, whose listings, reads and logging level answer
+   * for the request's caller.
+   */
   function build(): McpServer {
+    const server = bareServer(true)
+    const { resources, templates, prompts } = registrations
+    server.server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) =>
+      listFor(listingOf(extra)),
+    )
+    if (prompts.size > 0) {
+      server.server.setRequestHandler(ListPromptsRequestSchema, async (_request, extra) =>
+        listPromptsFor(listingOf(extra)),
+      )
+    }
+    if (resources.size > 0 || templates.size > 0) {
+      server.server.setRequestHandler(ListResourcesRequestSchema, async (_request, extra) =>
+        listResourcesFor(listingOf(extra), extra),
+      )
+      server.server.setRequestHandler(ListResourceTemplatesRequestSchema, async (_r, extra) => {
+        const listing = listingOf(extra)
+        return {
+          resourceTemplates: visibleTo(tools, templates.values(), (t) => t.name, listing.caller, {
+            resource,
+            now: listing.now,
+          }).map(({ entry, meta }) => ({
+            name: entry.name,
+            uriTemplate: entry.template.toString(),
+            ...metadataOf(entry.config),
+            _meta: meta,
+          })),
+        }
+      })
+      server.server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
+        listingOf(extra)
+        // The very lookup the pipeline decided with: the policy checked is this resource's.
+        const found = resolveResource(tools, request.params.uri)
+        if (found === undefined) {
+          throw new McpError(ErrorCode.InvalidParams, 'Resource not found')
+        }
+        const uri = new URL(request.params.uri)
+        return 'variables' in found
+          ? found.entry.read(uri, found.variables, extra)
+          : found.entry.read(uri, extra)
+      })
+    }
+    if (registrations.options.logging === true) {
+      server.server.setRequestHandler(SetLevelRequestSchema, async (request, extra) => {
+        const { levelKey } = listingOf(extra)
+        if (levelKey !== undefined) {
+          levels.delete(levelKey)
+          levels.set(levelKey, request.params.level)
+          if (levels.size > MAX_LEVELS) levels.delete(levels.keys().next().value!)
+        }
+        return {}
+      })
+    }
+    return server
+  }
+
+  /**
+   * A server with every registration, as the SDK registers them (`withMeta`: with the tools'
+   * own `_meta`; the descriptors leave it out, the listing adds it with the policy).
+   */
+  function bareServer(withMeta: boolean): McpServer {
     const server = new McpServer(registrations.info, {
-      capabilities: { tools: {} },
+      capabilities: {
+        tools: {},
+        ...(registrations.options.logging === true ? { logging: {} } : {}),
+      },
       jsonSchemaValidator: validator,
     })
     for (const { name, config, callback } of registrations.entries.values()) {
-      const { policy: _policy, ...sdkConfig } = config
+      const { policy: _policy, _meta, ...sdkConfig } = config
       server.registerTool(
         name,
-        sdkConfig as Parameters<McpServer['registerTool']>[1],
+        (withMeta && _meta !== undefined ? { ...sdkConfig, _meta } : sdkConfig) as Parameters<
+          McpServer['registerTool']
+        >[1],
         callback as ToolCallback<ZodRawShapeCompat>,
       )
     }
-    server.server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
-      const listing = extra.authInfo !== undefined ? listings.get(extra.authInfo) : undefined
-      // Only callproof's pipeline hands requests to this server, always with a listing.
-      if (listing === undefined) throw new Error('tools/list without a verified caller')
-      return listFor(listing)
-    })
+    for (const { name, uri, config, read } of registrations.resources.values()) {
+      server.registerResource(name, uri, metadataOf(config), read)
+    }
+    for (const { name, template, config, read } of registrations.templates.values()) {
+      const sdkTemplate = new ResourceTemplate(template.toString(), {
+        list: config.list,
+        ...(config.complete !== undefined ? { complete: config.complete } : {}),
+      })
+      server.registerResource(name, sdkTemplate, metadataOf(config), read)
+    }
+    for (const { name, config, callback } of registrations.prompts.values()) {
+      const { policy: _policy, ...sdkConfig } = config
+      server.registerPrompt(
+        name,
+        sdkConfig as Parameters<McpServer['registerPrompt']>[1],
+        callback as PromptCallback<ZodRawShapeCompat>,
+      )
+    }
     return server
+  }
+
+  async function listPromptsFor({ caller, now }: ListingRequest): Promise<ListPromptsResult> {
+    const described = await describedPrompts()
+    return {
+      prompts: visibleTo(tools, registrations.prompts.values(), (p) => p.name, caller, {
+        resource,
+        now,
+      }).map(({ entry, meta }) => ({ ...described.get(entry.name)!, _meta: meta })),
+    }
+  }
+
+  async function listResourcesFor(
+    listing: ListingRequest,
+    extra: Parameters<ListResourcesCallback>[0],
+  ): Promise<ListResourcesResult> {
+    const context = { resource, now: listing.now }
+    const listed: Resource[] = visibleTo(
+      tools,
+      registrations.resources.values(),
+      (r) => r.uri,
+      listing.caller,
+      context,
+    ).map(({ entry, meta }) => ({
+      uri: entry.uri,
+      name: entry.name,
+      ...metadataOf(entry.config),
+      _meta: meta,
+    }))
+    for (const template of registrations.templates.values()) {
+      if (template.config.list === undefined) continue
+      const result = await template.config.list(extra)
+      for (const item of result.resources) {
+        // Listed under the policy of what its URI resolves to: what a read would be decided by.
+        const policy = resolveResource(tools, item.uri)?.entry.config.policy
+        if (policy === undefined || !isVisible(tools, policy, listing.caller)) continue
+        const shown = visibleTo(
+          tools,
+          [{ config: { policy } }],
+          () => item.uri,
+          listing.caller,
+          context,
+        )
+        listed.push({
+          ...metadataOf(template.config),
+          ...item,
+          _meta: { ...item._meta, [POLICY_META_KEY]: shown[0]?.meta[POLICY_META_KEY] },
+        })
+      }
+    }
+    return { resources: listed }
   }
 
   async function listFor({ caller, now }: ListingRequest): Promise<ListToolsResult> {
@@ -119,38 +303,41 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
    */
   function describedTools(): Promise<ReadonlyMap<string, Tool>> {
     refreshIfRegistrationsChanged()
-    descriptors ??= (async () => {
-      const server = new McpServer(registrations.info, {
-        capabilities: { tools: {} },
-        jsonSchemaValidator: validator,
-      })
-      for (const { name, config, callback } of registrations.entries.values()) {
-        const { policy: _policy, _meta: _ignored, ...sdkConfig } = config
-        server.registerTool(
-          name,
-          sdkConfig as Parameters<McpServer['registerTool']>[1],
-          callback as ToolCallback<ZodRawShapeCompat>,
-        )
-      }
-      const transport = new WebStandardStreamableHTTPServerTransport({ enableJsonResponse: true })
-      await server.connect(transport)
-      const answer = await transport.handleRequest(
-        new Request(resource, {
-          method: 'POST',
-          headers: {
-            accept: 'application/json, text/event-stream',
-            'content-type': 'application/json',
-          },
-          body: '{}',
-        }),
-        { parsedBody: { jsonrpc: '2.0', id: 0, method: 'tools/list' } },
-      )
-      const { result } = (await answer.json()) as { result?: ListToolsResult }
-      await server.close()
-      if (result === undefined) throw new Error('the MCP SDK did not list the registered tools')
-      return new Map(result.tools.map((tool) => [tool.name, tool]))
-    })()
+    descriptors ??= askSdk<ListToolsResult>('tools/list').then(
+      (result) => new Map(result.tools.map((tool) => [tool.name, tool])),
+    )
     return descriptors
+  }
+
+  /** Every prompt as the SDK lists it (its arguments from the registered schema), likewise. */
+  function describedPrompts(): Promise<ReadonlyMap<string, Prompt>> {
+    refreshIfRegistrationsChanged()
+    promptDescriptors ??= askSdk<ListPromptsResult>('prompts/list').then(
+      (result) => new Map(result.prompts.map((prompt) => [prompt.name, prompt])),
+    )
+    return promptDescriptors
+  }
+
+  /** Asks a server with every registration, and no caller, one listing. */
+  async function askSdk<T>(method: string): Promise<T> {
+    const server = bareServer(false)
+    const transport = new WebStandardStreamableHTTPServerTransport({ enableJsonResponse: true })
+    await server.connect(transport)
+    const answer = await transport.handleRequest(
+      new Request(resource, {
+        method: 'POST',
+        headers: {
+          accept: 'application/json, text/event-stream',
+          'content-type': 'application/json',
+        },
+        body: '{}',
+      }),
+      { parsedBody: { jsonrpc: '2.0', id: 0, method } },
+    )
+    const { result } = (await answer.json()) as { result?: T }
+    await server.close()
+    if (result === undefined) throw new Error(`the MCP SDK did not answer ${method}`)
+    return result
   }
 
   function refreshIfRegistrationsChanged(): void {
@@ -158,6 +345,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     builtFor = registrations.version
     idle = []
     descriptors = undefined
+    promptDescriptors = undefined
   }
 
   function acquire(): McpServer {
@@ -186,7 +374,13 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   return {
     async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
-      listings.set(authInfo, { caller: call.caller, now })
+      const sessionId = request.headers.get('mcp-session-id')
+      // The caller is part of the key: in stateless mode nobody checks whose session id it is.
+      const levelKey =
+        sessionId === null
+          ? undefined
+          : JSON.stringify([call.caller.sub, call.caller.clientId, call.caller.jkt, sessionId])
+      listings.set(authInfo, { caller: call.caller, now, levelKey })
       const setup = registrations.options.setup
       const shared = jsonResponse && setup === undefined && !isInitialize(call.message)
       const version = registrations.version
@@ -195,6 +389,12 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       const transport = new WebStandardStreamableHTTPServerTransport({
         enableJsonResponse: jsonResponse,
       })
+      const level = levelKey !== undefined ? levels.get(levelKey) : undefined
+      if (level !== undefined) {
+        const send = transport.send.bind(transport)
+        transport.send = (message, options) =>
+          belowLevel(message, level) ? Promise.resolve() : send(message, options)
+      }
       await server.connect(transport)
       let response: Response
       try {
@@ -210,6 +410,25 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       return response
     },
   }
+}
+
+/** A registration's SDK metadata: everything but callproof's policy and the template callbacks. */
+function metadataOf(config: object): Record<string, unknown> {
+  const {
+    policy: _policy,
+    list: _list,
+    complete: _complete,
+    ...metadata
+  } = config as Record<string, unknown>
+  return metadata
+}
+
+/** A log notification the caller's session asked not to receive. */
+function belowLevel(message: JSONRPCMessage, level: LoggingLevel): boolean {
+  if (!('method' in message) || message.method !== 'notifications/message') return false
+  const sent = (message.params as { level?: unknown } | undefined)?.level
+  const rank = LEVELS.indexOf(sent as LoggingLevel)
+  return rank !== -1 && rank < LEVELS.indexOf(level)
 }
 
 /** The next turn of the event loop, after every pending promise callback. */

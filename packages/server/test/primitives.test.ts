@@ -1,0 +1,410 @@
+/**
+ * Every MCP primitive behind per-call proofs (issue 11): resources, resource templates, prompts,
+ * completions, logging and ping, over real HTTP, the real SDK server and client, and real tokens
+ * and proofs. For each primitive: allowed for the right caller, refused for a caller without the
+ * policy's requirements (status and challenge), bound (a proof for one URI or prompt refused for
+ * another), invisible in the listings of a caller who can never be granted it, and out of reach
+ * on a session another caller opened.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Hono } from 'hono'
+import { z } from 'zod'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js'
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
+import { argsDigest } from '@callproof/core'
+import { createCallproof, createToolRegistry } from '../src/index.js'
+import type { ToolRegistry } from '../src/index.js'
+import { clientKey, startIssuer } from './helpers/issuer.js'
+import type { ClientKey, TestIssuer } from './helpers/issuer.js'
+import { INITIALIZE, dpopFetch, provenRequest, rpc } from './helpers/client.js'
+import { listen } from './helpers/server.js'
+import type { Running } from './helpers/server.js'
+
+let issuer: TestIssuer
+let alice: ClientKey
+let bob: ClientKey
+
+function registry(): ToolRegistry {
+  const tools = createToolRegistry({ name: 'prims', version: '0.0.0' }, { logging: true })
+  tools.register('log', { policy: { public: true } }, async (extra) => {
+    for (const level of ['info', 'error'] as const) {
+      await extra.sendNotification({
+        method: 'notifications/message',
+        params: { level, data: `${level} message` },
+      })
+    }
+    return { content: [{ type: 'text', text: 'logged' }] }
+  })
+  tools.resource(
+    'notes',
+    'test://notes',
+    { description: 'Notes', mimeType: 'text/plain', policy: { scopes: ['notes:read'] } },
+    (uri) => ({ contents: [{ uri: uri.href, text: 'the notes' }] }),
+  )
+  tools.resource(
+    'open',
+    'test://open',
+    { description: 'Open to all', policy: { public: true } },
+    (uri) => ({ contents: [{ uri: uri.href, text: 'open' }] }),
+  )
+  tools.resource(
+    'bob-secret',
+    'test://bob-secret',
+    { description: "Bob's", policy: { callers: { subjects: ['bob'] } } },
+    (uri) => ({ contents: [{ uri: uri.href, text: 'for bob' }] }),
+  )
+  tools.resourceTemplate(
+    'item',
+    'test://items/{id}',
+    {
+      description: 'An item',
+      policy: { scopes: ['notes:read'] },
+      list: () => ({ resources: [{ uri: 'test://items/1', name: 'item 1' }] }),
+      complete: { id: (value) => ['1', '12', '2'].filter((id) => id.startsWith(value)) },
+    },
+    (uri, { id }) => ({ contents: [{ uri: uri.href, text: `item ${String(id)}` }] }),
+  )
+  tools.resourceTemplate(
+    'bob-item',
+    'test://bob/{id}',
+    {
+      description: "Bob's items",
+      policy: { callers: { subjects: ['bob'] } },
+      list: () => ({ resources: [{ uri: 'test://bob/1', name: 'bob 1' }] }),
+    },
+    (uri) => ({ contents: [{ uri: uri.href, text: 'bob item' }] }),
+  )
+  tools.prompt(
+    'greet',
+    {
+      description: 'Greets',
+      argsSchema: {
+        name: completable(z.string(), (v) => ['ann', 'anna'].filter((n) => n.startsWith(v))),
+      },
+      policy: { scopes: ['notes:read'] },
+    },
+    ({ name }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Hi ${name}` } }] }),
+  )
+  tools.prompt(
+    'bob-prompt',
+    {
+      description: "Bob's prompt",
+      argsSchema: { x: completable(z.string(), () => ['secret-suggestion']) },
+      policy: { callers: { subjects: ['bob'] } },
+    },
+    () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'bob' } }] }),
+  )
+  return tools
+}
+
+interface World {
+  run: Running
+  resource: string
+  token(key: ClientKey, sub: string, scope?: string): Promise<string>
+  send(
+    key: ClientKey,
+    message: unknown,
+    options?: { sub?: string; scope?: string; proofMessage?: unknown; sessionId?: string },
+  ): Promise<Response>
+  client(key: ClientKey, sub: string, scope?: string): Promise<Client>
+}
+
+async function world(jsonResponse = true): Promise<World> {
+  let resource = ''
+  const run = await listen((origin) => {
+    resource = `${origin}/mcp`
+    const callproof = createCallproof({
+      resource,
+      issuers: issuer.issuer,
+      tools: registry(),
+      jsonResponse,
+    })
+    const app = new Hono()
+    callproof.mount(app)
+    return app
+  })
+  const token = (key: ClientKey, sub: string, scope = 'notes:read') =>
+    issuer.mint({ aud: resource, sub, scope, cnf: { jkt: key.jkt } })
+  return {
+    run,
+    resource,
+    token,
+    async send(key, message, options = {}) {
+      const t = await token(key, options.sub ?? 'alice', options.scope)
+      return fetch(
+        resource,
+        await provenRequest(resource, {
+          token: t,
+          key,
+          message,
+          ...(options.proofMessage !== undefined && { proofMessage: options.proofMessage }),
+          ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
+        }),
+      )
+    },
+    async client(key, sub, scope) {
+      const t = await token(key, sub, scope)
+      const client = new Client({ name: 'test', version: '0.0.0' })
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(resource), {
+          fetch: dpopFetch(resource, () => t, key),
+        }),
+      )
+      return client
+    },
+  }
+}
+
+let w: World
+
+beforeAll(async () => {
+  issuer = await startIssuer()
+  alice = await clientKey()
+  bob = await clientKey()
+  w = await world()
+})
+afterAll(async () => {
+  await w.run.close()
+  await issuer.close()
+})
+
+async function challenge(response: Response): Promise<string> {
+  return response.headers.get('www-authenticate') ?? ''
+}
+
+describe('resources', () => {
+  it('reads a resource for a caller the policy allows, through the real SDK client', async () => {
+    const client = await w.client(alice, 'alice')
+    const read = await client.readResource({ uri: 'test://notes' })
+    expect(read.contents).toEqual([{ uri: 'test://notes', text: 'the notes' }])
+    const item = await client.readResource({ uri: 'test://items/42' })
+    expect(item.contents).toEqual([{ uri: 'test://items/42', text: 'item 42' }])
+    await client.close()
+  })
+
+  it('refuses a caller without the scope: 403 insufficient_scope naming it', async () => {
+    for (const uri of ['test://notes', 'test://items/7']) {
+      const response = await w.send(alice, rpc('resources/read', { uri }), { scope: 'other' })
+      expect(response.status).toBe(403)
+      const header = await challenge(response)
+      expect(header).toMatch(/^DPoP /)
+      expect(header).toContain('error="insufficient_scope"')
+      expect(header).toContain('scope="notes:read"')
+    }
+  })
+
+  it('refuses a caller outside `callers`, and an unknown URI, alike (403, nothing revealed)', async () => {
+    const secret = await w.send(alice, rpc('resources/read', { uri: 'test://bob-secret' }))
+    const unknown = await w.send(alice, rpc('resources/read', { uri: 'test://nothing' }))
+    expect(secret.status).toBe(403)
+    expect(unknown.status).toBe(403)
+    expect(await secret.json()).toEqual(await unknown.json())
+    const allowed = await w.send(bob, rpc('resources/read', { uri: 'test://bob-secret' }), {
+      sub: 'bob',
+    })
+    expect(allowed.status).toBe(200)
+  })
+
+  it('binds the proof to the URI: a proof for one resource does not read another', async () => {
+    const response = await w.send(alice, rpc('resources/read', { uri: 'test://notes' }), {
+      proofMessage: rpc('resources/read', { uri: 'test://open' }),
+    })
+    expect(response.status).toBe(401)
+    expect(await challenge(response)).toContain('error="invalid_dpop_proof"')
+  })
+
+  it('decides by the resource the SDK would read: a URI spelled differently gets its policy', async () => {
+    // new URL() lower-cases the scheme: TEST://notes is the notes resource, under its policy.
+    const response = await w.send(alice, rpc('resources/read', { uri: 'TEST://notes' }), {
+      scope: 'other',
+    })
+    expect(response.status).toBe(403)
+    const ok = await w.send(alice, rpc('resources/read', { uri: 'TEST://notes' }))
+    expect(ok.status).toBe(200)
+    expect(((await ok.json()) as { result: { contents: unknown[] } }).result.contents).toEqual([
+      { uri: 'test://notes', text: 'the notes' },
+    ])
+  })
+
+  it('lists only what the caller may ever read, each with its policy in _meta', async () => {
+    const client = await w.client(alice, 'alice', 'none')
+    const { resources } = await client.listResources()
+    expect(resources.map((r) => r.uri)).toEqual(['test://notes', 'test://open', 'test://items/1'])
+    expect(resources[0]?._meta?.['callproof/policy']).toEqual({
+      scopes: ['notes:read'],
+      stepUp: true,
+    })
+    const { resourceTemplates } = await client.listResourceTemplates()
+    expect(resourceTemplates.map((t) => t.uriTemplate)).toEqual(['test://items/{id}'])
+    await client.close()
+
+    const bobs = await w.client(bob, 'bob')
+    expect((await bobs.listResources()).resources.map((r) => r.uri)).toEqual([
+      'test://notes',
+      'test://open',
+      'test://bob-secret',
+      'test://items/1',
+      'test://bob/1',
+    ])
+    expect((await bobs.listResourceTemplates()).resourceTemplates.map((t) => t.name)).toEqual([
+      'item',
+      'bob-item',
+    ])
+    await bobs.close()
+  })
+})
+
+describe('prompts', () => {
+  it('gets a prompt for a caller the policy allows', async () => {
+    const client = await w.client(alice, 'alice')
+    const prompt = await client.getPrompt({ name: 'greet', arguments: { name: 'ann' } })
+    expect(prompt.messages).toEqual([{ role: 'user', content: { type: 'text', text: 'Hi ann' } }])
+    await client.close()
+  })
+
+  it('refuses a caller without the scope (403 insufficient_scope) or outside `callers` (403)', async () => {
+    const noScope = await w.send(
+      alice,
+      rpc('prompts/get', { name: 'greet', arguments: { name: 'x' } }),
+      { scope: 'other' },
+    )
+    expect(noScope.status).toBe(403)
+    expect(await challenge(noScope)).toContain('error="insufficient_scope"')
+    const notBob = await w.send(
+      alice,
+      rpc('prompts/get', { name: 'bob-prompt', arguments: { x: 'a' } }),
+    )
+    expect(notBob.status).toBe(403)
+    expect(await challenge(notBob)).toContain('error="access_denied"')
+  })
+
+  it('binds the proof to the name and to the arguments digest', async () => {
+    const otherArgs = await w.send(
+      alice,
+      rpc('prompts/get', { name: 'greet', arguments: { name: 'eve' } }),
+      { proofMessage: rpc('prompts/get', { name: 'greet', arguments: { name: 'ann' } }) },
+    )
+    expect(otherArgs.status).toBe(401)
+    expect(await challenge(otherArgs)).toContain('error="invalid_dpop_proof"')
+    const otherName = await w.send(
+      bob,
+      rpc('prompts/get', { name: 'bob-prompt', arguments: { x: 'a' } }),
+      { sub: 'bob', proofMessage: rpc('prompts/get', { name: 'greet', arguments: { x: 'a' } }) },
+    )
+    expect(otherName.status).toBe(401)
+    // The digest the proof must carry is the RFC 8785 digest of the arguments.
+    expect(await argsDigest({ name: 'ann' })).not.toBe(await argsDigest({ name: 'eve' }))
+  })
+
+  it('lists only the prompts the caller may ever get, with their arguments and policy', async () => {
+    const client = await w.client(alice, 'alice')
+    const { prompts } = await client.listPrompts()
+    expect(prompts.map((p) => p.name)).toEqual(['greet'])
+    expect(prompts[0]?.arguments).toEqual([{ name: 'name', required: true }])
+    expect(prompts[0]?._meta?.['callproof/policy']).toEqual({
+      scopes: ['notes:read'],
+      stepUp: false,
+    })
+    await client.close()
+    const bobs = await w.client(bob, 'bob')
+    expect((await bobs.listPrompts()).prompts.map((p) => p.name)).toEqual(['greet', 'bob-prompt'])
+    await bobs.close()
+  })
+})
+
+describe('completions', () => {
+  const complete = (ref: unknown, name: string, value: string) =>
+    rpc('completion/complete', { ref, argument: { name, value } })
+
+  it('completes prompt and template arguments for a caller who may use them', async () => {
+    const client = await w.client(alice, 'alice')
+    const prompt = await client.complete({
+      ref: { type: 'ref/prompt', name: 'greet' },
+      argument: { name: 'name', value: 'an' },
+    })
+    expect(prompt.completion.values).toEqual(['ann', 'anna'])
+    const template = await client.complete({
+      ref: { type: 'ref/resource', uri: 'test://items/{id}' },
+      argument: { name: 'id', value: '1' },
+    })
+    expect(template.completion.values).toEqual(['1', '12'])
+    await client.close()
+  })
+
+  it('answers nothing for a prompt or template the caller may not use', async () => {
+    for (const [ref, arg] of [
+      [{ type: 'ref/prompt', name: 'bob-prompt' }, 'x'],
+      [{ type: 'ref/resource', uri: 'test://bob/{id}' }, 'id'],
+    ] as const) {
+      const refused = await w.send(alice, complete(ref, arg, ''))
+      expect(refused.status).toBe(403)
+      expect(await refused.text()).not.toContain('secret-suggestion')
+      const allowed = await w.send(bob, complete(ref, arg, ''), { sub: 'bob' })
+      expect(allowed.status).toBe(200)
+    }
+    const noScope = await w.send(
+      alice,
+      complete({ type: 'ref/prompt', name: 'greet' }, 'name', 'a'),
+      { scope: 'other' },
+    )
+    expect(noScope.status).toBe(403)
+    expect(await challenge(noScope)).toContain('error="insufficient_scope"')
+  })
+})
+
+describe('ping and sessions', () => {
+  it('answers ping with {}', async () => {
+    const response = await w.send(alice, rpc('ping'))
+    expect(response.status).toBe(200)
+    expect(((await response.json()) as { result: unknown }).result).toEqual({})
+  })
+
+  it("does not let another caller read, complete or get anything on alice's session", async () => {
+    const opened = await w.send(alice, INITIALIZE())
+    const sessionId = opened.headers.get('mcp-session-id')!
+    expect(sessionId).toBeTruthy()
+    for (const message of [
+      rpc('resources/read', { uri: 'test://open' }),
+      rpc('prompts/get', { name: 'greet', arguments: { name: 'a' } }),
+      rpc('resources/list'),
+      rpc('logging/setLevel', { level: 'error' }),
+    ]) {
+      const response = await w.send(bob, message, { sub: 'bob', sessionId })
+      expect(response.status).toBe(404)
+    }
+    const own = await w.send(alice, rpc('resources/read', { uri: 'test://open' }), { sessionId })
+    expect(own.status).toBe(200)
+  })
+})
+
+describe('logging', () => {
+  let sse: World
+  beforeAll(async () => {
+    sse = await world(false)
+  })
+  afterAll(async () => {
+    await sse.run.close()
+  })
+
+  async function logsOf(client: Client): Promise<string[]> {
+    const seen: string[] = []
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      seen.push(n.params.level)
+    })
+    await client.callTool({ name: 'log' })
+    return seen
+  }
+
+  it("keeps the level of the caller's own session, and no one else's", async () => {
+    const alices = await sse.client(alice, 'alice')
+    const bobs = await sse.client(bob, 'bob')
+    expect(await alices.setLoggingLevel('error')).toEqual({})
+    // Every request of a session is served by a new SDK server: the level lives in callproof.
+    expect(await logsOf(alices)).toEqual(['error'])
+    expect(await logsOf(bobs)).toEqual(['info', 'error'])
+    await alices.close()
+    await bobs.close()
+  })
+})
