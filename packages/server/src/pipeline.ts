@@ -117,7 +117,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       const sessionId = await checkSession(request, message, call.caller)
 
       // 6. The tool's policy, for this caller and these arguments.
-      const decision = await decide(message, call)
+      const decision = await decide(message, call, sessionId)
       if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
 
       // 7. No audit, no action: the event is written before anything happens on its behalf.
@@ -189,13 +189,20 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
    * Step 6: the policy decision of a call to a primitive (`tools/call`, `prompts/get`,
    * `resources/read` and subscriptions by the URI's resource, `completion/complete` by the
    * prompt or resource its `ref` names: tools.ts `targetOf`); anything else is allowed once
-   * verified. Returns the reason and the id of the one-time approval it consumed, if any (only
+   * verified, except an answer to a server request, which the seam admits. Returns the reason and the id of the one-time approval it consumed, if any (only
    * tools have approvals: registration refuses them elsewhere).
    */
   async function decide(
     message: unknown,
     call: VerifiedCall,
+    sessionId: string | null,
   ): Promise<{ reason: 'allowed' | 'public'; approvalId?: string }> {
+    // An answer to a server request (sampling, elicitation, roots): only the caller and session
+    // the request was sent to may answer it, once (sdk/v1.ts rule 5).
+    if (isAnswer(message)) {
+      mcp.admitAnswer(message, call.caller, sessionId)
+      return { reason: 'allowed' }
+    }
     const target = targetOf(config.tools, message)
     if (target === undefined) return { reason: 'allowed' }
     const tool = target.name
@@ -308,6 +315,12 @@ function identify(facts: Facts, caller: Caller): void {
 
 function isInitialize(message: unknown): boolean {
   return (message as { method?: unknown } | undefined)?.method === 'initialize'
+}
+
+/** A JSON-RPC response or error (bindingShape has checked the shape: an id and no method). */
+function isAnswer(message: unknown): message is { id: string | number } {
+  const m = message as Record<string, unknown> | undefined
+  return m !== undefined && !('method' in m) && ('result' in m || 'error' in m)
 }
 
 async function storeCall<T>(operation: () => Promise<T>): Promise<T> {

@@ -12,10 +12,14 @@ import { z } from 'zod'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js'
-import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
+import {
+  ElicitRequestSchema,
+  ElicitResultSchema,
+  LoggingMessageNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js'
 import { argsDigest } from '@callproof/core'
-import { createCallproof, createToolRegistry } from '../src/index.js'
-import type { ToolRegistry } from '../src/index.js'
+import { createCallproof, createToolRegistry, memorySink } from '../src/index.js'
+import type { AuditSink, ToolRegistry } from '../src/index.js'
 import { clientKey, startIssuer } from './helpers/issuer.js'
 import type { ClientKey, TestIssuer } from './helpers/issuer.js'
 import { INITIALIZE, dpopFetch, provenRequest, rpc } from './helpers/client.js'
@@ -36,6 +40,19 @@ function registry(): ToolRegistry {
       })
     }
     return { content: [{ type: 'text', text: 'logged' }] }
+  })
+  tools.register('ask', { policy: { public: true } }, async (extra) => {
+    const answer = await extra.sendRequest(
+      {
+        method: 'elicitation/create',
+        params: {
+          message: 'Your name?',
+          requestedSchema: { type: 'object', properties: { name: { type: 'string' } } },
+        },
+      },
+      ElicitResultSchema,
+    )
+    return { content: [{ type: 'text', text: `answered ${JSON.stringify(answer.content)}` }] }
   })
   tools.resource(
     'notes',
@@ -111,7 +128,7 @@ interface World {
   client(key: ClientKey, sub: string, scope?: string): Promise<Client>
 }
 
-async function world(jsonResponse = true): Promise<World> {
+async function world(jsonResponse = true, audit?: AuditSink): Promise<World> {
   let resource = ''
   const run = await listen((origin) => {
     resource = `${origin}/mcp`
@@ -120,6 +137,7 @@ async function world(jsonResponse = true): Promise<World> {
       issuers: issuer.issuer,
       tools: registry(),
       jsonResponse,
+      ...(audit !== undefined && { audit }),
     })
     const app = new Hono()
     callproof.mount(app)
@@ -406,5 +424,115 @@ describe('logging', () => {
     expect(await logsOf(bobs)).toEqual(['info', 'error'])
     await alices.close()
     await bobs.close()
+  })
+})
+
+describe('server-to-client requests', () => {
+  let sse: World
+  const audit = memorySink()
+  beforeAll(async () => {
+    sse = await world(false, audit)
+  })
+  afterAll(async () => {
+    await sse.run.close()
+  })
+
+  /** Reads JSON-RPC messages off an SSE answer, one at a time. */
+  function messages(response: Response): () => Promise<Record<string, unknown>> {
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let buffer = ''
+    return async () => {
+      for (;;) {
+        const line = /^data: (.*)$/m.exec(buffer)
+        if (line !== null) {
+          buffer = buffer.slice(line.index + line[0].length)
+          return JSON.parse(line[1]!) as Record<string, unknown>
+        }
+        const { value, done } = await reader.read()
+        if (done) throw new Error('the stream ended')
+        buffer += value
+      }
+    }
+  }
+
+  async function session(key: ClientKey, sub: string): Promise<string> {
+    const opened = await sse.send(key, INITIALIZE(), { sub })
+    await opened.body?.cancel()
+    return opened.headers.get('mcp-session-id')!
+  }
+
+  it('an elicitation reaches the SDK client that made the call, and its answer comes back', async () => {
+    // The real SDK client answers (its capabilities say elicitation).
+    const answering = new Client({ name: 'a', version: '0' }, { capabilities: { elicitation: {} } })
+    const t = await sse.token(alice, 'alice')
+    answering.setRequestHandler(ElicitRequestSchema, () => ({
+      action: 'accept',
+      content: { name: 'Alice' },
+    }))
+    await answering.connect(
+      new StreamableHTTPClientTransport(new URL(sse.resource), {
+        fetch: dpopFetch(sse.resource, () => t, alice),
+      }),
+    )
+    const result = await answering.callTool({ name: 'ask' })
+    expect(result.content).toEqual([{ type: 'text', text: 'answered {"name":"Alice"}' }])
+    await answering.close()
+  })
+
+  it('only the caller and session it was sent to can answer, once, with a proof bound to it', async () => {
+    const alicesSession = await session(alice, 'alice')
+    const bobsSession = await session(bob, 'bob')
+    const call = await sse.send(alice, rpc('tools/call', { name: 'ask' }), {
+      sessionId: alicesSession,
+    })
+    expect(call.status).toBe(200)
+    const next = messages(call)
+    const request = await next()
+    expect(request.method).toBe('elicitation/create')
+    const id = request.id as string
+    // Our own id, not the SDK server's counter: nobody can guess the next one.
+    expect(id).toMatch(/^callproof-[0-9a-f-]{36}$/)
+    const answer = { jsonrpc: '2.0', id, result: { action: 'accept', content: { name: 'A' } } }
+
+    // Another caller, on its own session or on alice's: 404, as for a request that never was.
+    const bobOwn = await sse.send(bob, answer, { sub: 'bob', sessionId: bobsSession })
+    expect(bobOwn.status).toBe(404)
+    // Refused before anything runs: the audit says so, and never that it was allowed.
+    const requestId = bobOwn.headers.get('x-request-id')
+    const events = audit.events.filter((e) => e.requestId === requestId)
+    expect(events.map((e) => e.decision)).toEqual(['refused'])
+    const bobOnAlices = await sse.send(bob, answer, { sub: 'bob', sessionId: alicesSession })
+    expect(bobOnAlices.status).toBe(404)
+    // Alice outside the session the request went to: 404.
+    const elsewhere = await sse.send(alice, answer)
+    expect(elsewhere.status).toBe(404)
+    // A proof bound to another response id does not carry this answer.
+    const misbound = await sse.send(alice, answer, {
+      sessionId: alicesSession,
+      proofMessage: { ...answer, id: 'callproof-other' },
+    })
+    expect(misbound.status).toBe(401)
+
+    const delivered = await sse.send(alice, answer, { sessionId: alicesSession })
+    expect(delivered.status).toBe(202)
+    const result = await next()
+    expect(result.result).toEqual({ content: [{ type: 'text', text: 'answered {"name":"A"}' }] })
+    // Answered once: a second answer, under a fresh proof, finds nothing.
+    const again = await sse.send(alice, answer, { sessionId: alicesSession })
+    expect(again.status).toBe(404)
+  })
+
+  it('outside any session, the caller is what binds: another caller cannot answer', async () => {
+    const call = await sse.send(alice, rpc('tools/call', { name: 'ask' }))
+    const next = messages(call)
+    const { id } = await next()
+    const answer = { jsonrpc: '2.0', id, result: { action: 'decline' } }
+    expect((await sse.send(bob, answer, { sub: 'bob' })).status).toBe(404)
+    // The same subject with another key is another caller too.
+    expect((await sse.send(bob, answer, { sub: 'alice' })).status).toBe(404)
+    expect((await sse.send(alice, answer)).status).toBe(202)
+    expect((await next()).result).toEqual({
+      content: [{ type: 'text', text: 'answered undefined' }],
+    })
   })
 })

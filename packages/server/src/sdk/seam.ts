@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { VerifiedCall } from '@callproof/core'
+import type { Caller, VerifiedCall } from '@callproof/core'
 
 /** One verified request, ready to run. */
 export interface McpExecution {
@@ -25,4 +25,11 @@ export interface McpExecution {
 export interface McpSeam {
   /** Runs the verified message and returns the SDK's HTTP answer. */
   execute(execution: McpExecution): Promise<Response>
+  /**
+   * Throws a `CallproofError` (404, like an unknown session) unless `answer`, a JSON-RPC
+   * response, answers a request this seam sent to `caller` on `sessionId` and not yet answered:
+   * the pipeline's policy step asks before anything runs, and `execute` delivers it (checking
+   * again, so that it is delivered once).
+   */
+  admitAnswer(answer: { id: string | number }, caller: Caller, sessionId: string | null): void
 }

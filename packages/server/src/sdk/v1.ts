@@ -25,6 +25,13 @@
  *    and `setup` may leave anything. So is a server answering with an SSE stream, which lives as
  *    long as its stream.
  *
+ * 5. A request a server sends to the client (sampling, elicitation, roots) leaves with an id of
+ *    our own, unguessable and never reused, and its answer — a POST whose proof binds
+ *    `{ response: <that id> }` — is delivered to the server that asked only when it comes from
+ *    the same caller (subject, client, key) on the same session, once. Anything else answers
+ *    404, like an unknown session: another caller cannot answer, or learn of, a request sent to
+ *    someone else.
+ *
  * Because the SDK runs statelessly per request, any instance can serve any request of a
  * session: sessions are callproof's own (sessions.ts), bound to the caller.
  *
@@ -61,6 +68,7 @@ import type {
   Tool,
 } from '@modelcontextprotocol/sdk/types.js'
 import type { ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js'
+import { CallproofError } from '@callproof/core'
 import type { Caller } from '@callproof/core'
 import {
   authInfoFor,
@@ -119,6 +127,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   const registrations = registrationsOf(tools)
   // Keyed by the very `authInfo` object the transport passes to the handler's `extra`.
   const listings = new WeakMap<AuthInfo, ListingRequest>()
+  const serverRequests = new ServerRequests()
   // The logging level of each caller session that set one (rule 4).
   const levels = new Map<string, LoggingLevel>()
   let idle: McpServer[] = []
@@ -372,14 +381,24 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   }
 
   return {
+    admitAnswer(answer, caller, sessionId) {
+      serverRequests.admit(answer, { owner: ownerOf(caller), sessionId })
+    },
     async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
+      if (isResponse(call.message)) {
+        // An answer to a request one of our servers sent: delivered to that server only, and
+        // only from the caller and session the request was sent to (rule 5).
+        serverRequests.answer(call.message, {
+          owner: ownerOf(call.caller),
+          sessionId: request.headers.get('mcp-session-id'),
+        })
+        return new Response(null, { status: 202 })
+      }
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
       const sessionId = request.headers.get('mcp-session-id')
       // The caller is part of the key: in stateless mode nobody checks whose session id it is.
       const levelKey =
-        sessionId === null
-          ? undefined
-          : JSON.stringify([call.caller.sub, call.caller.clientId, call.caller.jkt, sessionId])
+        sessionId === null ? undefined : JSON.stringify([ownerOf(call.caller), sessionId])
       listings.set(authInfo, { caller: call.caller, now, levelKey })
       const setup = registrations.options.setup
       const shared = jsonResponse && setup === undefined && !isInitialize(call.message)
@@ -390,12 +409,18 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
         enableJsonResponse: jsonResponse,
       })
       const level = levelKey !== undefined ? levels.get(levelKey) : undefined
-      if (level !== undefined) {
-        const send = transport.send.bind(transport)
-        transport.send = (message, options) =>
-          belowLevel(message, level) ? Promise.resolve() : send(message, options)
+      const asker = { owner: ownerOf(call.caller), sessionId }
+      const send = transport.send.bind(transport)
+      transport.send = (message, options) => {
+        if (level !== undefined && belowLevel(message, level)) return Promise.resolve()
+        return send(serverRequests.outgoing(message, asker, transport), options)
       }
       await server.connect(transport)
+      const closed = transport.onclose
+      transport.onclose = () => {
+        serverRequests.forget(transport)
+        closed?.()
+      }
       let response: Response
       try {
         response = await transport.handleRequest(request, { parsedBody: call.message, authInfo })
@@ -429,6 +454,100 @@ function belowLevel(message: JSONRPCMessage, level: LoggingLevel): boolean {
   const sent = (message.params as { level?: unknown } | undefined)?.level
   const rank = LEVELS.indexOf(sent as LoggingLevel)
   return rank !== -1 && rank < LEVELS.indexOf(level)
+}
+
+/** Who a server request was sent to. */
+interface Asker {
+  /** The caller's subject, client and key. */
+  readonly owner: string
+  readonly sessionId: string | null
+}
+
+/** Server requests awaiting their answer at most this long (then forgotten: the answer is 404). */
+const SERVER_REQUEST_TTL_MS = 10 * 60_000
+/** Server requests awaiting an answer, at most (the oldest is forgotten first). */
+const MAX_SERVER_REQUESTS = 10_000
+
+/**
+ * Requests our SDK servers sent to clients, under ids of our own, until they are answered
+ * (rule 5).
+ */
+class ServerRequests {
+  readonly #pending = new Map<
+    string,
+    {
+      readonly asker: Asker
+      readonly originalId: string | number
+      readonly transport: WebStandardStreamableHTTPServerTransport
+      readonly expiresAt: number
+    }
+  >()
+
+  /** `message` as it leaves: a request gets a fresh id, remembered with who it is sent to. */
+  outgoing(
+    message: JSONRPCMessage,
+    asker: Asker,
+    transport: WebStandardStreamableHTTPServerTransport,
+  ): JSONRPCMessage {
+    if (!('method' in message) || !('id' in message)) return message
+    const now = Date.now()
+    for (const [id, entry] of this.#pending) {
+      if (entry.expiresAt > now && this.#pending.size < MAX_SERVER_REQUESTS) break
+      this.#pending.delete(id)
+    }
+    const id = `callproof-${crypto.randomUUID()}`
+    this.#pending.set(id, {
+      asker,
+      originalId: message.id,
+      transport,
+      expiresAt: now + SERVER_REQUEST_TTL_MS,
+    })
+    return { ...message, id }
+  }
+
+  /** Throws 404 unless `message` answers a request sent to `from` and not yet answered. */
+  admit(message: { id: string | number }, from: Asker): void {
+    this.#entry(message, from)
+  }
+
+  /** Delivers an answer to the server that asked, or throws 404 when it is not the asker's. */
+  answer(message: { id: string | number }, from: Asker): void {
+    const entry = this.#entry(message, from)
+    // Once: a second answer (a replay under a new proof) finds nothing.
+    this.#pending.delete(message.id as string)
+    entry.transport.onmessage?.({ ...message, id: entry.originalId } as JSONRPCMessage)
+  }
+
+  #entry(message: { id: string | number }, from: Asker) {
+    const id = message.id
+    const entry = typeof id === 'string' ? this.#pending.get(id) : undefined
+    if (
+      entry === undefined ||
+      entry.expiresAt <= Date.now() ||
+      entry.asker.owner !== from.owner ||
+      entry.asker.sessionId !== from.sessionId
+    ) {
+      throw new CallproofError('ERR_SESSION_NOT_FOUND', 'no such request for this caller')
+    }
+    return entry
+  }
+
+  /** Forgets the requests of a transport that closed (their answers could go nowhere). */
+  forget(transport: WebStandardStreamableHTTPServerTransport): void {
+    for (const [id, entry] of this.#pending)
+      if (entry.transport === transport) this.#pending.delete(id)
+  }
+}
+
+/** Subject, client and key: the caller a session and a server request belong to. */
+function ownerOf(caller: Caller): string {
+  return JSON.stringify([caller.sub, caller.clientId, caller.jkt])
+}
+
+/** A JSON-RPC response or error (bindingShape has checked the shape: an id and no method). */
+function isResponse(message: unknown): message is { id: string | number } {
+  const m = message as Record<string, unknown> | undefined
+  return m !== undefined && !('method' in m) && ('result' in m || 'error' in m)
 }
 
 /** The next turn of the event loop, after every pending promise callback. */
