@@ -99,12 +99,25 @@ export async function startSigningProxy(options: SigningProxyOptions): Promise<S
     }
     const abort = new AbortController()
     res.once('close', () => abort.abort())
-    const upstream = await options.fetch(options.target, {
-      method,
-      headers,
-      ...(body !== undefined ? { body } : {}),
-      signal: abort.signal,
-    })
+    let upstream: Response
+    try {
+      upstream = await options.fetch(options.target, {
+        method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        signal: abort.signal,
+      })
+    } catch (error) {
+      // @callproof/client's ChallengeError: a refusal no step-up could change. The client gets
+      // the server's status; the challenge's error code is passed on only if it is a plain token.
+      const refusal = error as { name?: unknown; status?: unknown; error?: unknown }
+      if (refusal.name !== 'ChallengeError' || typeof refusal.status !== 'number') throw error
+      const code =
+        typeof refusal.error === 'string' && /^[a-z_]{1,40}$/.test(refusal.error)
+          ? refusal.error
+          : 'refused'
+      return answer(res, refusal.status, `the server refused this request (${code})`)
+    }
     const out: Record<string, string> = {}
     upstream.headers.forEach((value, name) => {
       if (!HOP_BY_HOP.has(name)) out[name] = value
