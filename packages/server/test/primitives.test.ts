@@ -213,7 +213,7 @@ describe('resources', () => {
     }
   })
 
-  it('refuses a caller outside `callers`, and an unknown URI, alike (403, nothing revealed)', async () => {
+  it('refuses a caller outside the callers list, and an unknown URI, alike (403, nothing revealed)', async () => {
     const secret = await w.send(alice, rpc('resources/read', { uri: 'test://bob-secret' }))
     const unknown = await w.send(alice, rpc('resources/read', { uri: 'test://nothing' }))
     expect(secret.status).toBe(403)
@@ -282,7 +282,7 @@ describe('prompts', () => {
     await client.close()
   })
 
-  it('refuses a caller without the scope (403 insufficient_scope) or outside `callers` (403)', async () => {
+  it('refuses a caller without the scope (403 insufficient_scope) or outside the callers list (403)', async () => {
     const noScope = await w.send(
       alice,
       rpc('prompts/get', { name: 'greet', arguments: { name: 'x' } }),
