@@ -9,6 +9,11 @@
 //   npm run conformance:server
 //   npm run conformance:server -- --scenario ping
 //
+// Not run: the scenarios of 2026-07-28 and the extensions (SDK v1 serves 2025-11-25; the
+// 2026-07-28 revision is SDK v2's). Behind the proxy, dns-rebinding-protection checks the proxy
+// (the process that holds the token, so the one a rebinding page would reach); the server's own
+// Origin/Host check is tested in packages/server/test/origin.test.ts.
+//
 // The suite runs under Node 22 (scripts/with-node.mjs); the stack runs under this Node. The
 // suite is fetched by npx (never added to package.json); its results land in a temporary
 // directory.
@@ -29,10 +34,16 @@ const STARTUP_MS = 60_000
  * runs), but their result does not fail this script; anything else that fails does.
  */
 const EXCLUDED = {
-  'resources-subscribe':
-    'resources/subscribe is not served yet: update notifications need the standalone GET stream, which callproof does not open yet (issue 11)',
-  'resources-unsubscribe': 'as resources-subscribe',
+  // Not in the suite's active set for 2025-11-25 (it is pending), so it runs only when named:
+  'server-sse-polling':
+    'SEP-1699 polling: the tool test_reconnection (close a POST stream mid-call, resume it by GET with Last-Event-ID) is not implemented; callproof resumes only the standalone GET stream, not POST streams',
 }
+
+/**
+ * Scenarios the suite leaves out of its active set for 2025-11-25 (pending) that this server
+ * implements: run by name after the active set.
+ */
+const ALSO = ['json-schema-2020-12']
 
 const bin = nodeBin(22)
 const tsx = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href
@@ -75,27 +86,36 @@ try {
   const work = mkdtempSync(join(tmpdir(), 'callproof-conformance-server-'))
   console.error(`callproof: conformance server scenarios (${SUITE}, ${SPEC}) through ${url}`)
   const extra = process.argv.slice(2)
-  const r = spawnSync(
-    'npx',
-    ['-y', SUITE, 'server', '--url', url, '--spec-version', SPEC, ...extra],
-    {
-      cwd: work,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      encoding: 'utf8',
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
-      maxBuffer: 256 * 1024 * 1024,
-    },
-  )
-  if (r.error) throw r.error
-  const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`
+  const runs = extra.length > 0 ? [extra] : [[], ...ALSO.map((name) => ['--scenario', name])]
   /** @type {Array<{ scenario: string, passed: number, failed: number }>} */
   const rows = []
-  for (const m of out.matchAll(/^[✓✗]\s+(\S+):\s+(\d+) passed, (\d+) failed/gmu)) {
-    rows.push({ scenario: m[1], passed: Number(m[2]), failed: Number(m[3]) })
-  }
-  const single = /Passed:\s+(\d+)\/(\d+), (\d+) failed/.exec(out)
-  if (rows.length === 0 && single && extra[0] === '--scenario') {
-    rows.push({ scenario: extra[1], passed: Number(single[1]), failed: Number(single[3]) })
+  let out = ''
+  for (const selection of runs) {
+    const r = spawnSync(
+      'npx',
+      ['-y', SUITE, 'server', '--url', url, '--spec-version', SPEC, ...selection],
+      {
+        cwd: work,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+        maxBuffer: 256 * 1024 * 1024,
+      },
+    )
+    if (r.error) throw r.error
+    const printed = `${r.stdout ?? ''}\n${r.stderr ?? ''}`
+    out += printed
+    const before = rows.length
+    for (const m of printed.matchAll(/^[✓✗]\s+(\S+):\s+(\d+) passed, (\d+) failed/gmu)) {
+      rows.push({ scenario: m[1], passed: Number(m[2]), failed: Number(m[3]) })
+    }
+    const single = /Passed:\s+(\d+)\/(\d+), (\d+) failed/.exec(printed)
+    if (rows.length === before && single && selection[0] === '--scenario') {
+      rows.push({ scenario: selection[1], passed: Number(single[1]), failed: Number(single[3]) })
+    }
+    // A run that printed no result at all is a failure of its own.
+    if (rows.length === before)
+      rows.push({ scenario: selection.join(' ') || 'the active suite', passed: 0, failed: 1 })
   }
   let failures = 0
   for (const { scenario, passed, failed } of rows) {

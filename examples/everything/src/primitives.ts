@@ -241,6 +241,27 @@ function registerTools(tools: ToolRegistry): void {
       return text(`User response: ${JSON.stringify(result)}`)
     },
   )
+  // The SDK lists a tool's input schema as its Zod schema converts; `.meta()` members are merged
+  // into that JSON Schema, so the listing carries the 2020-12 schema exactly, while calls are
+  // still validated by the Zod schema (which checks the properties' types only).
+  const { type: _type, ...jsonSchema } = JSON_SCHEMA_2020_12
+  tools.register(
+    'json_schema_2020_12_tool',
+    {
+      description: 'Tool with JSON Schema 2020-12 features',
+      inputSchema: z
+        .object({
+          name: z.string().optional(),
+          address: z.object({ street: z.string(), city: z.string() }).partial().optional(),
+          contactMethod: z.enum(['phone', 'email']).optional(),
+          phone: z.string().optional(),
+          email: z.string().optional(),
+        })
+        .meta(jsonSchema),
+      policy: TOOLS,
+    },
+    (args) => text(`Received: ${JSON.stringify(args)}`),
+  )
   tools.register(
     'test_elicitation_sep1034_defaults',
     { description: 'Elicits with a default for every primitive type', policy: TOOLS },

@@ -126,9 +126,18 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 
       // 8. The SDK executes the very message that was verified.
       if (request.method === 'GET') {
-        // The SDK runs per request (sdk/v1.ts), so there is no standalone stream to attach a
-        // GET to; MCP lets a server answer 405 here.
-        response = methodNotAllowed()
+        // A verified GET on the caller's own session (step 5) opens that session's standalone
+        // stream. Without a session there is nothing to attach it to: MCP lets a server answer
+        // 405 here.
+        response =
+          sessions.mode === 'stateful' && sessionId !== null
+            ? mcp.openStream(
+                call.caller,
+                sessionId,
+                request.headers.get('last-event-id'),
+                call.acceptedUntil,
+              )
+            : methodNotAllowed()
       } else if (request.method === 'DELETE') {
         response = await closeSession(sessionId)
       } else {
@@ -189,19 +198,21 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
    * Step 6: the policy decision of a call to a primitive (`tools/call`, `prompts/get`,
    * `resources/read` and subscriptions by the URI's resource, `completion/complete` by the
    * prompt or resource its `ref` names: tools.ts `targetOf`); anything else is allowed once
-   * verified, except an answer to a server request, which the seam admits. Returns the reason and the id of the one-time approval it consumed, if any (only
+   * verified; an answer to a server request is admitted by the seam. Returns the reason and the id of the one-time approval it consumed, if any (only
    * tools have approvals: registration refuses them elsewhere).
    */
   async function decide(
     message: unknown,
     call: VerifiedCall,
     sessionId: string | null,
-  ): Promise<{ reason: 'allowed' | 'public'; approvalId?: string }> {
+  ): Promise<{ reason: 'allowed' | 'public' | 'answer_dropped'; approvalId?: string }> {
     // An answer to a server request (sampling, elicitation, roots): only the caller and session
-    // the request was sent to may answer it, once (sdk/v1.ts rule 5).
+    // the request was sent to may answer it, once (sdk/v1.ts rule 5); any other answer is
+    // accepted and delivered nowhere, and the audit says so.
     if (isAnswer(message)) {
-      mcp.admitAnswer(message, call.caller, sessionId)
-      return { reason: 'allowed' }
+      return {
+        reason: mcp.admitAnswer(message, call.caller, sessionId) ? 'allowed' : 'answer_dropped',
+      }
     }
     const target = targetOf(config.tools, message)
     if (target === undefined) return { reason: 'allowed' }

@@ -162,6 +162,8 @@ interface Registrations {
   /** Resource templates by name, in registration order (the order the SDK matches them in). */
   readonly templates: ReadonlyMap<string, TemplateEntry>
   readonly prompts: ReadonlyMap<string, PromptEntry>
+  /** Who hears of {@link ToolRegistry.resourceUpdated} (the SDK seams serving this registry). */
+  readonly updates: Set<(uri: string) => void>
   /** Grows with every `register`, so that servers built from older registrations are dropped. */
   version: number
 }
@@ -209,6 +211,7 @@ export class ToolRegistry {
       resources: this.#resources,
       templates: this.#templates,
       prompts: this.#prompts,
+      updates: new Set(),
       version: 0,
     }
     registrations.set(this, this.#registrations)
@@ -334,6 +337,27 @@ export class ToolRegistry {
     this.#prompts.set(name, { name, config: config as PromptEntry['config'], callback })
     this.#registrations.version++
     return this
+  }
+
+  /**
+   * Tells the callers subscribed to `uri` (`resources/subscribe`) that it changed: each gets
+   * `notifications/resources/updated` on its own session's standalone stream (the GET stream),
+   * and no one else does. A subscription lasts while the token it was made with is accepted.
+   *
+   * @example
+   * ```ts
+   * notes.set(id, text)
+   * tools.resourceUpdated(`notes://${id}`)
+   * ```
+   */
+  resourceUpdated(uri: string): void {
+    let href: string
+    try {
+      href = new URL(uri).href
+    } catch {
+      throw new CallproofError('ERR_INVALID_OPTIONS', 'resourceUpdated needs a URI')
+    }
+    for (const listener of this.#registrations.updates) listener(href)
   }
 
   /** The policy of a registered tool, `undefined` for an unknown tool (which is then denied). */

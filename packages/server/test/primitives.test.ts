@@ -119,23 +119,34 @@ function registry(): ToolRegistry {
 interface World {
   run: Running
   resource: string
+  tools: ToolRegistry
   token(key: ClientKey, sub: string, scope?: string): Promise<string>
   send(
     key: ClientKey,
     message: unknown,
-    options?: { sub?: string; scope?: string; proofMessage?: unknown; sessionId?: string },
+    options?: {
+      sub?: string
+      scope?: string
+      proofMessage?: unknown
+      sessionId?: string
+      method?: string
+      headers?: Record<string, string>
+      proofKey?: ClientKey
+      exp?: number
+    },
   ): Promise<Response>
   client(key: ClientKey, sub: string, scope?: string): Promise<Client>
 }
 
 async function world(jsonResponse = true, audit?: AuditSink): Promise<World> {
   let resource = ''
+  const tools = registry()
   const run = await listen((origin) => {
     resource = `${origin}/mcp`
     const callproof = createCallproof({
       resource,
       issuers: issuer.issuer,
-      tools: registry(),
+      tools,
       jsonResponse,
       ...(audit !== undefined && { audit }),
     })
@@ -148,17 +159,29 @@ async function world(jsonResponse = true, audit?: AuditSink): Promise<World> {
   return {
     run,
     resource,
+    tools,
     token,
     async send(key, message, options = {}) {
-      const t = await token(key, options.sub ?? 'alice', options.scope)
+      const t =
+        options.exp === undefined
+          ? await token(key, options.sub ?? 'alice', options.scope)
+          : await issuer.mint({
+              aud: resource,
+              sub: options.sub ?? 'alice',
+              scope: options.scope ?? 'notes:read',
+              cnf: { jkt: key.jkt },
+              exp: options.exp,
+            })
       return fetch(
         resource,
         await provenRequest(resource, {
           token: t,
-          key,
+          key: options.proofKey ?? key,
           message,
           ...(options.proofMessage !== undefined && { proofMessage: options.proofMessage }),
           ...(options.sessionId !== undefined && { sessionId: options.sessionId }),
+          ...(options.method !== undefined && { method: options.method }),
+          ...(options.headers !== undefined && { headers: options.headers }),
         }),
       )
     },
@@ -188,6 +211,27 @@ afterAll(async () => {
   await issuer.close()
 })
 
+/** Reads JSON-RPC messages off an SSE answer, one at a time. */
+function messages(
+  response: Response,
+): (() => Promise<Record<string, unknown>>) & { close(): Promise<void> } {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ''
+  const next = async () => {
+    for (;;) {
+      const line = /^data: (.*)$/m.exec(buffer)
+      if (line !== null) {
+        buffer = buffer.slice(line.index + line[0].length)
+        return JSON.parse(line[1]!) as Record<string, unknown>
+      }
+      const { value, done } = await reader.read()
+      if (done) throw new Error('the stream ended')
+      buffer += value
+    }
+  }
+  return Object.assign(next, { close: () => reader.cancel() })
+}
+
 async function challenge(response: Response): Promise<string> {
   return response.headers.get('www-authenticate') ?? ''
 }
@@ -203,8 +247,12 @@ describe('resources', () => {
   })
 
   it('refuses a caller without the scope: 403 insufficient_scope naming it', async () => {
-    for (const uri of ['test://notes', 'test://items/7']) {
-      const response = await w.send(alice, rpc('resources/read', { uri }), { scope: 'other' })
+    for (const [method, uri] of [
+      ['resources/read', 'test://notes'],
+      ['resources/read', 'test://items/7'],
+      ['resources/subscribe', 'test://notes'],
+    ] as const) {
+      const response = await w.send(alice, rpc(method, { uri }), { scope: 'other' })
       expect(response.status).toBe(403)
       const header = await challenge(response)
       expect(header).toMatch(/^DPoP /)
@@ -437,24 +485,6 @@ describe('server-to-client requests', () => {
     await sse.run.close()
   })
 
-  /** Reads JSON-RPC messages off an SSE answer, one at a time. */
-  function messages(response: Response): () => Promise<Record<string, unknown>> {
-    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
-    let buffer = ''
-    return async () => {
-      for (;;) {
-        const line = /^data: (.*)$/m.exec(buffer)
-        if (line !== null) {
-          buffer = buffer.slice(line.index + line[0].length)
-          return JSON.parse(line[1]!) as Record<string, unknown>
-        }
-        const { value, done } = await reader.read()
-        if (done) throw new Error('the stream ended')
-        buffer += value
-      }
-    }
-  }
-
   async function session(key: ClientKey, sub: string): Promise<string> {
     const opened = await sse.send(key, INITIALIZE(), { sub })
     await opened.body?.cancel()
@@ -493,33 +523,48 @@ describe('server-to-client requests', () => {
     // Our own id, not the SDK server's counter: nobody can guess the next one.
     expect(id).toMatch(/^callproof-[0-9a-f-]{36}$/)
     const answer = { jsonrpc: '2.0', id, result: { action: 'accept', content: { name: 'A' } } }
+    const forged = { ...answer, result: { action: 'accept', content: { name: 'FORGED' } } }
+    /** The audit reason of the request `response` answered. */
+    const reasonOf = (response: Response) =>
+      audit.events
+        .filter((e) => e.requestId === response.headers.get('x-request-id'))
+        .map((e) => e.reason)
 
-    // Another caller, on its own session or on alice's: 404, as for a request that never was.
-    const bobOwn = await sse.send(bob, answer, { sub: 'bob', sessionId: bobsSession })
-    expect(bobOwn.status).toBe(404)
-    // Refused before anything runs: the audit says so, and never that it was allowed.
-    const requestId = bobOwn.headers.get('x-request-id')
-    const events = audit.events.filter((e) => e.requestId === requestId)
-    expect(events.map((e) => e.decision)).toEqual(['refused'])
-    const bobOnAlices = await sse.send(bob, answer, { sub: 'bob', sessionId: alicesSession })
-    expect(bobOnAlices.status).toBe(404)
-    // Alice outside the session the request went to: 404.
-    const elsewhere = await sse.send(alice, answer)
-    expect(elsewhere.status).toBe(404)
+    // Another caller, on its own session or on alice's (404 there: not his session); alice
+    // outside the session the request went to. Accepted as any response POST is, the same for
+    // an unknown id and someone else's, and delivered nowhere: the audit says so.
+    const bobOwn = await sse.send(bob, forged, { sub: 'bob', sessionId: bobsSession })
+    expect(bobOwn.status).toBe(202)
+    expect(reasonOf(bobOwn)).toEqual(['answer_dropped'])
+    const unknown = await sse.send(
+      bob,
+      { ...forged, id: 'callproof-unknown' },
+      {
+        sub: 'bob',
+        sessionId: bobsSession,
+      },
+    )
+    expect(unknown.status).toBe(202)
+    expect(reasonOf(unknown)).toEqual(['answer_dropped'])
+    expect((await sse.send(bob, forged, { sub: 'bob', sessionId: alicesSession })).status).toBe(404)
+    const elsewhere = await sse.send(alice, forged)
+    expect(reasonOf(elsewhere)).toEqual(['answer_dropped'])
     // A proof bound to another response id does not carry this answer.
-    const misbound = await sse.send(alice, answer, {
+    const misbound = await sse.send(alice, forged, {
       sessionId: alicesSession,
-      proofMessage: { ...answer, id: 'callproof-other' },
+      proofMessage: { ...forged, id: 'callproof-other' },
     })
     expect(misbound.status).toBe(401)
 
+    // The tool is still waiting: the first answer it gets is alice's own.
     const delivered = await sse.send(alice, answer, { sessionId: alicesSession })
     expect(delivered.status).toBe(202)
+    expect(reasonOf(delivered)).toEqual(['allowed'])
     const result = await next()
     expect(result.result).toEqual({ content: [{ type: 'text', text: 'answered {"name":"A"}' }] })
-    // Answered once: a second answer, under a fresh proof, finds nothing.
+    // Answered once: a second answer, under a fresh proof, is delivered nowhere.
     const again = await sse.send(alice, answer, { sessionId: alicesSession })
-    expect(again.status).toBe(404)
+    expect(reasonOf(again)).toEqual(['answer_dropped'])
   })
 
   it('outside any session, the caller is what binds: another caller cannot answer', async () => {
@@ -527,12 +572,126 @@ describe('server-to-client requests', () => {
     const next = messages(call)
     const { id } = await next()
     const answer = { jsonrpc: '2.0', id, result: { action: 'decline' } }
-    expect((await sse.send(bob, answer, { sub: 'bob' })).status).toBe(404)
+    const forged = { ...answer, result: { action: 'accept', content: { by: 'bob' } } }
+    expect((await sse.send(bob, forged, { sub: 'bob' })).status).toBe(202)
     // The same subject with another key is another caller too.
-    expect((await sse.send(bob, answer, { sub: 'alice' })).status).toBe(404)
+    expect((await sse.send(bob, forged, { sub: 'alice' })).status).toBe(202)
     expect((await sse.send(alice, answer)).status).toBe(202)
+    // Neither forged answer reached the tool: the one it got is alice's.
     expect((await next()).result).toEqual({
       content: [{ type: 'text', text: 'answered undefined' }],
     })
+  })
+})
+
+describe('the standalone stream and subscriptions', () => {
+  async function session(key: ClientKey, sub: string): Promise<string> {
+    const opened = await w.send(key, INITIALIZE(), { sub })
+    return opened.headers.get('mcp-session-id')!
+  }
+  const stream = (key: ClientKey, sub: string, sessionId: string, lastEventId?: string) =>
+    w.send(key, undefined, {
+      sub,
+      sessionId,
+      method: 'GET',
+      headers: {
+        accept: 'text/event-stream',
+        ...(lastEventId !== undefined && { 'last-event-id': lastEventId }),
+      },
+    })
+  const subscribe = (key: ClientKey, sub: string, sessionId: string, uri: string) =>
+    w.send(key, rpc('resources/subscribe', { uri }), { sub, sessionId })
+
+  it('delivers an update to the subscribed session only, and resumes after Last-Event-ID', async () => {
+    const alices = await session(alice, 'alice')
+    const bobs = await session(bob, 'bob')
+    expect((await subscribe(alice, 'alice', alices, 'test://notes')).status).toBe(200)
+    expect((await subscribe(alice, 'alice', alices, 'test://items/1')).status).toBe(200)
+    expect((await subscribe(bob, 'bob', bobs, 'test://open')).status).toBe(200)
+    const aliceStream = await stream(alice, 'alice', alices)
+    const bobStream = await stream(bob, 'bob', bobs)
+    expect(aliceStream.status).toBe(200)
+    expect(aliceStream.headers.get('content-type')).toBe('text/event-stream')
+    const aliceNext = messages(aliceStream)
+    const bobNext = messages(bobStream)
+
+    w.tools.resourceUpdated('test://notes')
+    w.tools.resourceUpdated('test://open')
+    expect(await aliceNext()).toEqual({
+      jsonrpc: '2.0',
+      method: 'notifications/resources/updated',
+      params: { uri: 'test://notes' },
+    })
+    // Bob's first event is his own subscription's: he never heard of alice's resource.
+    expect(((await bobNext()).params as { uri: string }).uri).toBe('test://open')
+
+    // Resumption: alice reconnects after her first event and gets only what followed it.
+    await aliceNext.close()
+    w.tools.resourceUpdated('TEST://items/1')
+    const resumed = messages(await stream(alice, 'alice', alices, '0'))
+    const replayed = await resumed()
+    expect(replayed.params).toEqual({ uri: 'test://items/1' })
+    await resumed.close()
+    await bobNext.close()
+
+    // Unsubscribed: nothing more for that URI (the next event is another subscription's).
+    expect(
+      (
+        await w.send(alice, rpc('resources/unsubscribe', { uri: 'test://notes' }), {
+          sessionId: alices,
+        })
+      ).status,
+    ).toBe(200)
+    expect((await subscribe(alice, 'alice', alices, 'test://open')).status).toBe(200)
+    const after = messages(await stream(alice, 'alice', alices, '1'))
+    w.tools.resourceUpdated('test://notes')
+    w.tools.resourceUpdated('test://open')
+    expect(((await after()).params as { uri: string }).uri).toBe('test://open')
+    await after.close()
+  })
+
+  it('closes a stream when the token that opened it stops being accepted', async () => {
+    const alices = await session(alice, 'alice')
+    // Expired 4 s ago, inside the verifier's 5 s tolerance: accepted for about one more second.
+    const exp = Math.floor(Date.now() / 1000) - 4
+    const opened = await w.send(alice, undefined, {
+      sessionId: alices,
+      method: 'GET',
+      headers: { accept: 'text/event-stream' },
+      exp,
+    })
+    expect(opened.status).toBe(200)
+    // The stream ends by itself (no event needed); a stream that stayed open would time out.
+    await expect(messages(opened)()).rejects.toThrow('the stream ended')
+    expect(Date.now()).toBeGreaterThanOrEqual((exp + 5) * 1000)
+  })
+
+  it('refuses a GET with a proof of another key, and on a session of another caller', async () => {
+    const alices = await session(alice, 'alice')
+    // Alice's token, bob's proof key: the token is bound to alice's key.
+    const otherKey = await w.send(alice, undefined, {
+      sessionId: alices,
+      method: 'GET',
+      proofKey: bob,
+      headers: { accept: 'text/event-stream' },
+    })
+    expect(otherKey.status).toBe(401)
+    expect(await challenge(otherKey)).toContain('error="invalid_dpop_proof"')
+    const bobOnAlices = await stream(bob, 'bob', alices)
+    expect(bobOnAlices.status).toBe(404)
+    // Without a session there is no stream to open.
+    const none = await w.send(alice, undefined, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream' },
+    })
+    expect(none.status).toBe(405)
+  })
+
+  it('refuses a subscription outside any session (nowhere to deliver it)', async () => {
+    const response = await w.send(alice, rpc('resources/subscribe', { uri: 'test://notes' }))
+    expect(response.status).toBe(200)
+    expect(((await response.json()) as { error?: { message: string } }).error?.message).toContain(
+      'needs a session',
+    )
   })
 })

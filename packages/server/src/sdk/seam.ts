@@ -26,10 +26,23 @@ export interface McpSeam {
   /** Runs the verified message and returns the SDK's HTTP answer. */
   execute(execution: McpExecution): Promise<Response>
   /**
-   * Throws a `CallproofError` (404, like an unknown session) unless `answer`, a JSON-RPC
-   * response, answers a request this seam sent to `caller` on `sessionId` and not yet answered:
-   * the pipeline's policy step asks before anything runs, and `execute` delivers it (checking
-   * again, so that it is delivered once).
+   * Whether `answer`, a JSON-RPC response, answers a request this seam sent to `caller` on
+   * `sessionId` and not yet answered. The pipeline's policy step asks before anything runs (for
+   * the audit); `execute` checks again when it delivers, so that an answer is delivered once.
+   * An answer that is not admitted is accepted (202, as MCP answers any response POST) and
+   * delivered nowhere.
    */
-  admitAnswer(answer: { id: string | number }, caller: Caller, sessionId: string | null): void
+  admitAnswer(answer: { id: string | number }, caller: Caller, sessionId: string | null): boolean
+  /**
+   * The standalone SSE stream of `caller`'s own session `sessionId` (the pipeline has checked
+   * that the session is the caller's): server notifications that belong to no request, such as
+   * resource updates, travel on it. `lastEventId` resumes it after the last event the client saw.
+   * It closes when `acceptedUntil` (ms) passes: it must not outlive the token that opened it.
+   */
+  openStream(
+    caller: Caller,
+    sessionId: string,
+    lastEventId: string | null,
+    acceptedUntil: number,
+  ): Response
 }

@@ -4,7 +4,7 @@
  *
  * **Why servers are reused, and why that is safe.** Building an `McpServer`, registering every
  * tool and connecting it costs several times a signature check, so servers are kept in a pool
- * and reused across requests and callers. Three rules keep a reused server from carrying one
+ * and reused across requests and callers. Four rules keep a reused server from carrying one
  * caller's state into another caller's request:
  *
  * 1. A server serves one request at a time. Each request gets its own stateless transport,
@@ -17,23 +17,36 @@
  *    (from the `authInfo` the transport hands it) and lists only what that caller may see.
  *    `resources/read` is answered by our handler too, which finds the resource with the very
  *    function the pipeline decided with (tools.ts `resolveResource`).
- * 4. No caller state is left in a server: `logging/setLevel` is answered by our handler, which
- *    keeps the level of the caller's own session here (not in the SDK server, which keeps one
- *    per server instance), and each request's transport drops the log notifications below it.
  * 3. A server that ran `initialize`, or that a registry's `setup(server, caller)` hook shaped for
  *    one caller, is never pooled: `initialize` leaves the client's capabilities in the server,
  *    and `setup` may leave anything. So is a server answering with an SSE stream, which lives as
  *    long as its stream.
+ * 4. No caller state is left in a server: `logging/setLevel` is answered by our handler, which
+ *    keeps the level of the caller's own session here (not in the SDK server, which keeps one
+ *    per server instance), and each request's transport drops the log notifications below it.
+ *
+ * **What reaches a caller outside its own request**, and only that caller:
  *
  * 5. A request a server sends to the client (sampling, elicitation, roots) leaves with an id of
  *    our own, unguessable and never reused, and its answer — a POST whose proof binds
  *    `{ response: <that id> }` — is delivered to the server that asked only when it comes from
- *    the same caller (subject, client, key) on the same session, once. Anything else answers
- *    404, like an unknown session: another caller cannot answer, or learn of, a request sent to
+ *    the same caller (subject, client, key) on the same session, once. Any other answer is
+ *    accepted (202, as for every response POST) and delivered nowhere, the same whether the id
+ *    is unknown or someone else's: another caller cannot answer, or learn of, a request sent to
  *    someone else.
+ * 6. A verified GET on the caller's own session opens that session's standalone stream, which
+ *    alone receives what belongs to no request: `notifications/resources/updated` for the
+ *    session's own subscriptions (`resources/subscribe`, decided by the URI's policy like a
+ *    read). It closes when the token that opened it stops being accepted.
+ *
+ * Logging levels, subscriptions and streams are keyed by the caller (subject, client, key) and
+ * the session id, so a session id the pipeline did not check (stateless mode) can only ever name
+ * the caller's own state.
  *
  * Because the SDK runs statelessly per request, any instance can serve any request of a
- * session: sessions are callproof's own (sessions.ts), bound to the caller.
+ * session (sessions are callproof's own, sessions.ts, bound to the caller), except what lives in
+ * this process: answers to server requests, logging levels, subscriptions and standalone streams
+ * (docs/protocol.md §15.2 says what a deployment with several instances must do).
  *
  * @module
  */
@@ -55,6 +68,8 @@ import {
   McpError,
   ReadResourceRequestSchema,
   SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import type {
@@ -68,7 +83,6 @@ import type {
   Tool,
 } from '@modelcontextprotocol/sdk/types.js'
 import type { ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js'
-import { CallproofError } from '@callproof/core'
 import type { Caller } from '@callproof/core'
 import {
   authInfoFor,
@@ -96,8 +110,13 @@ export interface SdkV1SeamOptions {
 interface ListingRequest {
   readonly caller: Caller
   readonly now: number
-  /** Where this caller's logging level lives: its own session, or nowhere without one. */
-  readonly levelKey: string | undefined
+  /**
+   * The caller's own session (subject, client, key and session id): where its logging level,
+   * subscriptions and standalone stream live; `undefined` outside any session.
+   */
+  readonly sessionKey: string | undefined
+  /** When the token of this request stops being accepted (ms): its subscriptions end then. */
+  readonly acceptedUntil: number
 }
 
 /** Logging levels kept (one per caller session that set one); the oldest is forgotten first. */
@@ -128,6 +147,17 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   // Keyed by the very `authInfo` object the transport passes to the handler's `extra`.
   const listings = new WeakMap<AuthInfo, ListingRequest>()
   const serverRequests = new ServerRequests()
+  const streams = new Streams()
+  const subscriptions = new Subscriptions()
+  registrations.updates.add((uri) => {
+    for (const sessionKey of subscriptions.of(uri, Date.now())) {
+      streams.send(sessionKey, {
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri },
+      })
+    }
+  })
   // The logging level of each caller session that set one (rule 4).
   const levels = new Map<string, LoggingLevel>()
   let idle: McpServer[] = []
@@ -175,6 +205,24 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
           })),
         }
       })
+      server.server.registerCapabilities({ resources: { subscribe: true, listChanged: true } })
+      // Decided by the URI's policy in the pipeline, like a read; kept for this caller's own
+      // session, whose standalone stream alone hears of updates.
+      server.server.setRequestHandler(SubscribeRequestSchema, async (request, extra) => {
+        const { sessionKey, acceptedUntil } = listingOf(extra)
+        if (sessionKey === undefined) {
+          throw new McpError(ErrorCode.InvalidRequest, 'resources/subscribe needs a session')
+        }
+        subscriptions.add(new URL(request.params.uri).href, sessionKey, acceptedUntil)
+        return {}
+      })
+      server.server.setRequestHandler(UnsubscribeRequestSchema, async (request, extra) => {
+        const { sessionKey } = listingOf(extra)
+        if (sessionKey !== undefined) {
+          subscriptions.remove(new URL(request.params.uri).href, sessionKey)
+        }
+        return {}
+      })
       server.server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
         listingOf(extra)
         // The very lookup the pipeline decided with: the policy checked is this resource's.
@@ -190,10 +238,10 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     }
     if (registrations.options.logging === true) {
       server.server.setRequestHandler(SetLevelRequestSchema, async (request, extra) => {
-        const { levelKey } = listingOf(extra)
-        if (levelKey !== undefined) {
-          levels.delete(levelKey)
-          levels.set(levelKey, request.params.level)
+        const { sessionKey } = listingOf(extra)
+        if (sessionKey !== undefined) {
+          levels.delete(sessionKey)
+          levels.set(sessionKey, request.params.level)
           if (levels.size > MAX_LEVELS) levels.delete(levels.keys().next().value!)
         }
         return {}
@@ -381,14 +429,17 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   }
 
   return {
+    openStream(caller, sessionId, lastEventId, acceptedUntil) {
+      return streams.open(JSON.stringify([ownerOf(caller), sessionId]), lastEventId, acceptedUntil)
+    },
     admitAnswer(answer, caller, sessionId) {
-      serverRequests.admit(answer, { owner: ownerOf(caller), sessionId })
+      return serverRequests.admits(answer, { owner: ownerOf(caller), sessionId })
     },
     async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
       if (isResponse(call.message)) {
         // An answer to a request one of our servers sent: delivered to that server only, and
-        // only from the caller and session the request was sent to (rule 5).
-        serverRequests.answer(call.message, {
+        // only from the caller and session the request was sent to (rule 5); else nowhere.
+        serverRequests.deliver(call.message, {
           owner: ownerOf(call.caller),
           sessionId: request.headers.get('mcp-session-id'),
         })
@@ -397,9 +448,14 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
       const sessionId = request.headers.get('mcp-session-id')
       // The caller is part of the key: in stateless mode nobody checks whose session id it is.
-      const levelKey =
+      const sessionKey =
         sessionId === null ? undefined : JSON.stringify([ownerOf(call.caller), sessionId])
-      listings.set(authInfo, { caller: call.caller, now, levelKey })
+      listings.set(authInfo, {
+        caller: call.caller,
+        now,
+        sessionKey,
+        acceptedUntil: call.acceptedUntil,
+      })
       const setup = registrations.options.setup
       const shared = jsonResponse && setup === undefined && !isInitialize(call.message)
       const version = registrations.version
@@ -408,7 +464,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       const transport = new WebStandardStreamableHTTPServerTransport({
         enableJsonResponse: jsonResponse,
       })
-      const level = levelKey !== undefined ? levels.get(levelKey) : undefined
+      const level = sessionKey !== undefined ? levels.get(sessionKey) : undefined
       const asker = { owner: ownerOf(call.caller), sessionId }
       const send = transport.send.bind(transport)
       transport.send = (message, options) => {
@@ -505,14 +561,15 @@ class ServerRequests {
     return { ...message, id }
   }
 
-  /** Throws 404 unless `message` answers a request sent to `from` and not yet answered. */
-  admit(message: { id: string | number }, from: Asker): void {
-    this.#entry(message, from)
+  /** Whether `message` answers a request sent to `from` and not yet answered. */
+  admits(message: { id: string | number }, from: Asker): boolean {
+    return this.#entry(message, from) !== undefined
   }
 
-  /** Delivers an answer to the server that asked, or throws 404 when it is not the asker's. */
-  answer(message: { id: string | number }, from: Asker): void {
+  /** Delivers an answer to the server that asked; one that is not the asker's goes nowhere. */
+  deliver(message: { id: string | number }, from: Asker): void {
     const entry = this.#entry(message, from)
+    if (entry === undefined) return
     // Once: a second answer (a replay under a new proof) finds nothing.
     this.#pending.delete(message.id as string)
     entry.transport.onmessage?.({ ...message, id: entry.originalId } as JSONRPCMessage)
@@ -527,7 +584,7 @@ class ServerRequests {
       entry.asker.owner !== from.owner ||
       entry.asker.sessionId !== from.sessionId
     ) {
-      throw new CallproofError('ERR_SESSION_NOT_FOUND', 'no such request for this caller')
+      return undefined
     }
     return entry
   }
@@ -536,6 +593,150 @@ class ServerRequests {
   forget(transport: WebStandardStreamableHTTPServerTransport): void {
     for (const [id, entry] of this.#pending)
       if (entry.transport === transport) this.#pending.delete(id)
+  }
+}
+
+/** Sessions with a stream or replayable events, at most (the oldest is forgotten first). */
+const MAX_STREAMS = 10_000
+/** Events kept per session for `Last-Event-ID` resumption. */
+const REPLAYED_EVENTS = 100
+
+/**
+ * The standalone SSE streams (rule 6): one per caller session, each event numbered, the last
+ * {@link REPLAYED_EVENTS} kept so that a GET with `Last-Event-ID` resumes after what the client
+ * saw. In this process's memory: with several instances, a session's stream and its replay live
+ * on the instance that serves its GET (docs/protocol.md §15.2).
+ */
+class Streams {
+  readonly #sessions = new Map<
+    string,
+    {
+      next: number
+      events: { id: number; data: string }[]
+      live?: ReadableStreamDefaultController<Uint8Array>
+      timer?: ReturnType<typeof setTimeout>
+    }
+  >()
+
+  readonly #encoder = new TextEncoder()
+
+  open(sessionKey: string, lastEventId: string | null, acceptedUntil: number): Response {
+    const session = this.#session(sessionKey)
+    // One stream per session: a new GET replaces the old one (a reconnecting client).
+    this.#end(session)
+    const after = lastEventId !== null && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : -1
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        session.live = controller
+        for (const event of session.events) {
+          if (event.id > after) controller.enqueue(this.#frame(event))
+        }
+        // A stream must not outlive the token that opened it: every request proves its caller.
+        session.timer = setTimeout(
+          () => this.#end(session),
+          Math.max(0, Math.min(acceptedUntil - Date.now(), 2 ** 31 - 1)),
+        )
+      },
+      cancel: () => {
+        if (session.live !== undefined) this.#end(session, false)
+      },
+    })
+    return new Response(body, {
+      status: 200,
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+    })
+  }
+
+  /** Sends `message` on the session's stream, or keeps it for the next GET to replay. */
+  send(sessionKey: string, message: JSONRPCMessage): void {
+    const session = this.#session(sessionKey)
+    const event = { id: session.next++, data: JSON.stringify(message) }
+    session.events.push(event)
+    if (session.events.length > REPLAYED_EVENTS) session.events.shift()
+    try {
+      session.live?.enqueue(this.#frame(event))
+    } catch {
+      this.#end(session, false)
+    }
+  }
+
+  #session(sessionKey: string) {
+    let session = this.#sessions.get(sessionKey)
+    if (session === undefined) {
+      session = { next: 0, events: [] }
+      this.#sessions.set(sessionKey, session)
+      if (this.#sessions.size > MAX_STREAMS) {
+        const [oldest, entry] = this.#sessions.entries().next().value!
+        this.#end(entry)
+        this.#sessions.delete(oldest)
+      }
+    }
+    return session
+  }
+
+  #end(
+    session: {
+      live?: ReadableStreamDefaultController<Uint8Array>
+      timer?: ReturnType<typeof setTimeout>
+    },
+    close = true,
+  ): void {
+    clearTimeout(session.timer)
+    const live = session.live
+    delete session.live
+    if (close) {
+      try {
+        live?.close()
+      } catch {
+        // Already closed by the client.
+      }
+    }
+  }
+
+  #frame(event: { id: number; data: string }): Uint8Array {
+    return this.#encoder.encode(`id: ${event.id}\nevent: message\ndata: ${event.data}\n\n`)
+  }
+}
+
+/** Subscriptions kept, at most (the oldest is forgotten first). */
+const MAX_SUBSCRIPTIONS = 100_000
+
+/** Who subscribed to which resource: caller sessions by URI, each until its token expires. */
+class Subscriptions {
+  readonly #byUri = new Map<string, Map<string, number>>()
+  #count = 0
+
+  add(uri: string, sessionKey: string, until: number): void {
+    let subscribers = this.#byUri.get(uri)
+    if (subscribers === undefined) {
+      subscribers = new Map()
+      this.#byUri.set(uri, subscribers)
+    }
+    if (!subscribers.has(sessionKey)) this.#count++
+    subscribers.set(sessionKey, until)
+    if (this.#count > MAX_SUBSCRIPTIONS) {
+      const [oldestUri, oldest] = this.#byUri.entries().next().value!
+      const [first] = oldest.keys()
+      this.remove(oldestUri, first!)
+    }
+  }
+
+  remove(uri: string, sessionKey: string): void {
+    const subscribers = this.#byUri.get(uri)
+    if (subscribers?.delete(sessionKey) === true) this.#count--
+    if (subscribers?.size === 0) this.#byUri.delete(uri)
+  }
+
+  /** The sessions subscribed to `uri` now; expired subscriptions are dropped. */
+  of(uri: string, now: number): string[] {
+    const subscribers = this.#byUri.get(uri)
+    if (subscribers === undefined) return []
+    const live: string[] = []
+    for (const [sessionKey, until] of [...subscribers]) {
+      if (until > now) live.push(sessionKey)
+      else this.remove(uri, sessionKey)
+    }
+    return live
   }
 }
 
