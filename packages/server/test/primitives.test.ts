@@ -30,6 +30,9 @@ let issuer: TestIssuer
 let alice: ClientKey
 let bob: ClientKey
 
+/** The tags of `slow` calls whose request was cancelled, in order. */
+const aborts: string[] = []
+
 function registry(): ToolRegistry {
   const tools = createToolRegistry({ name: 'prims', version: '0.0.0' }, { logging: true })
   tools.register('log', { policy: { public: true } }, async (extra) => {
@@ -54,6 +57,19 @@ function registry(): ToolRegistry {
     )
     return { content: [{ type: 'text', text: `answered ${JSON.stringify(answer.content)}` }] }
   })
+  tools.register(
+    'slow',
+    { inputSchema: { tag: z.string() }, policy: { public: true } },
+    async ({ tag }, extra) => {
+      await new Promise<void>((resolve) =>
+        extra.signal.addEventListener('abort', () => {
+          aborts.push(tag)
+          resolve()
+        }),
+      )
+      return { content: [{ type: 'text', text: 'cancelled' }] }
+    },
+  )
   tools.resource(
     'notes',
     'test://notes',
@@ -565,6 +581,40 @@ describe('server-to-client requests', () => {
     // Answered once: a second answer, under a fresh proof, is delivered nowhere.
     const again = await sse.send(alice, answer, { sessionId: alicesSession })
     expect(reasonOf(again)).toEqual(['answer_dropped'])
+  })
+
+  it("a cancellation reaches its own caller's running request on the same session only", async () => {
+    const alicesSession = await session(alice, 'alice')
+    const bobsSession = await session(bob, 'bob')
+    const call = rpc('tools/call', { name: 'slow', arguments: { tag: 'alice' } })
+    const running = await sse.send(alice, call, { sessionId: alicesSession })
+    expect(running.status).toBe(200)
+    const cancel = {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: call.id, reason: 'test' },
+    }
+    // The SDK aborts in a promise callback, which runs before any answer reaches us: after
+    // each 202 below, an abort would already be recorded.
+    expect((await sse.send(bob, cancel, { sub: 'bob', sessionId: bobsSession })).status).toBe(202)
+    expect((await sse.send(bob, cancel, { sub: 'bob' })).status).toBe(202)
+    expect((await sse.send(bob, cancel, { sub: 'bob', sessionId: alicesSession })).status).toBe(404)
+    expect((await sse.send(alice, cancel)).status).toBe(202)
+    expect(aborts).toEqual([])
+    expect((await sse.send(alice, cancel, { sessionId: alicesSession })).status).toBe(202)
+    expect(aborts).toEqual(['alice'])
+    await running.body?.cancel()
+
+    // Outside any session, the caller is what binds: bob's cancel of the same id goes nowhere.
+    const call2 = rpc('tools/call', { name: 'slow', arguments: { tag: 'sessionless' } })
+    const running2 = await sse.send(alice, call2)
+    const cancel2 = { ...cancel, params: { requestId: call2.id } }
+    expect((await sse.send(bob, cancel2, { sub: 'bob' })).status).toBe(202)
+    expect((await sse.send(bob, cancel2, { sub: 'alice' })).status).toBe(202)
+    expect(aborts).toEqual(['alice'])
+    expect((await sse.send(alice, cancel2)).status).toBe(202)
+    expect(aborts).toEqual(['alice', 'sessionless'])
+    await running2.body?.cancel()
   })
 
   it('outside any session, the caller is what binds: another caller cannot answer', async () => {

@@ -39,6 +39,10 @@
  *    session's own subscriptions (`resources/subscribe`, decided by the URI's policy like a
  *    read). It closes when the token that opened it stops being accepted.
  *
+ * 7. A `notifications/cancelled` reaches the request it names only when that request is the
+ *    caller's own, on the same session and still running; progress notifications travel on the
+ *    response stream of the request that carries the `progressToken`, which is its caller's.
+ *
  * Logging levels, subscriptions and streams are keyed by the caller (subject, client, key) and
  * the session id, so a session id the pipeline did not check (stateless mode) can only ever name
  * the caller's own state.
@@ -147,6 +151,8 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   // Keyed by the very `authInfo` object the transport passes to the handler's `extra`.
   const listings = new WeakMap<AuthInfo, ListingRequest>()
   const serverRequests = new ServerRequests()
+  // The transports of requests still running, by caller, session and JSON-RPC id (rule 7).
+  const running = new Map<string, WebStandardStreamableHTTPServerTransport>()
   const streams = new Streams()
   const subscriptions = new Subscriptions()
   registrations.updates.add((uri) => {
@@ -445,6 +451,21 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
         })
         return new Response(null, { status: 202 })
       }
+      const requestKey = JSON.stringify([
+        ownerOf(call.caller),
+        request.headers.get('mcp-session-id'),
+      ])
+      const cancelled = cancelledRequestOf(call.message)
+      if (cancelled !== undefined) {
+        // A cancellation reaches the caller's own request on the same session, and no other
+        // (rule 7); one for anything else goes nowhere, as MCP lets a receiver ignore it.
+        const key = JSON.stringify([requestKey, cancelled])
+        const target = running.get(key)
+        // Once: a cancelled request sends no answer, so it is forgotten here.
+        running.delete(key)
+        target?.onmessage?.(call.message as JSONRPCMessage)
+        return new Response(null, { status: 202 })
+      }
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
       const sessionId = request.headers.get('mcp-session-id')
       // The caller is part of the key: in stateless mode nobody checks whose session id it is.
@@ -466,21 +487,33 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       })
       const level = sessionKey !== undefined ? levels.get(sessionKey) : undefined
       const asker = { owner: ownerOf(call.caller), sessionId }
+      // While it runs, this request can be cancelled by its own caller on its own session.
+      const ownId = requestIdOf(call.message)
+      const runningKey = ownId === undefined ? undefined : JSON.stringify([requestKey, ownId])
+      if (runningKey !== undefined && running.size < MAX_RUNNING) running.set(runningKey, transport)
+      const done = () => {
+        if (runningKey !== undefined && running.get(runningKey) === transport) {
+          running.delete(runningKey)
+        }
+      }
       const send = transport.send.bind(transport)
       transport.send = (message, options) => {
         if (level !== undefined && belowLevel(message, level)) return Promise.resolve()
+        if (!('method' in message) && 'id' in message && message.id === ownId) done()
         return send(serverRequests.outgoing(message, asker, transport), options)
       }
       await server.connect(transport)
       const closed = transport.onclose
       transport.onclose = () => {
         serverRequests.forget(transport)
+        done()
         closed?.()
       }
       let response: Response
       try {
         response = await transport.handleRequest(request, { parsedBody: call.message, authInfo })
       } catch (error) {
+        done()
         // A server whose request failed half-way is not trusted with another request.
         await server.close().catch(() => undefined)
         throw error
@@ -738,6 +771,25 @@ class Subscriptions {
     }
     return live
   }
+}
+
+/** Requests tracked for cancellation at most (beyond it, a request cannot be cancelled). */
+const MAX_RUNNING = 10_000
+
+/** The id of a request (not a notification, not a response). */
+function requestIdOf(message: unknown): string | number | undefined {
+  const m = message as { method?: unknown; id?: unknown } | undefined
+  return typeof m?.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number')
+    ? m.id
+    : undefined
+}
+
+/** The request a `notifications/cancelled` names, if the message is one. */
+function cancelledRequestOf(message: unknown): string | number | undefined {
+  const m = message as { method?: unknown; id?: unknown; params?: { requestId?: unknown } }
+  if (m?.method !== 'notifications/cancelled' || 'id' in m) return undefined
+  const id = m.params?.requestId
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined
 }
 
 /** Subject, client and key: the caller a session and a server request belong to. */
