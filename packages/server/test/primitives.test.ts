@@ -443,7 +443,7 @@ describe('ping and sessions', () => {
     expect(((await response.json()) as { result: unknown }).result).toEqual({})
   })
 
-  it("does not let another caller read, complete or get anything on alice's session", async () => {
+  it("does not let another caller read, subscribe, complete or get anything on alice's session", async () => {
     const opened = await w.send(alice, INITIALIZE())
     const sessionId = opened.headers.get('mcp-session-id')!
     expect(sessionId).toBeTruthy()
@@ -452,6 +452,11 @@ describe('ping and sessions', () => {
       rpc('prompts/get', { name: 'greet', arguments: { name: 'a' } }),
       rpc('resources/list'),
       rpc('logging/setLevel', { level: 'error' }),
+      rpc('resources/subscribe', { uri: 'test://open' }),
+      rpc('completion/complete', {
+        ref: { type: 'ref/prompt', name: 'greet' },
+        argument: { name: 'name', value: 'a' },
+      }),
     ]) {
       const response = await w.send(bob, message, { sub: 'bob', sessionId })
       expect(response.status).toBe(404)
