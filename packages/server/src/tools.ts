@@ -97,10 +97,12 @@ export interface ToolRegistryOptions {
   /** `grantable` (default) hides tools the caller can never be granted; `all` lists every tool. */
   listing?: 'grantable' | 'all'
   /**
-   * Called on a server built for one request of `caller`, after the tools are registered: the
-   * place to add resources or prompts. They are not governed by tool policies; every request is
-   * still verified. A registry with `setup` is served by a new `McpServer` per request (the hook
-   * sees the caller, so its server cannot be shared); without it, servers are reused.
+   * Called on a server built for one request of `caller`, after everything is registered. What
+   * it adds to the server is not governed by any policy (every request is still verified):
+   * register resources and prompts with {@link ToolRegistry.resource},
+   * {@link ToolRegistry.resourceTemplate} and {@link ToolRegistry.prompt} instead, which carry
+   * one. A registry with `setup` is served by a new `McpServer` per request (the hook sees the
+   * caller, so its server cannot be shared); without it, servers are reused.
    */
   setup?: (server: McpServer, caller: Caller) => void
   /**
