@@ -408,7 +408,16 @@ function checkPolicy(what: string, name: string, config: { policy?: unknown } | 
       `${what} ${name} needs a policy (use { public: true } to open it to every caller)`,
     )
   }
-  assertValidPolicy(`${what} ${name}`, policy)
+  try {
+    assertValidPolicy(`${what} ${name}`, policy)
+  } catch (error) {
+    // core words it for tools ("policy of tool …"); this names the prompt or resource instead.
+    if (!(error instanceof CallproofError)) throw error
+    throw new CallproofError(
+      'ERR_INVALID_OPTIONS',
+      error.message.replace(/^policy of tool /, 'policy of '),
+    )
+  }
   // The approval token format (RFC 9396 `mcp_tool_call`) names a tool and its arguments: an
   // approval of a prompt or a resource would have to say so in a type of its own.
   if ((policy as ToolPolicy).approval !== undefined) {

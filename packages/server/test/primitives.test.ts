@@ -252,6 +252,34 @@ async function challenge(response: Response): Promise<string> {
   return response.headers.get('www-authenticate') ?? ''
 }
 
+describe('registration', () => {
+  it('refuses a prompt or resource without a policy, with a bad one, or with a per-call approval', () => {
+    const tools = createToolRegistry({ name: 'r', version: '0' })
+    const read = (uri: URL) => ({ contents: [{ uri: uri.href, text: '' }] })
+    const prompt = () => ({ messages: [] })
+    expect(() => tools.resource('a', 'test://a', {} as never, read)).toThrow(
+      'resource a needs a policy',
+    )
+    expect(() => tools.resource('a', 'not a uri', { policy: { public: true } }, read)).toThrow(
+      'is not a URI',
+    )
+    expect(() =>
+      tools.resourceTemplate('t', 'test://{x}', { policy: { scopes: [''] } }, read),
+    ).toThrow('policy of resource template t: scopes must be non-empty strings')
+    expect(() => tools.prompt('p', { policy: {} }, prompt)).toThrow(
+      'policy of prompt p: requires nothing',
+    )
+    expect(() =>
+      tools.prompt('p', { policy: { scopes: ['s'], approval: 'per-call' } }, prompt),
+    ).toThrow('prompt p: per-call approval is available for tools only')
+    tools.resource('a', 'test://a', { policy: { public: true } }, read)
+    expect(() => tools.resource('b', 'TEST://a', { policy: { public: true } }, read)).toThrow(
+      'resource test://a is already registered',
+    )
+    expect(tools.scopes()).toEqual([])
+  })
+})
+
 describe('resources', () => {
   it('reads a resource for a caller the policy allows, through the real SDK client', async () => {
     const client = await w.client(alice, 'alice')
