@@ -139,7 +139,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
               )
             : methodNotAllowed()
       } else if (request.method === 'DELETE') {
-        response = await closeSession(sessionId)
+        response = await closeSession(sessionId, call.caller)
       } else {
         if (sessions.mode === 'stateful' && isInitialize(message)) {
           opened = await openSession(call.caller)
@@ -253,9 +253,11 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     return id
   }
 
-  async function closeSession(sessionId: string | null): Promise<Response> {
+  async function closeSession(sessionId: string | null, caller: Caller): Promise<Response> {
     if (sessions.mode !== 'stateful' || sessionId === null) return methodNotAllowed()
     await storeCall(() => sessions.store.delete(sessionId))
+    // What the seam keeps for the session (its stream, subscriptions, logging level) ends too.
+    mcp.endSession(caller, sessionId)
     return new Response(null, { status: 200 })
   }
 

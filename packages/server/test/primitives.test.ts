@@ -749,6 +749,15 @@ describe('the standalone stream and subscriptions', () => {
     expect(Date.now()).toBeGreaterThanOrEqual((exp + 5) * 1000)
   })
 
+  it('ends the stream of a session that is deleted', async () => {
+    const alices = await session(alice, 'alice')
+    expect((await subscribe(alice, 'alice', alices, 'test://notes')).status).toBe(200)
+    const open = messages(await stream(alice, 'alice', alices))
+    const deleted = await w.send(alice, undefined, { sessionId: alices, method: 'DELETE' })
+    expect(deleted.status).toBe(200)
+    await expect(open()).rejects.toThrow('the stream ended')
+  })
+
   it('refuses a GET with a proof of another key, and on a session of another caller', async () => {
     const alices = await session(alice, 'alice')
     // Alice's token, bob's proof key: the token is bound to alice's key.

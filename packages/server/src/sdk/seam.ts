@@ -39,6 +39,8 @@ export interface McpSeam {
    * resource updates, travel on it. `lastEventId` resumes it after the last event the client saw.
    * It closes when `acceptedUntil` (ms) passes: it must not outlive the token that opened it.
    */
+  /** Forgets what this seam keeps for `caller`'s session `sessionId`, which was just ended. */
+  endSession(caller: Caller, sessionId: string): void
   openStream(
     caller: Caller,
     sessionId: string,

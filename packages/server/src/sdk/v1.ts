@@ -435,6 +435,12 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   }
 
   return {
+    endSession(caller, sessionId) {
+      const sessionKey = JSON.stringify([ownerOf(caller), sessionId])
+      streams.forget(sessionKey)
+      subscriptions.forget(sessionKey)
+      levels.delete(sessionKey)
+    },
     openStream(caller, sessionId, lastEventId, acceptedUntil) {
       return streams.open(JSON.stringify([ownerOf(caller), sessionId]), lastEventId, acceptedUntil)
     },
@@ -680,6 +686,14 @@ class Streams {
     })
   }
 
+  /** Closes the session's stream and drops its events. */
+  forget(sessionKey: string): void {
+    const session = this.#sessions.get(sessionKey)
+    if (session === undefined) return
+    this.#end(session)
+    this.#sessions.delete(sessionKey)
+  }
+
   /** Sends `message` on the session's stream, or keeps it for the next GET to replay. */
   send(sessionKey: string, message: JSONRPCMessage): void {
     const session = this.#session(sessionKey)
@@ -758,6 +772,13 @@ class Subscriptions {
     const subscribers = this.#byUri.get(uri)
     if (subscribers?.delete(sessionKey) === true) this.#count--
     if (subscribers?.size === 0) this.#byUri.delete(uri)
+  }
+
+  /** Drops every subscription of a session. */
+  forget(sessionKey: string): void {
+    for (const [uri, subscribers] of [...this.#byUri]) {
+      if (subscribers.has(sessionKey)) this.remove(uri, sessionKey)
+    }
   }
 
   /** The sessions subscribed to `uri` now; expired subscriptions are dropped. */
