@@ -19,7 +19,8 @@
  *    one-time approval is consumed only after everything else passed, so a refused call does not
  *    burn it.
  * 7. Audit — no audit, no action: the `allowed` event is written before anything runs.
- * 8. The MCP SDK runs the SAME parsed message, with the verified caller in `authInfo`.
+ * 8. The MCP SDK runs the SAME parsed message, with the verified caller in `authInfo`; a GET
+ *    opens the standalone stream of the caller's own session, a DELETE ends the session.
  *
  * Every refusal is a `CallproofError` thrown by its step and answered in one place
  * ({@link refusal}) by core's `toResponse`, which builds every challenge.
@@ -116,7 +117,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       // 5. A session belongs to the caller that opened it.
       const sessionId = await checkSession(request, message, call.caller)
 
-      // 6. The tool's policy, for this caller and these arguments.
+      // 6. The policy of what is called, for this caller and these arguments.
       const decision = await decide(message, call, sessionId)
       if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
 
@@ -198,8 +199,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
    * Step 6: the policy decision of a call to a primitive (`tools/call`, `prompts/get`,
    * `resources/read` and subscriptions by the URI's resource, `completion/complete` by the
    * prompt or resource its `ref` names: tools.ts `targetOf`); anything else is allowed once
-   * verified; an answer to a server request is admitted by the seam. Returns the reason and the id of the one-time approval it consumed, if any (only
-   * tools have approvals: registration refuses them elsewhere).
+   * verified; an answer to a server request is admitted by the seam. Returns the reason and the
+   * id of the one-time approval it consumed, if any (only tools have approvals: registration
+   * refuses them elsewhere).
    */
   async function decide(
     message: unknown,
