@@ -132,6 +132,11 @@ try {
     }
   }
   if (rows.length === 0) console.log(`no results; the suite printed:\n${out.slice(-4000)}`)
+  for (const [scenario, reason] of Object.entries(EXCLUDED)) {
+    if (!rows.some((x) => x.scenario === scenario)) {
+      console.log(`SKIP  ${scenario.padEnd(36)} not run: ${reason}`)
+    }
+  }
   const skipped = rows.filter((x) => x.failed > 0 && EXCLUDED[x.scenario]).length
   console.log(
     `\nconformance server: ${rows.length} scenarios, ${rows.length - failures - skipped} passed, ${skipped} excluded, ${failures} failed`,
