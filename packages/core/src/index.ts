@@ -49,7 +49,7 @@ export type {
 } from './token.js'
 export type { Caller, McpToolCallAuthorizationDetail } from './caller.js'
 export { evaluatePolicy, isAllowedNow, canEverBeGranted, assertValidPolicy } from './policy.js'
-export type { ToolPolicy, DecisionReason, Decision, PolicyInput } from './policy.js'
+export type { ToolPolicy, DecisionReason, Decision, PolicyInput, PrimitiveKind } from './policy.js'
 export { MemoryReplayStore } from './replay.js'
 export type { ReplayStore, ReplayOwner, MemoryReplayStoreOptions } from './replay.js'
 export { createVerifier, isVerifiedCall, DEFAULT_CLOCK_SKEW_SECONDS } from './verifier.js'

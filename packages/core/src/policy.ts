@@ -89,7 +89,14 @@ export type Decision =
  */
 export interface PolicyInput {
   caller: Caller
+  /** The name of what is called: a tool's or prompt's name, a resource's URI. */
   tool: string
+  /**
+   * What `tool` names (default `'tool'`): only the wording of a refusal depends on it. A
+   * resource's refusal does not repeat its URI, which the caller chose and may be long.
+   * (Addition to the contract.)
+   */
+  kind?: PrimitiveKind
   /** {@link argsDigest} of this call's arguments (the proof's `mcp.args`). */
   argsDigest: string
   /** This server's resource URI. */
@@ -106,6 +113,18 @@ export interface PolicyInput {
    */
   tokenExpiresAt?: number
 }
+
+/**
+ * The MCP primitives a policy can govern: tools (`tools/call`), prompts (`prompts/get`) and
+ * resources (`resources/read`, by URI). (Addition to the contract.)
+ *
+ * @example
+ * ```ts
+ * const kind: PrimitiveKind = 'resource'
+ * ```
+ * @see https://modelcontextprotocol.io/specification/2025-11-25/server
+ */
+export type PrimitiveKind = 'tool' | 'prompt' | 'resource'
 
 const APPROVAL_SKEW_MS = 60_000
 const DEFAULT_APPROVAL_MEMORY_MS = 24 * 3600_000
@@ -186,7 +205,9 @@ function refusalError(
       // reason for the audit (toHttpAnswer shows ERR_TOOL_DENIED for both).
       return new CallproofError(
         reason === 'no_policy' ? 'ERR_TOOL_DENIED' : 'ERR_CALLER_NOT_ALLOWED',
-        `the tool ${tool} is not available`,
+        input.kind === 'resource'
+          ? 'the resource is not available'
+          : `the ${input.kind ?? 'tool'} ${tool} is not available`,
       )
     case 'insufficient_scope':
       return new InsufficientScopeError(policy?.scopes ?? [])

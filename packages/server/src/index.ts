@@ -1,7 +1,8 @@
 /**
  * `@callproof/server`: a Hono middleware in front of the MCP SDK's Streamable HTTP transport that
  * verifies, on every request, the access token, the DPoP proof, the proof's binding to this
- * JSON-RPC message, replay and the tool's policy, and hands the verified caller to the tool.
+ * JSON-RPC message, replay and the policy of the tool, prompt or resource called, and hands the
+ * verified caller to the handler.
  *
  * @example
  * ```ts
@@ -34,6 +35,9 @@ export type {
   CallerInfo,
   ListedPolicy,
   ListingContext,
+  PromptConfig,
+  ResourceConfig,
+  ResourceTemplateConfig,
   ToolConfig,
   ToolRegistryOptions,
 } from './tools.js'

@@ -15,11 +15,13 @@
  * 5. Session — a session of another caller answers 404, like an unknown one; with
  *    `requireSessionId`, a POST other than initialize without a session id answers 400.
  * 6. What the SDK's transport would refuse (406 `Accept`, 415 `Content-Type`, 400 protocol
- *    version, a request sent as a notification), then the tool policy (tools/call) — scopes,
- *    acr/max_age, callers, per-call approval; a one-time approval is consumed only after
- *    everything else passed, so a call that is refused, or would not run, does not burn it.
+ *    version, a request sent as a notification), then the policy of the primitive called
+ *    (tools/call, prompts/get, resources/read and subscriptions, completion/complete) — scopes,
+ *    acr/max_age, callers, per-call approval (tools only); a one-time approval is consumed only
+ *    after everything else passed, so a call that is refused, or would not run, does not burn it.
  * 7. Audit — no audit, no action: the `allowed` event is written before anything runs.
- * 8. The MCP SDK runs the SAME parsed message, with the verified caller in `authInfo`.
+ * 8. The MCP SDK runs the SAME parsed message, with the verified caller in `authInfo`; a GET
+ *    opens the standalone stream of the caller's own session, a DELETE ends the session.
  *
  * Every refusal is a `CallproofError` thrown by its step and answered in one place
  * ({@link refusal}) by core's `toResponse`, which builds every challenge.
@@ -42,6 +44,7 @@ import type { CallproofConfig } from './options.js'
 import { checkOrigin } from './origin.js'
 import type { McpSeam } from './sdk/seam.js'
 import { newSessionId, sameOwner } from './sessions.js'
+import { targetOf } from './tools.js'
 
 /** The framework-neutral request handler of one MCP endpoint. */
 export interface Pipeline {
@@ -120,13 +123,13 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 
       // 6. What the transport would refuse is refused first, before anything is spent on the
       // call: a one-time approval consumed, or an `allowed` event written, for a call that then
-      // never runs would be a lie in the audit and a loss for the user. Then the tool's policy,
-      // for this caller and these arguments.
+      // never runs would be a lie in the audit and a loss for the user. Then the policy of what
+      // is called, for this caller and these arguments.
       if (message !== undefined) {
         const refused = mcp.refusal(request, message) ?? notificationRefusal(message)
         if (refused !== undefined) throw refused
       }
-      const decision = await decide(message, call)
+      const decision = await decide(message, call, sessionId)
       if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
 
       // An initialize opens its session now, before the audit says `allowed`: a caller over its
@@ -141,11 +144,20 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 
       // 8. The SDK executes the very message that was verified.
       if (request.method === 'GET') {
-        // The SDK runs per request (sdk/v1.ts), so there is no standalone stream to attach a
-        // GET to; MCP lets a server answer 405 here.
-        response = methodNotAllowed()
+        // A verified GET on the caller's own session (step 5) opens that session's standalone
+        // stream. Without a session there is nothing to attach it to: MCP lets a server answer
+        // 405 here.
+        response =
+          sessions.mode === 'stateful' && sessionId !== null
+            ? mcp.openStream(
+                call.caller,
+                sessionId,
+                request.headers.get('last-event-id'),
+                call.acceptedUntil,
+              )
+            : methodNotAllowed()
       } else if (request.method === 'DELETE') {
-        response = await closeSession(sessionId)
+        response = await closeSession(sessionId, call.caller)
       } else {
         response = await mcp.execute({
           request,
@@ -198,20 +210,35 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
   }
 
   /**
-   * Step 6: the policy decision of a tool call (anything else is allowed once verified).
-   * Returns the reason and the id of the one-time approval it consumed, if any.
+   * Step 6: the policy decision of a call to a primitive (`tools/call`, `prompts/get`,
+   * `resources/read` and subscriptions by the URI's resource, `completion/complete` by the
+   * prompt or resource its `ref` names: tools.ts `targetOf`); anything else is allowed once
+   * verified; an answer to a server request is admitted by the seam. Returns the reason and the
+   * id of the one-time approval it consumed, if any (only tools have approvals: registration
+   * refuses them elsewhere).
    */
   async function decide(
     message: unknown,
     call: VerifiedCall,
-  ): Promise<{ reason: 'allowed' | 'public'; approvalId?: string }> {
-    if (!isToolCall(message)) return { reason: 'allowed' }
-    const tool = message.params.name
+    sessionId: string | null,
+  ): Promise<{ reason: 'allowed' | 'public' | 'answer_dropped'; approvalId?: string }> {
+    // An answer to a server request (sampling, elicitation, roots): only the caller and session
+    // the request was sent to may answer it, once (sdk/v1.ts rule 5); any other answer is
+    // accepted and delivered nowhere, and the audit says so.
+    if (isAnswer(message)) {
+      return {
+        reason: mcp.admitAnswer(message, call.caller, sessionId) ? 'allowed' : 'answer_dropped',
+      }
+    }
+    const target = targetOf(config.tools, message)
+    if (target === undefined) return { reason: 'allowed' }
+    const tool = target.name
     const argsDigest =
       call.binding !== undefined && 'args' in call.binding ? call.binding.args : undefined
-    const decision = evaluatePolicy(config.tools.policyOf(tool), {
+    const decision = evaluatePolicy(target.policy, {
       caller: call.caller,
       tool,
+      kind: target.kind,
       argsDigest: argsDigest ?? '',
       resource,
       authorizationDetails: call.token.claims.authorization_details,
@@ -244,9 +271,11 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     return id
   }
 
-  async function closeSession(sessionId: string | null): Promise<Response> {
+  async function closeSession(sessionId: string | null, caller: Caller): Promise<Response> {
     if (sessions.mode !== 'stateful' || sessionId === null) return methodNotAllowed()
     await storeCall(() => sessions.store.delete(sessionId))
+    // What the seam keeps for the session (its stream, subscriptions, logging level) ends too.
+    mcp.endSession(caller, sessionId)
     return new Response(null, { status: 200 })
   }
 
@@ -358,12 +387,10 @@ function isInitialize(message: unknown): boolean {
   return (message as { method?: unknown } | undefined)?.method === 'initialize'
 }
 
-function isToolCall(
-  message: unknown,
-): message is { method: 'tools/call'; params: { name: string } } {
-  const m = message as { method?: unknown; params?: { name?: unknown } } | undefined
-  // bindingShape has already refused a tools/call without a string name (400).
-  return m?.method === 'tools/call' && typeof m.params?.name === 'string'
+/** A JSON-RPC response or error (bindingShape has checked the shape: an id and no method). */
+function isAnswer(message: unknown): message is { id: string | number } {
+  const m = message as Record<string, unknown> | undefined
+  return m !== undefined && !('method' in m) && ('result' in m || 'error' in m)
 }
 
 async function storeCall<T>(operation: () => Promise<T>): Promise<T> {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { CallproofError, VerifiedCall } from '@callproof/core'
+import type { Caller, CallproofError, VerifiedCall } from '@callproof/core'
 
 /** One verified request, ready to run. */
 export interface McpExecution {
@@ -24,12 +24,34 @@ export interface McpExecution {
 /** An MCP SDK behind the pipeline. */
 export interface McpSeam {
   /**
-   * What the SDK's transport would refuse of this POST and its parsed message before running it (`Accept`,
-   * `Content-Type`, protocol version), as a `CallproofError`, or `undefined`. The pipeline asks
+   * What the SDK's transport would refuse of this POST and its parsed message before running it
+   * (`Accept`, `Content-Type`, protocol version), as a `CallproofError`, or `undefined`. The pipeline asks
    * before anything is spent on the request, so that a one-time approval is never consumed, nor
    * an `allowed` event written, for a call the transport then refuses.
    */
   refusal(request: Request, message: unknown): CallproofError | undefined
   /** Runs the verified message and returns the SDK's HTTP answer. */
   execute(execution: McpExecution): Promise<Response>
+  /**
+   * Whether `answer`, a JSON-RPC response, answers a request this seam sent to `caller` on
+   * `sessionId` and not yet answered. The pipeline's policy step asks before anything runs (for
+   * the audit); `execute` checks again when it delivers, so that an answer is delivered once.
+   * An answer that is not admitted is accepted (202, as MCP answers any response POST) and
+   * delivered nowhere.
+   */
+  admitAnswer(answer: { id: string | number }, caller: Caller, sessionId: string | null): boolean
+  /**
+   * The standalone SSE stream of `caller`'s own session `sessionId` (the pipeline has checked
+   * that the session is the caller's): server notifications that belong to no request, such as
+   * resource updates, travel on it. `lastEventId` resumes it after the last event the client saw.
+   * It closes when `acceptedUntil` (ms) passes: it must not outlive the token that opened it.
+   */
+  openStream(
+    caller: Caller,
+    sessionId: string,
+    lastEventId: string | null,
+    acceptedUntil: number,
+  ): Response
+  /** Forgets what this seam keeps for `caller`'s session `sessionId`, which was just ended. */
+  endSession(caller: Caller, sessionId: string): void
 }

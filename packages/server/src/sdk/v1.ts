@@ -4,41 +4,102 @@
  *
  * **Why servers are reused, and why that is safe.** Building an `McpServer`, registering every
  * tool and connecting it costs several times a signature check, so servers are kept in a pool
- * and reused across requests and callers. Three rules keep a reused server from carrying one
+ * and reused across requests and callers. Four rules keep a reused server from carrying one
  * caller's state into another caller's request:
  *
  * 1. A server serves one request at a time. Each request gets its own stateless transport,
  *    connected for that request and closed after it, so JSON-RPC ids of different callers never
  *    meet in one server (the SDK routes answers by id).
- * 2. Every pooled server holds every tool. What a caller may see is decided per request: the
- *    pipeline refuses a call to a tool the caller can never be granted before the SDK runs, and
- *    `tools/list` is answered by a handler that reads this request's caller (from the
- *    `authInfo` the transport hands it) and lists only that caller's tools.
+ * 2. Every pooled server holds every tool, prompt and resource. What a caller may see is decided
+ *    per request: the pipeline refuses a call the caller can never be granted before the SDK
+ *    runs, and every listing (`tools/list`, `prompts/list`, `resources/list`,
+ *    `resources/templates/list`) is answered by a handler that reads this request's caller
+ *    (from the `authInfo` the transport hands it) and lists only what that caller may see.
+ *    `resources/read` is answered by our handler too, which finds the resource with the very
+ *    function the pipeline decided with (tools.ts `resolveResource`).
  * 3. A server that ran `initialize`, or that a registry's `setup(server, caller)` hook shaped for
  *    one caller, is never pooled: `initialize` leaves the client's capabilities in the server,
  *    and `setup` may leave anything. So is a server answering with an SSE stream, which lives as
  *    long as its stream.
+ * 4. No caller state is left in a server: `logging/setLevel` is answered by our handler, which
+ *    keeps the level of the caller's own session here (not in the SDK server, which keeps one
+ *    per server instance), and each request's transport drops the log notifications below it.
+ *
+ * **What reaches a caller outside its own request**, and only that caller:
+ *
+ * 5. A request a server sends to the client (sampling, elicitation, roots) leaves with an id of
+ *    our own, unguessable and never reused, and its answer — a POST whose proof binds
+ *    `{ response: <that id> }` — is delivered to the server that asked only when it comes from
+ *    the same caller (subject, client, key) on the same session, once. Any other answer is
+ *    accepted (202, as for every response POST) and delivered nowhere, the same whether the id
+ *    is unknown or someone else's: another caller cannot answer, or learn of, a request sent to
+ *    someone else.
+ * 6. A verified GET on the caller's own session opens that session's standalone stream, which
+ *    alone receives what belongs to no request: `notifications/resources/updated` for the
+ *    session's own subscriptions (`resources/subscribe`, decided by the URI's policy like a
+ *    read). It closes when the token that opened it stops being accepted.
+ *
+ * 7. A `notifications/cancelled` reaches the request it names only when that request is the
+ *    caller's own, on the same session and still running; progress notifications travel on the
+ *    response stream of the request that carries the `progressToken`, which is its caller's.
+ *
+ * Logging levels, subscriptions and streams are keyed by the caller (subject, client, key) and
+ * the session id, so a session id the pipeline did not check (stateless mode) can only ever name
+ * the caller's own state.
  *
  * Because the SDK runs statelessly per request, any instance can serve any request of a
- * session: sessions are callproof's own (sessions.ts), bound to the caller.
+ * session (sessions are callproof's own, sessions.ts, bound to the caller), except what lives in
+ * this process: answers to server requests, logging levels, subscriptions and standalone streams
+ * (docs/protocol.md §15.2 says what a deployment with several instances must do).
  *
  * @module
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
-import type { ToolCallback } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js'
+import type {
+  ListResourcesCallback,
+  PromptCallback,
+  ToolCallback,
+} from '@modelcontextprotocol/sdk/server/mcp.js'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv'
 import {
+  ErrorCode,
+  ListPromptsRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListResourcesRequestSchema,
   ListToolsRequestSchema,
+  LoggingLevelSchema,
   SUPPORTED_PROTOCOL_VERSIONS,
+  McpError,
+  ReadResourceRequestSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js'
 import { isJsonContentType } from '@modelcontextprotocol/sdk/shared/mediaType.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
-import type { ListToolsResult, Tool } from '@modelcontextprotocol/sdk/types.js'
+import type {
+  JSONRPCMessage,
+  ListPromptsResult,
+  ListResourcesResult,
+  ListToolsResult,
+  LoggingLevel,
+  Prompt,
+  Resource,
+  Tool,
+} from '@modelcontextprotocol/sdk/types.js'
 import type { ZodRawShapeCompat } from '@modelcontextprotocol/sdk/server/zod-compat.js'
 import { CallproofError } from '@callproof/core'
 import type { Caller } from '@callproof/core'
-import { authInfoFor, listingFor, registrationsOf } from '../tools.js'
+import {
+  authInfoFor,
+  isVisible,
+  listingFor,
+  registrationsOf,
+  resolveResource,
+  visibleTo,
+  POLICY_META_KEY,
+} from '../tools.js'
 import type { ToolRegistry } from '../tools.js'
 import type { McpExecution, McpSeam } from './seam.js'
 
@@ -52,11 +113,22 @@ export interface SdkV1SeamOptions {
   readonly maxIdleServers?: number
 }
 
-/** What the `tools/list` handler of a shared server needs to know about this request. */
+/** What the handlers of a shared server need to know about this request. */
 interface ListingRequest {
   readonly caller: Caller
   readonly now: number
+  /**
+   * The caller's own session (subject, client, key and session id): where its logging level,
+   * subscriptions and standalone stream live; `undefined` outside any session.
+   */
+  readonly sessionKey: string | undefined
+  /** When the token of this request stops being accepted (ms): its subscriptions end then. */
+  readonly acceptedUntil: number
 }
+
+/** Logging levels kept (one per caller session that set one); the oldest is forgotten first. */
+const MAX_LEVELS = 10_000
+const LEVELS = LoggingLevelSchema.options
 
 /**
  * One JSON Schema validator for every server: the SDK's `Server` constructor otherwise builds a
@@ -81,31 +153,204 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   const registrations = registrationsOf(tools)
   // Keyed by the very `authInfo` object the transport passes to the handler's `extra`.
   const listings = new WeakMap<AuthInfo, ListingRequest>()
+  const serverRequests = new ServerRequests()
+  // The transports of requests still running, by caller, session and JSON-RPC id (rule 7).
+  const running = new Map<string, WebStandardStreamableHTTPServerTransport>()
+  const streams = new Streams()
+  const subscriptions = new Subscriptions()
+  registrations.updates.add((uri) => {
+    for (const sessionKey of subscriptions.of(uri, Date.now())) {
+      streams.send(sessionKey, {
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri },
+      })
+    }
+  })
+  // The logging level of each caller session that set one (rule 4).
+  const levels = new Map<string, LoggingLevel>()
   let idle: McpServer[] = []
   let builtFor = -1
   let descriptors: Promise<ReadonlyMap<string, Tool>> | undefined
+  let promptDescriptors: Promise<ReadonlyMap<string, Prompt>> | undefined
 
-  /** A server with every registered tool, whose `tools/list` answers for the request's caller. */
+  /** The listing of this request (only callproof's pipeline hands requests to these servers). */
+  function listingOf(extra: { authInfo?: AuthInfo | undefined }): ListingRequest {
+    const listing = extra.authInfo !== undefined ? listings.get(extra.authInfo) : undefined
+    if (listing === undefined) throw new Error('a request without a verified caller')
+    return listing
+  }
+
+  /**
+   * A server with every registered primitive, whose listings, reads and logging level answer
+   * for the request's caller.
+   */
   function build(): McpServer {
+    const server = bareServer(true)
+    const { resources, templates, prompts } = registrations
+    server.server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) =>
+      listFor(listingOf(extra)),
+    )
+    if (prompts.size > 0) {
+      server.server.setRequestHandler(ListPromptsRequestSchema, async (_request, extra) =>
+        listPromptsFor(listingOf(extra)),
+      )
+    }
+    if (resources.size > 0 || templates.size > 0) {
+      server.server.setRequestHandler(ListResourcesRequestSchema, async (_request, extra) =>
+        listResourcesFor(listingOf(extra), extra),
+      )
+      server.server.setRequestHandler(ListResourceTemplatesRequestSchema, async (_r, extra) => {
+        const listing = listingOf(extra)
+        return {
+          resourceTemplates: visibleTo(tools, templates.values(), (t) => t.name, listing.caller, {
+            resource,
+            now: listing.now,
+          }).map(({ entry, meta }) => ({
+            name: entry.name,
+            uriTemplate: entry.template.toString(),
+            ...metadataOf(entry.config),
+            _meta: meta,
+          })),
+        }
+      })
+      server.server.registerCapabilities({ resources: { subscribe: true, listChanged: true } })
+      // Decided by the URI's policy in the pipeline, like a read; kept for this caller's own
+      // session, whose standalone stream alone hears of updates.
+      server.server.setRequestHandler(SubscribeRequestSchema, async (request, extra) => {
+        const { sessionKey, acceptedUntil } = listingOf(extra)
+        if (sessionKey === undefined) {
+          throw new McpError(ErrorCode.InvalidRequest, 'resources/subscribe needs a session')
+        }
+        subscriptions.add(new URL(request.params.uri).href, sessionKey, acceptedUntil)
+        return {}
+      })
+      server.server.setRequestHandler(UnsubscribeRequestSchema, async (request, extra) => {
+        const { sessionKey } = listingOf(extra)
+        if (sessionKey !== undefined) {
+          subscriptions.remove(new URL(request.params.uri).href, sessionKey)
+        }
+        return {}
+      })
+      server.server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
+        listingOf(extra)
+        // The very lookup the pipeline decided with: the policy checked is this resource's.
+        const found = resolveResource(tools, request.params.uri)
+        if (found === undefined) {
+          throw new McpError(ErrorCode.InvalidParams, 'Resource not found')
+        }
+        const uri = new URL(request.params.uri)
+        return 'variables' in found
+          ? found.entry.read(uri, found.variables, extra)
+          : found.entry.read(uri, extra)
+      })
+    }
+    if (registrations.options.logging === true) {
+      server.server.setRequestHandler(SetLevelRequestSchema, async (request, extra) => {
+        const { sessionKey } = listingOf(extra)
+        if (sessionKey !== undefined) {
+          levels.delete(sessionKey)
+          levels.set(sessionKey, request.params.level)
+          if (levels.size > MAX_LEVELS) levels.delete(levels.keys().next().value!)
+        }
+        return {}
+      })
+    }
+    return server
+  }
+
+  /**
+   * A server with every registration, as the SDK registers them (`withMeta`: with the tools'
+   * own `_meta`; the descriptors leave it out, the listing adds it with the policy).
+   */
+  function bareServer(withMeta: boolean): McpServer {
     const server = new McpServer(registrations.info, {
-      capabilities: { tools: {} },
+      capabilities: {
+        tools: {},
+        ...(registrations.options.logging === true ? { logging: {} } : {}),
+      },
       jsonSchemaValidator: validator,
     })
     for (const { name, config, callback } of registrations.entries.values()) {
-      const { policy: _policy, ...sdkConfig } = config
+      const { policy: _policy, _meta, ...sdkConfig } = config
       server.registerTool(
         name,
-        sdkConfig as Parameters<McpServer['registerTool']>[1],
+        (withMeta && _meta !== undefined ? { ...sdkConfig, _meta } : sdkConfig) as Parameters<
+          McpServer['registerTool']
+        >[1],
         callback as ToolCallback<ZodRawShapeCompat>,
       )
     }
-    server.server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
-      const listing = extra.authInfo !== undefined ? listings.get(extra.authInfo) : undefined
-      // Only callproof's pipeline hands requests to this server, always with a listing.
-      if (listing === undefined) throw new Error('tools/list without a verified caller')
-      return listFor(listing)
-    })
+    for (const { name, uri, config, read } of registrations.resources.values()) {
+      server.registerResource(name, uri, metadataOf(config), read)
+    }
+    for (const { name, template, config, read } of registrations.templates.values()) {
+      const sdkTemplate = new ResourceTemplate(template.toString(), {
+        list: config.list,
+        ...(config.complete !== undefined ? { complete: config.complete } : {}),
+      })
+      server.registerResource(name, sdkTemplate, metadataOf(config), read)
+    }
+    for (const { name, config, callback } of registrations.prompts.values()) {
+      const { policy: _policy, ...sdkConfig } = config
+      server.registerPrompt(
+        name,
+        sdkConfig as Parameters<McpServer['registerPrompt']>[1],
+        callback as PromptCallback<ZodRawShapeCompat>,
+      )
+    }
     return server
+  }
+
+  async function listPromptsFor({ caller, now }: ListingRequest): Promise<ListPromptsResult> {
+    const described = await describedPrompts()
+    return {
+      prompts: visibleTo(tools, registrations.prompts.values(), (p) => p.name, caller, {
+        resource,
+        now,
+      }).map(({ entry, meta }) => ({ ...described.get(entry.name)!, _meta: meta })),
+    }
+  }
+
+  async function listResourcesFor(
+    listing: ListingRequest,
+    extra: Parameters<ListResourcesCallback>[0],
+  ): Promise<ListResourcesResult> {
+    const context = { resource, now: listing.now }
+    const listed: Resource[] = visibleTo(
+      tools,
+      registrations.resources.values(),
+      (r) => r.uri,
+      listing.caller,
+      context,
+    ).map(({ entry, meta }) => ({
+      uri: entry.uri,
+      name: entry.name,
+      ...metadataOf(entry.config),
+      _meta: meta,
+    }))
+    for (const template of registrations.templates.values()) {
+      if (template.config.list === undefined) continue
+      const result = await template.config.list(extra)
+      for (const item of result.resources) {
+        // Listed under the policy of what its URI resolves to: what a read would be decided by.
+        const policy = resolveResource(tools, item.uri)?.entry.config.policy
+        if (policy === undefined || !isVisible(tools, policy, listing.caller)) continue
+        const shown = visibleTo(
+          tools,
+          [{ config: { policy } }],
+          () => item.uri,
+          listing.caller,
+          context,
+        )
+        listed.push({
+          ...metadataOf(template.config),
+          ...item,
+          _meta: { ...item._meta, [POLICY_META_KEY]: shown[0]?.meta[POLICY_META_KEY] },
+        })
+      }
+    }
+    return { resources: listed }
   }
 
   async function listFor({ caller, now }: ListingRequest): Promise<ListToolsResult> {
@@ -124,38 +369,41 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
    */
   function describedTools(): Promise<ReadonlyMap<string, Tool>> {
     refreshIfRegistrationsChanged()
-    descriptors ??= (async () => {
-      const server = new McpServer(registrations.info, {
-        capabilities: { tools: {} },
-        jsonSchemaValidator: validator,
-      })
-      for (const { name, config, callback } of registrations.entries.values()) {
-        const { policy: _policy, _meta: _ignored, ...sdkConfig } = config
-        server.registerTool(
-          name,
-          sdkConfig as Parameters<McpServer['registerTool']>[1],
-          callback as ToolCallback<ZodRawShapeCompat>,
-        )
-      }
-      const transport = new WebStandardStreamableHTTPServerTransport({ enableJsonResponse: true })
-      await server.connect(transport)
-      const answer = await transport.handleRequest(
-        new Request(resource, {
-          method: 'POST',
-          headers: {
-            accept: 'application/json, text/event-stream',
-            'content-type': 'application/json',
-          },
-          body: '{}',
-        }),
-        { parsedBody: { jsonrpc: '2.0', id: 0, method: 'tools/list' } },
-      )
-      const { result } = (await answer.json()) as { result?: ListToolsResult }
-      await server.close()
-      if (result === undefined) throw new Error('the MCP SDK did not list the registered tools')
-      return new Map(result.tools.map((tool) => [tool.name, tool]))
-    })()
+    descriptors ??= askSdk<ListToolsResult>('tools/list').then(
+      (result) => new Map(result.tools.map((tool) => [tool.name, tool])),
+    )
     return descriptors
+  }
+
+  /** Every prompt as the SDK lists it (its arguments from the registered schema), likewise. */
+  function describedPrompts(): Promise<ReadonlyMap<string, Prompt>> {
+    refreshIfRegistrationsChanged()
+    promptDescriptors ??= askSdk<ListPromptsResult>('prompts/list').then(
+      (result) => new Map(result.prompts.map((prompt) => [prompt.name, prompt])),
+    )
+    return promptDescriptors
+  }
+
+  /** Asks a server with every registration, and no caller, one listing. */
+  async function askSdk<T>(method: string): Promise<T> {
+    const server = bareServer(false)
+    const transport = new WebStandardStreamableHTTPServerTransport({ enableJsonResponse: true })
+    await server.connect(transport)
+    const answer = await transport.handleRequest(
+      new Request(resource, {
+        method: 'POST',
+        headers: {
+          accept: 'application/json, text/event-stream',
+          'content-type': 'application/json',
+        },
+        body: '{}',
+      }),
+      { parsedBody: { jsonrpc: '2.0', id: 0, method } },
+    )
+    const { result } = (await answer.json()) as { result?: T }
+    await server.close()
+    if (result === undefined) throw new Error(`the MCP SDK did not answer ${method}`)
+    return result
   }
 
   function refreshIfRegistrationsChanged(): void {
@@ -163,6 +411,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     builtFor = registrations.version
     idle = []
     descriptors = undefined
+    promptDescriptors = undefined
   }
 
   function acquire(): McpServer {
@@ -190,9 +439,54 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
 
   return {
     refusal: transportRefusal,
+    endSession(caller, sessionId) {
+      const sessionKey = JSON.stringify([ownerOf(caller), sessionId])
+      streams.forget(sessionKey)
+      subscriptions.forget(sessionKey)
+      levels.delete(sessionKey)
+    },
+    openStream(caller, sessionId, lastEventId, acceptedUntil) {
+      return streams.open(JSON.stringify([ownerOf(caller), sessionId]), lastEventId, acceptedUntil)
+    },
+    admitAnswer(answer, caller, sessionId) {
+      return serverRequests.admits(answer, { owner: ownerOf(caller), sessionId })
+    },
     async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
+      if (isResponse(call.message)) {
+        // An answer to a request one of our servers sent: delivered to that server only, and
+        // only from the caller and session the request was sent to (rule 5); else nowhere.
+        serverRequests.deliver(call.message, {
+          owner: ownerOf(call.caller),
+          sessionId: request.headers.get('mcp-session-id'),
+        })
+        return new Response(null, { status: 202 })
+      }
+      const requestKey = JSON.stringify([
+        ownerOf(call.caller),
+        request.headers.get('mcp-session-id'),
+      ])
+      const cancelled = cancelledRequestOf(call.message)
+      if (cancelled !== undefined) {
+        // A cancellation reaches the caller's own request on the same session, and no other
+        // (rule 7); one for anything else goes nowhere, as MCP lets a receiver ignore it.
+        const key = JSON.stringify([requestKey, cancelled])
+        const target = running.get(key)
+        // Once: a cancelled request sends no answer, so it is forgotten here.
+        running.delete(key)
+        target?.onmessage?.(call.message as JSONRPCMessage)
+        return new Response(null, { status: 202 })
+      }
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
-      listings.set(authInfo, { caller: call.caller, now })
+      const sessionId = request.headers.get('mcp-session-id')
+      // The caller is part of the key: in stateless mode nobody checks whose session id it is.
+      const sessionKey =
+        sessionId === null ? undefined : JSON.stringify([ownerOf(call.caller), sessionId])
+      listings.set(authInfo, {
+        caller: call.caller,
+        now,
+        sessionKey,
+        acceptedUntil: call.acceptedUntil,
+      })
       const setup = registrations.options.setup
       const shared = jsonResponse && setup === undefined && !isInitialize(call.message)
       const version = registrations.version
@@ -201,11 +495,35 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       const transport = new WebStandardStreamableHTTPServerTransport({
         enableJsonResponse: jsonResponse,
       })
+      const level = sessionKey !== undefined ? levels.get(sessionKey) : undefined
+      const asker = { owner: ownerOf(call.caller), sessionId }
+      // While it runs, this request can be cancelled by its own caller on its own session.
+      const ownId = requestIdOf(call.message)
+      const runningKey = ownId === undefined ? undefined : JSON.stringify([requestKey, ownId])
+      if (runningKey !== undefined && running.size < MAX_RUNNING) running.set(runningKey, transport)
+      const done = () => {
+        if (runningKey !== undefined && running.get(runningKey) === transport) {
+          running.delete(runningKey)
+        }
+      }
+      const send = transport.send.bind(transport)
+      transport.send = (message, options) => {
+        if (level !== undefined && belowLevel(message, level)) return Promise.resolve()
+        if (!('method' in message) && 'id' in message && message.id === ownId) done()
+        return send(serverRequests.outgoing(message, asker, transport), options)
+      }
       await server.connect(transport)
+      const closed = transport.onclose
+      transport.onclose = () => {
+        serverRequests.forget(transport)
+        done()
+        closed?.()
+      }
       let response: Response
       try {
         response = await transport.handleRequest(request, { parsedBody: call.message, authInfo })
       } catch (error) {
+        done()
         // A server whose request failed half-way is not trusted with another request.
         await server.close().catch(() => undefined)
         throw error
@@ -216,6 +534,298 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       return response
     },
   }
+}
+
+/** A registration's SDK metadata: everything but callproof's policy and the template callbacks. */
+function metadataOf(config: object): Record<string, unknown> {
+  const {
+    policy: _policy,
+    list: _list,
+    complete: _complete,
+    ...metadata
+  } = config as Record<string, unknown>
+  return metadata
+}
+
+/** A log notification the caller's session asked not to receive. */
+function belowLevel(message: JSONRPCMessage, level: LoggingLevel): boolean {
+  if (!('method' in message) || message.method !== 'notifications/message') return false
+  const sent = (message.params as { level?: unknown } | undefined)?.level
+  const rank = LEVELS.indexOf(sent as LoggingLevel)
+  return rank !== -1 && rank < LEVELS.indexOf(level)
+}
+
+/** Who a server request was sent to. */
+interface Asker {
+  /** The caller's subject, client and key. */
+  readonly owner: string
+  readonly sessionId: string | null
+}
+
+/** Server requests awaiting their answer at most this long (then forgotten: the answer is 404). */
+const SERVER_REQUEST_TTL_MS = 10 * 60_000
+/** Server requests awaiting an answer, at most (the oldest is forgotten first). */
+const MAX_SERVER_REQUESTS = 10_000
+
+/**
+ * Requests our SDK servers sent to clients, under ids of our own, until they are answered
+ * (rule 5).
+ */
+class ServerRequests {
+  readonly #pending = new Map<
+    string,
+    {
+      readonly asker: Asker
+      readonly originalId: string | number
+      readonly transport: WebStandardStreamableHTTPServerTransport
+      readonly expiresAt: number
+    }
+  >()
+
+  /** `message` as it leaves: a request gets a fresh id, remembered with who it is sent to. */
+  outgoing(
+    message: JSONRPCMessage,
+    asker: Asker,
+    transport: WebStandardStreamableHTTPServerTransport,
+  ): JSONRPCMessage {
+    if (!('method' in message) || !('id' in message)) return message
+    const now = Date.now()
+    for (const [id, entry] of this.#pending) {
+      if (entry.expiresAt > now && this.#pending.size < MAX_SERVER_REQUESTS) break
+      this.#pending.delete(id)
+    }
+    const id = `callproof-${crypto.randomUUID()}`
+    this.#pending.set(id, {
+      asker,
+      originalId: message.id,
+      transport,
+      expiresAt: now + SERVER_REQUEST_TTL_MS,
+    })
+    return { ...message, id }
+  }
+
+  /** Whether `message` answers a request sent to `from` and not yet answered. */
+  admits(message: { id: string | number }, from: Asker): boolean {
+    return this.#entry(message, from) !== undefined
+  }
+
+  /** Delivers an answer to the server that asked; one that is not the asker's goes nowhere. */
+  deliver(message: { id: string | number }, from: Asker): void {
+    const entry = this.#entry(message, from)
+    if (entry === undefined) return
+    // Once: a second answer (a replay under a new proof) finds nothing.
+    this.#pending.delete(message.id as string)
+    entry.transport.onmessage?.({ ...message, id: entry.originalId } as JSONRPCMessage)
+  }
+
+  #entry(message: { id: string | number }, from: Asker) {
+    const id = message.id
+    const entry = typeof id === 'string' ? this.#pending.get(id) : undefined
+    if (
+      entry === undefined ||
+      entry.expiresAt <= Date.now() ||
+      entry.asker.owner !== from.owner ||
+      entry.asker.sessionId !== from.sessionId
+    ) {
+      return undefined
+    }
+    return entry
+  }
+
+  /** Forgets the requests of a transport that closed (their answers could go nowhere). */
+  forget(transport: WebStandardStreamableHTTPServerTransport): void {
+    for (const [id, entry] of this.#pending)
+      if (entry.transport === transport) this.#pending.delete(id)
+  }
+}
+
+/** Sessions with a stream or replayable events, at most (the oldest is forgotten first). */
+const MAX_STREAMS = 10_000
+/** Events kept per session for `Last-Event-ID` resumption. */
+const REPLAYED_EVENTS = 100
+
+/**
+ * The standalone SSE streams (rule 6): one per caller session, each event numbered, the last
+ * {@link REPLAYED_EVENTS} kept so that a GET with `Last-Event-ID` resumes after what the client
+ * saw. In this process's memory: with several instances, a session's stream and its replay live
+ * on the instance that serves its GET (docs/protocol.md §15.2).
+ */
+class Streams {
+  readonly #sessions = new Map<
+    string,
+    {
+      next: number
+      events: { id: number; data: string }[]
+      live?: ReadableStreamDefaultController<Uint8Array>
+      timer?: ReturnType<typeof setTimeout>
+    }
+  >()
+
+  readonly #encoder = new TextEncoder()
+
+  open(sessionKey: string, lastEventId: string | null, acceptedUntil: number): Response {
+    const session = this.#session(sessionKey)
+    // One stream per session: a new GET replaces the old one (a reconnecting client).
+    this.#end(session)
+    const after = lastEventId !== null && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : -1
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        session.live = controller
+        for (const event of session.events) {
+          if (event.id > after) controller.enqueue(this.#frame(event))
+        }
+        // A stream must not outlive the token that opened it: every request proves its caller.
+        session.timer = setTimeout(
+          () => this.#end(session),
+          Math.max(0, Math.min(acceptedUntil - Date.now(), 2 ** 31 - 1)),
+        )
+      },
+      cancel: () => {
+        if (session.live !== undefined) this.#end(session, false)
+      },
+    })
+    return new Response(body, {
+      status: 200,
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+    })
+  }
+
+  /** Closes the session's stream and drops its events. */
+  forget(sessionKey: string): void {
+    const session = this.#sessions.get(sessionKey)
+    if (session === undefined) return
+    this.#end(session)
+    this.#sessions.delete(sessionKey)
+  }
+
+  /** Sends `message` on the session's stream, or keeps it for the next GET to replay. */
+  send(sessionKey: string, message: JSONRPCMessage): void {
+    const session = this.#session(sessionKey)
+    const event = { id: session.next++, data: JSON.stringify(message) }
+    session.events.push(event)
+    if (session.events.length > REPLAYED_EVENTS) session.events.shift()
+    try {
+      session.live?.enqueue(this.#frame(event))
+    } catch {
+      this.#end(session, false)
+    }
+  }
+
+  #session(sessionKey: string) {
+    let session = this.#sessions.get(sessionKey)
+    if (session === undefined) {
+      session = { next: 0, events: [] }
+      this.#sessions.set(sessionKey, session)
+      if (this.#sessions.size > MAX_STREAMS) {
+        const [oldest, entry] = this.#sessions.entries().next().value!
+        this.#end(entry)
+        this.#sessions.delete(oldest)
+      }
+    }
+    return session
+  }
+
+  #end(
+    session: {
+      live?: ReadableStreamDefaultController<Uint8Array>
+      timer?: ReturnType<typeof setTimeout>
+    },
+    close = true,
+  ): void {
+    clearTimeout(session.timer)
+    const live = session.live
+    delete session.live
+    if (close) {
+      try {
+        live?.close()
+      } catch {
+        // Already closed by the client.
+      }
+    }
+  }
+
+  #frame(event: { id: number; data: string }): Uint8Array {
+    return this.#encoder.encode(`id: ${event.id}\nevent: message\ndata: ${event.data}\n\n`)
+  }
+}
+
+/** Subscriptions kept, at most (the oldest is forgotten first). */
+const MAX_SUBSCRIPTIONS = 100_000
+
+/** Who subscribed to which resource: caller sessions by URI, each until its token expires. */
+class Subscriptions {
+  readonly #byUri = new Map<string, Map<string, number>>()
+  #count = 0
+
+  add(uri: string, sessionKey: string, until: number): void {
+    let subscribers = this.#byUri.get(uri)
+    if (subscribers === undefined) {
+      subscribers = new Map()
+      this.#byUri.set(uri, subscribers)
+    }
+    if (!subscribers.has(sessionKey)) this.#count++
+    subscribers.set(sessionKey, until)
+    if (this.#count > MAX_SUBSCRIPTIONS) {
+      const [oldestUri, oldest] = this.#byUri.entries().next().value!
+      const [first] = oldest.keys()
+      this.remove(oldestUri, first!)
+    }
+  }
+
+  remove(uri: string, sessionKey: string): void {
+    const subscribers = this.#byUri.get(uri)
+    if (subscribers?.delete(sessionKey) === true) this.#count--
+    if (subscribers?.size === 0) this.#byUri.delete(uri)
+  }
+
+  /** Drops every subscription of a session. */
+  forget(sessionKey: string): void {
+    for (const [uri, subscribers] of [...this.#byUri]) {
+      if (subscribers.has(sessionKey)) this.remove(uri, sessionKey)
+    }
+  }
+
+  /** The sessions subscribed to `uri` now; expired subscriptions are dropped. */
+  of(uri: string, now: number): string[] {
+    const subscribers = this.#byUri.get(uri)
+    if (subscribers === undefined) return []
+    const live: string[] = []
+    for (const [sessionKey, until] of [...subscribers]) {
+      if (until > now) live.push(sessionKey)
+      else this.remove(uri, sessionKey)
+    }
+    return live
+  }
+}
+
+/** Requests tracked for cancellation at most (beyond it, a request cannot be cancelled). */
+const MAX_RUNNING = 10_000
+
+/** The id of a request (not a notification, not a response). */
+function requestIdOf(message: unknown): string | number | undefined {
+  const m = message as { method?: unknown; id?: unknown } | undefined
+  return typeof m?.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number')
+    ? m.id
+    : undefined
+}
+
+/** The request a `notifications/cancelled` names, if the message is one. */
+function cancelledRequestOf(message: unknown): string | number | undefined {
+  const m = message as { method?: unknown; id?: unknown; params?: { requestId?: unknown } }
+  if (m?.method !== 'notifications/cancelled' || 'id' in m) return undefined
+  const id = m.params?.requestId
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined
+}
+
+/** Subject, client and key: the caller a session and a server request belong to. */
+function ownerOf(caller: Caller): string {
+  return JSON.stringify([caller.sub, caller.clientId, caller.jkt])
+}
+
+/** A JSON-RPC response or error (bindingShape has checked the shape: an id and no method). */
+function isResponse(message: unknown): message is { id: string | number } {
+  const m = message as Record<string, unknown> | undefined
+  return m !== undefined && !('method' in m) && ('result' in m || 'error' in m)
 }
 
 /**

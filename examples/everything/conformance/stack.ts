@@ -1,0 +1,68 @@
+/**
+ * The stack the MCP conformance suite's server scenarios run against (scripts/
+ * conformance-server.mjs): the real development authorization server, examples/everything on
+ * callproof, and a signing forward proxy whose token comes from a headless sign-in as `alice` on
+ * the authorization server's real pages. Prints `proxy listening on <url>` when ready; stops on
+ * SIGTERM or SIGINT.
+ *
+ * @module
+ */
+import { createServer } from 'node:net'
+import { startDevAuthServer, devInteraction } from '@callproof/dev-auth-server'
+import { createCallproofFetch, systemBrowserInteraction } from '@callproof/client'
+import { EVERYTHING_SCOPES, startEverything } from '../src/index.js'
+import { startSigningProxy } from '../src/proxy.js'
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+/** The authorization server must know the resource URI (with its port) before the server listens. */
+async function startServers() {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const auth = await startDevAuthServer({
+      resources: [{ uri: `http://127.0.0.1:${port}/mcp`, scopes: [...EVERYTHING_SCOPES] }],
+      logger: { warn: () => {}, info: () => {} },
+    })
+    try {
+      return { auth, everything: await startEverything({ port, issuer: auth.issuer }) }
+    } catch (error) {
+      await auth.close()
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 3) throw error
+    }
+  }
+}
+
+const { auth, everything } = await startServers()
+const pages = devInteraction({ user: 'alice' })
+const interaction = systemBrowserInteraction({
+  open: async (href) => {
+    const callback = await pages.authorize(new URL(href), { reason: 'authorize' })
+    await (await fetch(callback)).body?.cancel()
+  },
+})
+const { fetch: signedFetch } = await createCallproofFetch(everything.url, {
+  interaction,
+  development: true,
+})
+const proxy = await startSigningProxy({ target: everything.url, fetch: signedFetch })
+process.stdout.write(
+  `proxy listening on ${proxy.url} (server ${everything.url}, issuer ${auth.issuer})\n`,
+)
+
+const stop = () => {
+  Promise.allSettled([proxy.close(), everything.close(), auth.close(), interaction.close()]).then(
+    () => process.exit(0),
+    () => process.exit(1),
+  )
+}
+process.once('SIGTERM', stop)
+process.once('SIGINT', stop)
