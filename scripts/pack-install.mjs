@@ -59,7 +59,8 @@ export function clip(text, max = 300) {
  */
 export function sectionBlocks(markdown, heading, lang) {
   const lines = markdown.split('\n')
-  const start = lines.findIndex((line) => line.trim() === heading)
+  // By its start: "## A server in 30 lines" may count other lines tomorrow.
+  const start = lines.findIndex((line) => line.trim().startsWith(heading))
   if (start < 0) throw new Error(`README has no section "${heading}"`)
   const level = heading.match(/^#+/)[0].length
   const blocks = []
@@ -78,9 +79,9 @@ export function sectionBlocks(markdown, heading, lang) {
 
 /** The section's text (prose and blocks) up to the next heading of the same or a higher level. */
 function sectionText(markdown, heading) {
-  const at = markdown.indexOf(`\n${heading}\n`)
+  const at = markdown.indexOf(`\n${heading}`)
   if (at < 0) throw new Error(`README has no section "${heading}"`)
-  const rest = markdown.slice(at + heading.length + 2)
+  const rest = markdown.slice(markdown.indexOf('\n', at + 1) + 1)
   const level = heading.match(/^#+/)[0].length
   const end = rest.search(new RegExp(`^#{1,${level}} `, 'm'))
   return end < 0 ? rest : rest.slice(0, end)
@@ -92,8 +93,8 @@ function sectionText(markdown, heading) {
  * `npm pkg set` settings.
  */
 export function readmeSetup(markdown) {
-  const server = sectionBlocks(markdown, '## A server in 20 lines', 'sh').join('\n')
-  const client = sectionText(markdown, '## A client in 10 lines')
+  const server = sectionBlocks(markdown, '## A server in', 'sh').join('\n')
+  const client = sectionText(markdown, '## A client in')
   const commands = [
     ...server.split('\n'),
     ...[...client.matchAll(/`(npm install [^`]+)`/g)].map((m) => m[1]),
@@ -450,11 +451,11 @@ async function inTemp(readme, temp) {
 
   // 4. The README's snippets as files, their ports swapped for free ones (the machine may run
   // something on 3000 or 4000); the dev command's flags come from the README too.
-  const [serverSource] = sectionBlocks(readme, '## A server in 20 lines', 'ts')
-  const [clientSource] = sectionBlocks(readme, '## A client in 10 lines', 'ts')
+  const [serverSource] = sectionBlocks(readme, '## A server in', 'ts')
+  const [clientSource] = sectionBlocks(readme, '## A client in', 'ts')
   const dev = readme
     .replace(/\s+/g, ' ')
-    .match(/npx callproof dev --resource (\S+) --scopes (\S+) --auth-port (\d+)/)
+    .match(/npx callproof dev --resource (\S+)\s+--scopes (\S+)\s+--auth-port (\d+)/)
   if (
     !check(
       'README has a server snippet, a client snippet and the dev command',
