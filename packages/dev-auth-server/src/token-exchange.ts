@@ -13,8 +13,8 @@
  *
  * @module
  */
-import Provider, { errors } from 'oidc-provider'
-import type { KoaContextWithOIDC, OidcToken } from 'oidc-provider'
+import { errors } from 'oidc-provider'
+import type { KoaContextWithOIDC, OidcToken, Provider } from 'oidc-provider'
 import validateDpop from 'oidc-provider/lib/helpers/validate_dpop.js'
 import { applyDpopBinding } from 'oidc-provider/lib/helpers/grant_common.js'
 import { importJWK, jwtVerify } from 'jose'
