@@ -11,6 +11,7 @@ describe('@callproof/server exports', () => {
   it('exports exactly the public names', () => {
     expect(Object.keys(server).sort()).toEqual([
       'DEFAULT_BODY_LIMIT',
+      'DownstreamCredentialError',
       'MemorySessionStore',
       'POLICY_META_KEY',
       'ToolRegistry',
@@ -19,6 +20,7 @@ describe('@callproof/server exports', () => {
       'callerOf',
       'checkOrigin',
       'createCallproof',
+      'createDownstreamCredentials',
       'createIntrospector',
       'createIssuerKeys',
       'createToolRegistry',
