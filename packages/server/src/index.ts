@@ -71,3 +71,11 @@ export type {
   DownstreamCredentialsOptions,
   DownstreamService,
 } from './downstream.js'
+export { MemoryGrantStore, createThirdPartyAuthorizations } from './grants.js'
+export type {
+  GrantStore,
+  ThirdPartyAuthorizations,
+  ThirdPartyAuthorizationsOptions,
+  ThirdPartyCredential,
+  ThirdPartyService,
+} from './grants.js'

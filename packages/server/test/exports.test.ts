@@ -12,6 +12,7 @@ describe('@callproof/server exports', () => {
     expect(Object.keys(server).sort()).toEqual([
       'DEFAULT_BODY_LIMIT',
       'DownstreamCredentialError',
+      'MemoryGrantStore',
       'MemorySessionStore',
       'POLICY_META_KEY',
       'ToolRegistry',
@@ -23,6 +24,7 @@ describe('@callproof/server exports', () => {
       'createDownstreamCredentials',
       'createIntrospector',
       'createIssuerKeys',
+      'createThirdPartyAuthorizations',
       'createToolRegistry',
       'defaultOriginPolicy',
       'discoverIssuer',
@@ -38,6 +40,6 @@ describe('@callproof/server exports', () => {
   })
 
   it('exports exactly the Redis stores from /redis', () => {
-    expect(Object.keys(redis).sort()).toEqual(['createRedisStores'])
+    expect(Object.keys(redis).sort()).toEqual(['createRedisGrantStore', 'createRedisStores'])
   })
 })
