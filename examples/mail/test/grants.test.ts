@@ -10,26 +10,41 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as oauth from 'oauth4webapi'
-import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
+import { createRemoteJWKSet, decodeJwt, exportJWK, jwtVerify } from 'jose'
 import { createClient } from 'redis'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import { ErrorCode, UrlElicitationRequiredError } from '@modelcontextprotocol/sdk/types.js'
 import {
   DEV_CLIENT_ID,
   DEV_REDIRECT_URI,
+  DevInteractionError,
   devInteraction,
   startDevAuthServer,
 } from '@callproof/dev-auth-server'
 import type { DevAuthServer } from '@callproof/dev-auth-server'
-import { MemoryGrantStore, createThirdPartyAuthorizations } from '@callproof/server'
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import { z } from 'zod'
+import { connect } from '@callproof/client'
+import {
+  MemoryGrantStore,
+  callerOf,
+  createCallproof,
+  createThirdPartyAuthorizations,
+  createToolRegistry,
+} from '@callproof/server'
 import type { GrantStore, ThirdPartyAuthorizations } from '@callproof/server'
 import { createRedisGrantStore } from '@callproof/server/redis'
 import { startRedisServer } from '../../../packages/server/test/support/redis-server.js'
 import type { TestRedisServer } from '../../../packages/server/test/support/redis-server.js'
 
-const MCP = 'http://127.0.0.1:3991/mcp'
+let MCP = ''
 const CALLBACK = 'http://127.0.0.1:3993/downstream/callback'
 const CALENDAR_CLIENT = 'drive-calendar'
+/** The MCP server's client at its own authorization server, to confirm who is in the browser. */
+const CONFIRM_CLIENT = 'calendar-mcp-confirm'
+let confirmKey: CryptoKeyPair
+const confirmUri = () => new URL('/downstream/confirm', MCP).href
 const CALENDAR_SECRET = 'calendar-client-secret-for-tests-only'
 const insecure = { [oauth.allowInsecureRequests]: true } as const
 const silent = { info() {}, warn() {}, error() {} }
@@ -41,11 +56,63 @@ let redis: TestRedisServer
 let redisClient: ReturnType<typeof createClient>
 const encryptionKey = crypto.getRandomValues(new Uint8Array(32))
 
+let mcpServer: ReturnType<typeof serve> | undefined
+/** The tool's grants, set by each test that calls through the MCP server. */
+let toolGrants: ThirdPartyAuthorizations | undefined
+
+/** A real callproof MCP server whose `next_event` tool uses the caller's calendar grant. */
+async function startMcpServer(): Promise<() => void> {
+  const tools = createToolRegistry({ name: 'calendar-mcp', version: '0.1.0' })
+  tools.register(
+    'next_event',
+    { inputSchema: { day: z.string().max(10) }, policy: { scopes: ['drive:read'] } },
+    async (_args, extra) => {
+      const calendar = await toolGrants!.of(extra).get('calendar')
+      const answer = await calendar.fetch(api.url)
+      return {
+        content: [{ type: 'text', text: `${callerOf(extra).sub}: ${answer.status}` }],
+      }
+    },
+  )
+  let app: Hono | undefined
+  const server = serve({
+    fetch: (request: Request) => app?.fetch(request) ?? new Response('starting', { status: 503 }),
+    port: 0,
+    hostname: '127.0.0.1',
+  })
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  mcpServer = server
+  MCP = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`
+  // The issuer's URL names its port, so the app is built once it runs.
+  return () => {
+    const callproof = createCallproof({ resource: MCP, issuers: mcpAs.issuer, tools })
+    app = new Hono()
+    // The caller confirmation is a page of this server, outside /mcp.
+    app.get('/downstream/confirm', (c) => toolGrants!.confirm(c.req.raw))
+    callproof.mount(app)
+  }
+}
+
 beforeAll(async () => {
+  // The MCP server listens first: the authorization server issues tokens for its resource URI.
+  const ready = await startMcpServer()
+  confirmKey = await oauth.generateKeyPair('ES256')
   mcpAs = await startDevAuthServer({
     resources: [{ uri: MCP, scopes: ['drive:read'] }],
+    clients: [
+      {
+        client_id: CONFIRM_CLIENT,
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: 'ES256',
+        jwks: { keys: [{ ...(await exportJWK(confirmKey.publicKey)), alg: 'ES256' }] },
+        redirect_uris: [confirmUri()],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+    ],
     logger: silent,
   })
+  ready()
   // The third-party API: records what it is sent, answers 200.
   const seen: IncomingHttpHeaders[] = []
   const server = createServer((req, res) => {
@@ -80,6 +147,11 @@ beforeAll(async () => {
   await redisClient.connect()
 })
 afterAll(async () => {
+  await new Promise<void>((resolve) => {
+    if (mcpServer === undefined) return resolve()
+    mcpServer.close(() => resolve())
+    if ('closeAllConnections' in mcpServer) mcpServer.closeAllConnections()
+  })
   await redisClient?.close().catch(() => undefined)
   await redis?.stop()
   await accounts?.close()
@@ -141,8 +213,23 @@ async function caller(user: string): Promise<{ authInfo: AuthInfo }> {
   }
 }
 
-function authorizations(store: GrantStore, key = encryptionKey): ThirdPartyAuthorizations {
+function authorizations(
+  store: GrantStore,
+  key = encryptionKey,
+  confirm = false,
+): ThirdPartyAuthorizations {
   return createThirdPartyAuthorizations({
+    ...(confirm
+      ? {
+          confirmCaller: {
+            issuer: mcpAs.issuer,
+            clientId: CONFIRM_CLIENT,
+            clientKey: confirmKey.privateKey,
+            redirectUri: confirmUri(),
+            resource: MCP,
+          },
+        }
+      : {}),
     services: {
       calendar: {
         issuer: accounts.issuer,
@@ -274,6 +361,69 @@ describe('third-party authorization through URL elicitation', () => {
     // Another key over the same store finds no grant and asks again.
     const otherKey = crypto.getRandomValues(new Uint8Array(32))
     await elicitation(authorizations(store, otherKey), alice)
+  })
+})
+
+describe('through a callproof MCP server and the MCP SDK client', () => {
+  it('answers an unauthorized caller with the URL elicitation (-32042), then runs as that caller', async () => {
+    toolGrants = authorizations(new MemoryGrantStore())
+    const client = await connect(MCP, {
+      interaction: devInteraction({ user: 'alice' }),
+      development: true,
+      clientInfo: { name: 'alice-agent', version: '0.1.0' },
+    })
+    try {
+      const refused = await client
+        .callTool({ name: 'next_event', arguments: { day: 'monday' } })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      expect(refused).toBeInstanceOf(UrlElicitationRequiredError)
+      const [asked] = (refused as UrlElicitationRequiredError).elicitations
+      expect(new URL(asked!.url).origin).toBe(accounts.issuer)
+      await toolGrants.callback(new Request(await authorizeAs('alice', asked!.url)))
+      const result = (await client.callTool({
+        name: 'next_event',
+        arguments: { day: 'monday' },
+      })) as {
+        content: { text: string }[]
+      }
+      expect(result.content[0]?.text).toBe('alice: 200')
+      expect(await lastCallSubject()).toBe('alice')
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('confirming that the person authorizing is the caller who was asked', () => {
+  it('stores the grant after the caller signs in as themselves', async () => {
+    toolGrants = authorizations(new MemoryGrantStore(), encryptionKey, true)
+    const alice = await caller('alice')
+    const { url } = await elicitation(toolGrants, alice)
+    expect(new URL(url).origin).toBe(mcpAs.issuer)
+    const callback = await authorizeAs('alice', url)
+    expect((await toolGrants.callback(new Request(callback))).status).toBe(200)
+    await (await toolGrants.of(alice).get('calendar')).fetch(api.url)
+    expect(await lastCallSubject()).toBe('alice')
+  })
+
+  it('refuses an elicitation URL that bob started and sent to alice: nobody gets alice’s account', async () => {
+    toolGrants = authorizations(new MemoryGrantStore(), encryptionKey, true)
+    const bob = await caller('bob')
+    const alice = await caller('alice')
+    const phishing = await elicitation(toolGrants, bob)
+    // alice opens it and signs in as herself: the confirmation refuses before her calendar
+    // account is ever asked.
+    const failure = await authorizeAs('alice', phishing.url).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(failure).toBeInstanceOf(DevInteractionError)
+    expect(String(failure)).toMatch(/unexpected answer 403 .*\/downstream\/confirm/)
+    await elicitation(toolGrants, bob)
+    await elicitation(toolGrants, alice)
   })
 })
 

@@ -105,6 +105,26 @@ export interface ThirdPartyAuthorizationsOptions {
   readonly pendingTtlSeconds?: number
   /** The key the services' tokens are bound to (DPoP). Default: a fresh P-256 key. */
   readonly dpopKey?: CryptoKeyPair
+  /**
+   * Confirm, before the user is sent to the service, that the person in the browser is the
+   * caller who was asked: they sign in at the callers' authorization server (OpenID Connect, this
+   * server as a private_key_jwt client) and must come back as the same issuer and subject.
+   * Without it, an elicitation URL that reaches someone else (forwarded, phished) stores *their*
+   * account under the asking caller — or, sent by an attacker to a victim, the victim's account
+   * under the attacker. Strongly recommended; see docs/guides/downstream.md.
+   */
+  readonly confirmCaller?: {
+    /** The callers' authorization server (the issuer of their MCP tokens). */
+    readonly issuer: string
+    /** This server's client id there. */
+    readonly clientId: string
+    /** Its private key (private_key_jwt). */
+    readonly clientKey: CryptoKey
+    /** This server's confirmation URL (registered redirect URI); mount {@link ThirdPartyAuthorizations.confirm} there. */
+    readonly redirectUri: string
+    /** A resource to name in the sign-in request, for servers that require one (RFC 8707). */
+    readonly resource?: string
+  }
 }
 
 /** A third-party credential for one caller. */
@@ -129,6 +149,11 @@ export interface ThirdPartyAuthorizations {
   }
   /** The callback (mount it at `callbackUrl`'s path, GET): completes an authorization. */
   callback(request: Request): Promise<Response>
+  /**
+   * The caller confirmation (mount it at `confirmCaller.redirectUri`'s path, GET): checks who
+   * signed in, then sends the browser on to the service. Answers 404 without `confirmCaller`.
+   */
+  confirm(request: Request): Promise<Response>
   /** Forgets the caller's grant for `service` (and revokes its refresh token where supported). */
   revoke(extra: { authInfo?: AuthInfo | undefined }, service: string): Promise<void>
 }
@@ -148,6 +173,8 @@ interface Pending {
   readonly who: string
   readonly service: string
   readonly verifier: string
+  /** Which redirect may complete it: the caller confirmation, or the service's callback. */
+  readonly step: 'confirm' | 'service'
 }
 
 function invalid(message: string): never {
@@ -155,6 +182,18 @@ function invalid(message: string): never {
 }
 
 const encoder = new TextEncoder()
+
+/** A small page for the user's browser: fixed text only, no script, nothing from the request. */
+function page(status: number, text: string): Response {
+  return new Response(`<!doctype html><meta charset="utf-8"><title>${text}</title><p>${text}</p>`, {
+    status,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-security-policy': "default-src 'none'",
+    },
+  })
+}
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url')
 
 async function sha256(text: string): Promise<string> {
@@ -223,6 +262,18 @@ export function createThirdPartyAuthorizations(
     services.set(name, { ...service, issuerUrl })
   }
   if (services.size === 0) invalid('services must name at least one service')
+  const confirmCaller = options.confirmCaller
+  const confirmIssuer =
+    confirmCaller === undefined
+      ? undefined
+      : assertSecureUrl(confirmCaller.issuer, 'confirmCaller.issuer')
+  const confirmRedirect =
+    confirmCaller === undefined
+      ? undefined
+      : assertSecureUrl(confirmCaller.redirectUri, 'confirmCaller.redirectUri')
+  if (confirmCaller !== undefined && !(confirmCaller.clientKey instanceof CryptoKey)) {
+    invalid('confirmCaller.clientKey must be a private CryptoKey')
+  }
   const grantTtl = options.grantTtlSeconds ?? 30 * 24 * 3600
   const pendingTtl = options.pendingTtlSeconds ?? 600
   const { store } = options
@@ -297,38 +348,93 @@ export function createThirdPartyAuthorizations(
   const insecureFor = (url: URL) =>
     url.protocol === 'http:' ? { [oauth.allowInsecureRequests]: true } : {}
 
-  async function elicit(
+  /** Stores a pending authorization under a fresh state; returns the state and PKCE challenge. */
+  async function pend(value: Pending): Promise<{ state: string; challenge: string }> {
+    const state = oauth.generateRandomState()
+    await store.set(
+      `pending:${await sha256(state)}`,
+      await seal(value, `pending:${state}`),
+      pendingTtl,
+    )
+    return { state, challenge: await oauth.calculatePKCECodeChallenge(value.verifier) }
+  }
+
+  /** The service's authorization URL for a pending authorization of `who`. */
+  async function serviceUrl(
     who: string,
     name: string,
     service: ThirdPartyService & { issuerUrl: URL },
-  ): Promise<never> {
+  ): Promise<URL> {
     const as = await metadata(service)
-    const verifier = oauth.generateRandomCodeVerifier()
-    const state = oauth.generateRandomState()
     // The state names the caller who was asked: the grant that comes back is stored for them.
-    await store.set(
-      `pending:${await sha256(state)}`,
-      await seal({ who, service: name, verifier }, `pending:${state}`),
-      pendingTtl,
-    )
+    const { state, challenge } = await pend({
+      who,
+      service: name,
+      verifier: oauth.generateRandomCodeVerifier(),
+      step: 'service',
+    })
     const url = new URL(as.authorization_endpoint!)
     url.searchParams.set('client_id', service.clientId)
     url.searchParams.set('redirect_uri', callbackUrl.href)
     url.searchParams.set('response_type', 'code')
     url.searchParams.set('scope', service.scopes.join(' '))
     url.searchParams.set('state', state)
-    url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier))
+    url.searchParams.set('code_challenge', challenge)
     url.searchParams.set('code_challenge_method', 'S256')
     // No dpop_jkt: the callback may reach another instance, with another key. The code is for a
     // confidential client and PKCE-bound; the access token is bound to the completing instance's
     // key, and another instance refreshes it under its own (refresh tokens of confidential
     // clients are not key-bound, RFC 9449 §5).
     if (service.resource !== undefined) url.searchParams.set('resource', service.resource)
+    return url
+  }
+
+  /** The sign-in URL that confirms the person in the browser is `who`. */
+  async function confirmUrl(who: string, name: string): Promise<URL> {
+    const as = await confirmServer()
+    const { state, challenge } = await pend({
+      who,
+      service: name,
+      verifier: oauth.generateRandomCodeVerifier(),
+      step: 'confirm',
+    })
+    const url = new URL(as.authorization_endpoint!)
+    url.searchParams.set('client_id', confirmCaller!.clientId)
+    url.searchParams.set('redirect_uri', confirmRedirect!.href)
+    url.searchParams.set('response_type', 'code')
+    url.searchParams.set('scope', 'openid')
+    url.searchParams.set('state', state)
+    url.searchParams.set('code_challenge', challenge)
+    url.searchParams.set('code_challenge_method', 'S256')
+    if (confirmCaller!.resource !== undefined) {
+      url.searchParams.set('resource', confirmCaller!.resource)
+    }
+    return url
+  }
+
+  let confirmMetadata: Promise<oauth.AuthorizationServer> | undefined
+  const confirmServer = () => {
+    confirmMetadata ??= oauth
+      .discoveryRequest(confirmIssuer!, { algorithm: 'oidc', ...insecureFor(confirmIssuer!) })
+      .then((response) => oauth.processDiscoveryResponse(confirmIssuer!, response))
+    confirmMetadata.catch(() => (confirmMetadata = undefined))
+    return confirmMetadata
+  }
+
+  async function elicit(
+    who: string,
+    name: string,
+    service: ThirdPartyService & { issuerUrl: URL },
+  ): Promise<never> {
+    const url =
+      confirmCaller === undefined
+        ? await serviceUrl(who, name, service)
+        : await confirmUrl(who, name)
     throw new UrlElicitationRequiredError(
       [
         {
           mode: 'url',
-          elicitationId: state,
+          elicitationId: url.searchParams.get('state')!,
           url: url.href,
           message: `Authorize ${service.description ?? name} for this server to use on your behalf.`,
         },
@@ -440,16 +546,60 @@ export function createThirdPartyAuthorizations(
       })
     },
 
-    async callback(request: Request): Promise<Response> {
-      const page = (status: number, text: string) =>
-        new Response(`<!doctype html><meta charset="utf-8"><title>${text}</title><p>${text}</p>`, {
-          status,
-          headers: {
-            'content-type': 'text/html; charset=utf-8',
-            'cache-control': 'no-store',
-            'content-security-policy': "default-src 'none'",
-          },
+    async confirm(request: Request): Promise<Response> {
+      if (confirmCaller === undefined) return page(404, 'Not found.')
+      const url = new URL(request.url)
+      const state = url.searchParams.get('state')
+      if (state === null || state.length > 256) {
+        return page(400, 'Unknown or expired authorization.')
+      }
+      const pending = await open<Pending>(
+        await store.take(`pending:${await sha256(state)}`),
+        `pending:${state}`,
+      )
+      if (pending === undefined || pending.step !== 'confirm') {
+        return page(400, 'Unknown or expired authorization.')
+      }
+      const service = services.get(pending.service)
+      if (service === undefined) return page(400, 'Unknown or expired authorization.')
+      let signedIn: { iss: string; sub: string }
+      try {
+        const as = await confirmServer()
+        const client: oauth.Client = { client_id: confirmCaller.clientId }
+        const params = oauth.validateAuthResponse(as, client, url, state)
+        const response = await oauth.authorizationCodeGrantRequest(
+          as,
+          client,
+          oauth.PrivateKeyJwt(confirmCaller.clientKey),
+          params,
+          confirmRedirect!.href,
+          pending.verifier,
+          { DPoP: oauth.DPoP(client, await keyPair()), ...insecureFor(confirmIssuer!) },
+        )
+        const result = await oauth.processAuthorizationCodeResponse(as, client, response, {
+          requireIdToken: true,
         })
+        const claims = oauth.getValidatedIdTokenClaims(result)!
+        signedIn = { iss: claims.iss, sub: claims.sub }
+      } catch {
+        return page(400, 'The sign-in did not complete. Try again from your agent.')
+      }
+      const [iss, sub] = JSON.parse(pending.who) as [string, string, string]
+      // The person in this browser must be the caller who was asked, at the same issuer.
+      if (signedIn.iss !== iss || signedIn.sub !== sub) {
+        return page(
+          403,
+          'This authorization was started by another account. Start it again from your own agent.',
+        )
+      }
+      const next = await serviceUrl(pending.who, pending.service, service)
+      return new Response(null, {
+        status: 303,
+        headers: { location: next.href, 'cache-control': 'no-store' },
+      })
+    },
+
+    async callback(request: Request): Promise<Response> {
       const url = new URL(request.url)
       const state = url.searchParams.get('state')
       if (state === null || state.length > 256)
@@ -459,7 +609,9 @@ export function createThirdPartyAuthorizations(
         await store.take(`pending:${await sha256(state)}`),
         `pending:${state}`,
       )
-      if (pending === undefined) return page(400, 'Unknown or expired authorization.')
+      if (pending === undefined || pending.step !== 'service') {
+        return page(400, 'Unknown or expired authorization.')
+      }
       const service = services.get(pending.service)
       if (service === undefined) return page(400, 'Unknown or expired authorization.')
       const as = await metadata(service)
