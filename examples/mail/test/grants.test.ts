@@ -229,7 +229,8 @@ function authorizations(
             resource: MCP,
           },
         }
-      : {}),
+      : // Deprecated on purpose (loud); the unconfirmed path is under test here.
+        { allowUnconfirmedCallers: true }),
     services: {
       calendar: {
         issuer: accounts.issuer,
@@ -398,6 +399,19 @@ describe('through a callproof MCP server and the MCP SDK client', () => {
 })
 
 describe('confirming that the person authorizing is the caller who was asked', () => {
+  it('is required unless switched off on purpose', () => {
+    expect(() =>
+      createThirdPartyAuthorizations({
+        services: {
+          calendar: { issuer: accounts.issuer, clientId: 'c', clientSecret: 's', scopes: ['x'] },
+        },
+        callbackUrl: CALLBACK,
+        store: new MemoryGrantStore(),
+        encryptionKey,
+      }),
+    ).toThrow(/confirmCaller is required/)
+  })
+
   it('stores the grant after the caller signs in as themselves', async () => {
     toolGrants = authorizations(new MemoryGrantStore(), encryptionKey, true)
     const alice = await caller('alice')

@@ -111,7 +111,7 @@ export interface ThirdPartyAuthorizationsOptions {
    * server as a private_key_jwt client) and must come back as the same issuer and subject.
    * Without it, an elicitation URL that reaches someone else (forwarded, phished) stores *their*
    * account under the asking caller — or, sent by an attacker to a victim, the victim's account
-   * under the attacker. Strongly recommended; see docs/guides/downstream.md.
+   * under the attacker. Required unless {@link ThirdPartyAuthorizationsOptions.allowUnconfirmedCallers}.
    */
   readonly confirmCaller?: {
     /** The callers' authorization server (the issuer of their MCP tokens). */
@@ -125,6 +125,15 @@ export interface ThirdPartyAuthorizationsOptions {
     /** A resource to name in the sign-in request, for servers that require one (RFC 8707). */
     readonly resource?: string
   }
+  /**
+   * Skip the caller confirmation: whoever completes an elicitation URL in a browser authorizes
+   * for the caller who was asked. Only for deployments that bind the browser to the caller some
+   * other way (or for tests).
+   *
+   * @deprecated Dangerous: a forwarded or phished elicitation URL stores the wrong person's
+   * account. Use `confirmCaller`.
+   */
+  readonly allowUnconfirmedCallers?: boolean
 }
 
 /** A third-party credential for one caller. */
@@ -271,6 +280,11 @@ export function createThirdPartyAuthorizations(
     confirmCaller === undefined
       ? undefined
       : assertSecureUrl(confirmCaller.redirectUri, 'confirmCaller.redirectUri')
+  if (confirmCaller === undefined && options.allowUnconfirmedCallers !== true) {
+    invalid(
+      'confirmCaller is required: without it a forwarded elicitation URL stores the wrong account (allowUnconfirmedCallers to skip it, knowingly)',
+    )
+  }
   if (confirmCaller !== undefined && !(confirmCaller.clientKey instanceof CryptoKey)) {
     invalid('confirmCaller.clientKey must be a private CryptoKey')
   }
