@@ -193,6 +193,8 @@ export async function startDrive(options: StartDriveOptions): Promise<RunningDri
         clientId: options.mail.clientId,
         clientKey: options.mail.clientKey,
         services: { mail: { resource: `${origin}/`, scopes: ['mail:send'] } },
+        // The drive's audit also records each mail credential handed out or refused.
+        ...(options.audit !== undefined ? { audit: options.audit } : {}),
       })
       mail = { url: origin, credentials }
     }

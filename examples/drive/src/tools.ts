@@ -150,6 +150,7 @@ export function driveTools(drives: Drives, options: DriveToolsOptions = {}): Too
         // Sending a file to someone is sharing it; the mail API is a downstream service, and
         // tools/list says so.
         policy: { scopes: ['drive:share'] },
+        downstream: ['mail'],
         _meta: { [DOWNSTREAM_META_KEY]: ['mail'] },
       },
       async ({ path, to }, extra) => {

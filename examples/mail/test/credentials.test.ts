@@ -18,7 +18,11 @@ import {
   startDevAuthServer,
 } from '@callproof/dev-auth-server'
 import type { DevAuthServer } from '@callproof/dev-auth-server'
-import { DownstreamCredentialError, createDownstreamCredentials } from '@callproof/server'
+import {
+  DownstreamCredentialError,
+  createDownstreamCredentials,
+  memorySink,
+} from '@callproof/server'
 import type { DownstreamCredentials } from '@callproof/server'
 import { startMail } from '../src/index.js'
 import type { RunningMail } from '../src/index.js'
@@ -249,6 +253,30 @@ describe('createDownstreamCredentials', () => {
       'no downstream service github is configured (known: mail)',
     )
     expect(() => downstream.of({})).toThrow(/no verified caller/)
+  })
+
+  it('records each credential handed out or refused, with the caller and never a token', async () => {
+    const audit = memorySink()
+    const downstream = createDownstreamCredentials({
+      issuer: as.issuer,
+      clientId: CLIENT,
+      clientKey: clientKey.privateKey,
+      services: { mail: { resource: mail.resource, scopes: ['mail:send'] } },
+      audit,
+    })
+    const alice = extraFor(await userToken(as, 'alice'))
+    await downstream.of(alice).get('mail')
+    await downstream.of(alice).get('mail')
+    await downstream
+      .of(alice)
+      .get('github')
+      .catch(() => undefined)
+    expect(audit.events.map((e) => [e.decision, e.reason, e.downstream, e.sub, e.method])).toEqual([
+      ['allowed', 'exchanged', 'mail', 'alice', 'downstream/credential'],
+      ['allowed', 'cached', 'mail', 'alice', 'downstream/credential'],
+      ['refused', 'ERR_DOWNSTREAM_UNKNOWN_SERVICE', 'github', 'alice', 'downstream/credential'],
+    ])
+    expect(JSON.stringify(audit.events)).not.toContain(alice.authInfo.token.split('.')[1]!)
   })
 
   it('checks its options when created', () => {

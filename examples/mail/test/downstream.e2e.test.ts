@@ -167,6 +167,11 @@ describe('email_file: every call reaches the mail API as its own caller', () => 
     const { tools } = await alice.client.listTools()
     const tool = tools.find((t) => t.name === 'email_file')
     expect(tool?._meta?.[DOWNSTREAM_META_KEY]).toEqual(['mail'])
+    // The registry publishes the declaration with the tool's requirements.
+    expect(tool?._meta?.['callproof/policy']).toMatchObject({
+      scopes: ['drive:share'],
+      downstream: ['mail'],
+    })
   })
 
   it('sends alice’s mail as alice and bob’s as bob, each with a token of their own', async () => {

@@ -41,6 +41,11 @@ export interface AuditEvent {
   readonly tokenId?: string
   /** The `jti` of a consumed one-time approval token. */
   readonly approvalId?: string
+  /**
+   * For a downstream credential (`createDownstreamCredentials`): the service it was for. `reason`
+   * is then `exchanged`, `cached` or the `DownstreamCredentialErrorCode` of a refusal.
+   */
+  readonly downstream?: string
 }
 
 /** Receives audit events. A sink that throws on an `allowed` event stops the call (no audit, no

@@ -20,6 +20,7 @@ import * as oauth from 'oauth4webapi'
 import { decodeJwt } from 'jose'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import { CallproofError, createProof } from '@callproof/core'
+import type { AuditSink } from './audit.js'
 import { assertSecureUrl, discoverIssuer } from './issuer.js'
 import { callerOf } from './tools.js'
 
@@ -62,6 +63,11 @@ export interface DownstreamCredentialsOptions {
   cacheSize?: number
   /** Timeout of each request to the authorization server, in milliseconds (default 5000). */
   timeoutMs?: number
+  /**
+   * Where to record each credential handed out or refused (`downstream` names the service, the
+   * caller is named as in every audit event; never a token).
+   */
+  audit?: AuditSink
 }
 
 /** Why a tool got no credential. */
@@ -457,30 +463,67 @@ export function createDownstreamCredentials(
       const authInfo = extra.authInfo!
       return Object.freeze({
         async get(service: string): Promise<DownstreamCredential> {
-          const target = services.get(service)
-          if (target === undefined || !Object.hasOwn(options.services, service)) {
-            throw new DownstreamCredentialError(
-              'ERR_DOWNSTREAM_UNKNOWN_SERVICE',
-              oneLine(service, 64),
-              `no downstream service ${oneLine(service, 64)} is configured (known: ${[...services.keys()].join(', ')})`,
-            )
+          try {
+            const { credential: found, reason } = await lookup(service)
+            await record(service, 'allowed', reason)
+            return found
+          } catch (error) {
+            if (error instanceof DownstreamCredentialError) {
+              await record(error.service, 'refused', error.code).catch(() => undefined)
+            }
+            throw error
           }
-          const who = await callerKey(authInfo, caller.sub, caller.clientId)
-          const key = JSON.stringify([who, service])
-          const hit = cache.get(key)
-          if (hit !== undefined && hit.expiresAt > Date.now())
-            return credential(service, target, hit)
-          if (hit !== undefined) cache.delete(key)
-          let pending = inFlight.get(key)
-          if (pending === undefined) {
-            pending = exchange(service, target, authInfo).finally(() => inFlight.delete(key))
-            inFlight.set(key, pending)
-          }
-          const fresh = await pending
-          remember(key, fresh)
-          return credential(service, target, fresh)
         },
       })
+
+      async function record(
+        service: string,
+        decision: 'allowed' | 'refused',
+        reason: string,
+      ): Promise<void> {
+        if (options.audit === undefined) return
+        await options.audit.write({
+          time: new Date().toISOString(),
+          requestId: crypto.randomUUID(),
+          decision,
+          reason,
+          httpMethod: 'POST',
+          method: 'downstream/credential',
+          downstream: service,
+          sub: caller.sub,
+          clientId: caller.clientId,
+          jkt: caller.jkt,
+          tokenId: caller.tokenId,
+        })
+      }
+
+      async function lookup(
+        service: string,
+      ): Promise<{ credential: DownstreamCredential; reason: 'cached' | 'exchanged' }> {
+        const target = services.get(service)
+        if (target === undefined || !Object.hasOwn(options.services, service)) {
+          throw new DownstreamCredentialError(
+            'ERR_DOWNSTREAM_UNKNOWN_SERVICE',
+            oneLine(service, 64),
+            `no downstream service ${oneLine(service, 64)} is configured (known: ${[...services.keys()].join(', ')})`,
+          )
+        }
+        const who = await callerKey(authInfo, caller.sub, caller.clientId)
+        const key = JSON.stringify([who, service])
+        const hit = cache.get(key)
+        if (hit !== undefined && hit.expiresAt > Date.now()) {
+          return { credential: credential(service, target, hit), reason: 'cached' }
+        }
+        if (hit !== undefined) cache.delete(key)
+        let pending = inFlight.get(key)
+        if (pending === undefined) {
+          pending = exchange(service, target, authInfo).finally(() => inFlight.delete(key))
+          inFlight.set(key, pending)
+        }
+        const fresh = await pending
+        remember(key, fresh)
+        return { credential: credential(service, target, fresh), reason: 'exchanged' }
+      }
     },
     async forget(extra: { authInfo?: AuthInfo | undefined }): Promise<void> {
       const caller = callerOf(extra)
