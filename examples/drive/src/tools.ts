@@ -174,7 +174,11 @@ export function driveTools(drives: Drives, options: DriveToolsOptions = {}): Too
           const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>
           if (response.status !== 201) {
             return failure(
-              `mail refused (${response.status}): ${String(answer['error_description'] ?? answer['error'] ?? '').slice(0, 200)}`,
+              `mail refused (${response.status}): ${String(
+                answer['error_description'] ?? answer['error'] ?? '',
+              )
+                .replace(/[^\x20-\x7E]/g, '?')
+                .slice(0, 200)}`,
             )
           }
           return text(JSON.stringify({ sent: path, to, from: answer['from'], id: answer['id'] }))

@@ -164,7 +164,9 @@ export function createMailApp(options: MailAppOptions): MailApp {
 
   const refuse = (c: Context, error: Refusal) => {
     refused.push({ status: error.status, reason: error.message })
-    const scheme = `DPoP error="${error.error}", error_description="${error.message.replace(/["\\]/g, "'")}"`
+    // Messages can quote token claims: printable ASCII only in a header, and bounded.
+    const description = error.message.replace(/[^\x20-\x7E]|["\\]/g, '?').slice(0, 200)
+    const scheme = `DPoP error="${error.error}", error_description="${description}"`
     return c.json({ error: error.error, error_description: error.message }, error.status, {
       'www-authenticate': scheme,
     })
