@@ -196,12 +196,12 @@ describe('createDownstreamCredentials', () => {
     expect(credential.expiresAt).toBeLessThanOrEqual(verifiedUntil * 1000)
   })
 
-  it('keys the cache by issuer too: another issuer’s “alice” does not get this alice’s credential', async () => {
+  it('keys the cache by issuer too: another issuer’s “alice” does not get this alice’s credential, and her token is not sent to this issuer', async () => {
     const downstream = credentials()
     const alice = extraFor(await userToken(as, 'alice'))
     await downstream.of(alice).get('mail')
-    // Same sub, same client id, another issuer: the exchange goes to the configured issuer, which
-    // refuses a token it did not sign; a cache keyed by sub and client alone would answer instead.
+    // Same sub, same client id, another issuer: refused, and the token is not sent to an issuer
+    // that did not issue it; a cache keyed by sub and client alone would answer instead.
     const impostor = extraFor(await userToken(otherAs, 'alice'))
     const refused = await downstream
       .of(impostor)
@@ -212,7 +212,9 @@ describe('createDownstreamCredentials', () => {
       )
     expect(refused).toBeInstanceOf(DownstreamCredentialError)
     expect((refused as DownstreamCredentialError).code).toBe('ERR_DOWNSTREAM_REFUSED')
-    expect((refused as Error).message).toMatch(/invalid_grant/)
+    expect((refused as Error).message).toBe(
+      `no mail credential for this caller: their token is from ${otherAs.issuer}, and mail is exchanged at ${as.issuer}`,
+    )
   })
 
   it('forgets a caller’s credentials on request', async () => {

@@ -214,6 +214,16 @@ function isUnder(url: URL, resource: URL): boolean {
   return url.pathname === resource.pathname || url.pathname.startsWith(base)
 }
 
+/** The `iss` of a (verified) JWT access token, or undefined for a token that is not a JWT. */
+function issuerOf(token: string): string | undefined {
+  try {
+    const { iss } = decodeJwt(token)
+    return typeof iss === 'string' ? iss : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * Who the caller is, as a cache key: the issuer that vouched for them, their subject and the
  * client they called through. The token was verified before the tool ran, so its `iss` is
@@ -221,13 +231,7 @@ function isUnder(url: URL, resource: URL): boolean {
  * nothing is shared between two callers whose issuer cannot be read.
  */
 async function callerKey(authInfo: AuthInfo, sub: string, clientId: string): Promise<string> {
-  let iss: string | undefined
-  try {
-    const claims = decodeJwt(authInfo.token)
-    if (typeof claims.iss === 'string') iss = claims.iss
-  } catch {
-    iss = undefined
-  }
+  let iss = issuerOf(authInfo.token)
   if (iss === undefined) {
     const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(authInfo.token))
     iss = `token:${Buffer.from(digest).toString('base64url')}`
@@ -326,8 +330,18 @@ export function createDownstreamCredentials(
         { cause },
       )
     }
+    // The caller's token goes only to the authorization server that issued it: a server that
+    // trusts several issuers must not hand one issuer's tokens to another. (An opaque token's
+    // issuer cannot be read here; it is sent to the configured issuer.)
+    const tokenIssuer = issuerOf(authInfo.token)
+    if (tokenIssuer !== undefined && tokenIssuer !== as.issuer) {
+      throw new DownstreamCredentialError(
+        'ERR_DOWNSTREAM_REFUSED',
+        service,
+        `no ${service} credential for this caller: their token is from ${oneLine(tokenIssuer)}, and ${service} is exchanged at ${as.issuer}`,
+      )
+    }
     const parameters = {
-      // The caller's token goes to the authorization server that issued it, and nowhere else.
       subject_token: authInfo.token,
       subject_token_type: ACCESS_TOKEN_TYPE,
       requested_token_type: ACCESS_TOKEN_TYPE,
