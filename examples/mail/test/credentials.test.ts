@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as oauth from 'oauth4webapi'
 import { decodeJwt, exportJWK } from 'jose'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
+import { createProof } from '@callproof/core'
 import {
   TOKEN_EXCHANGE_GRANT,
   DEV_CLIENT_ID,
@@ -51,7 +52,12 @@ function freePort(): Promise<number> {
 
 async function startAs(mailResource: string): Promise<DevAuthServer> {
   return startDevAuthServer({
-    resources: [{ uri: resource, scopes: ['notes:read'] }],
+    // The mail API is also a resource users may get tokens for directly: such a token (no `act`)
+    // must still be refused by the mail API, which accepts delegated tokens only.
+    resources: [
+      { uri: resource, scopes: ['notes:read'] },
+      { uri: mailResource, scopes: ['mail:send'] },
+    ],
     clients: [
       {
         client_id: CLIENT,
@@ -94,7 +100,14 @@ afterAll(async () => {
 })
 
 /** A user's access token for the MCP server, through the real login pages (PKCE, DPoP). */
-async function userToken(server: DevAuthServer, user: string): Promise<string> {
+async function userToken(
+  server: DevAuthServer,
+  user: string,
+  target: { resource: string; scope: string; keyPair?: CryptoKeyPair } = {
+    resource,
+    scope: 'notes:read',
+  },
+): Promise<string> {
   const url = new URL(server.issuer)
   const meta = await oauth.processDiscoveryResponse(
     url,
@@ -108,8 +121,8 @@ async function userToken(server: DevAuthServer, user: string): Promise<string> {
     client_id: DEV_CLIENT_ID,
     redirect_uri: DEV_REDIRECT_URI,
     response_type: 'code',
-    scope: 'notes:read',
-    resource,
+    scope: target.scope,
+    resource: target.resource,
     code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
     state,
@@ -118,7 +131,7 @@ async function userToken(server: DevAuthServer, user: string): Promise<string> {
   }
   const callback = await devInteraction({ user }).authorize(authorize, { reason: 'authorize' })
   const params = oauth.validateAuthResponse(meta, client, callback, state)
-  const dpop = oauth.DPoP(client, await oauth.generateKeyPair('ES256'))
+  const dpop = oauth.DPoP(client, target.keyPair ?? (await oauth.generateKeyPair('ES256')))
   const response = await oauth.authorizationCodeGrantRequest(
     meta,
     client,
@@ -279,6 +292,31 @@ describe('createDownstreamCredentials', () => {
       ['refused', 'ERR_DOWNSTREAM_UNKNOWN_SERVICE', 'github', 'alice', 'downstream/credential'],
     ])
     expect(JSON.stringify(audit.events)).not.toContain(alice.authInfo.token.split('.')[1]!)
+  })
+
+  it('is the only way to the mail API: a token the user got for it directly (no act) is refused', async () => {
+    const keyPair = await oauth.generateKeyPair('ES256')
+    const direct = await userToken(as, 'alice', {
+      resource: mail.resource,
+      scope: 'mail:send',
+      keyPair,
+    })
+    expect(decodeJwt(direct).aud).toBe(mail.resource)
+    const response = await fetch(`${mail.origin}/messages`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `DPoP ${direct}`,
+        dpop: await createProof(keyPair, {
+          htm: 'POST',
+          htu: `${mail.origin}/messages`,
+          accessToken: direct,
+        }),
+      },
+      body: JSON.stringify({ to: 'carol@example.com', subject: 's', text: 't' }),
+    })
+    expect(response.status).toBe(401)
+    expect(mail.refused().at(-1)?.reason).toBe('not a delegated token: it names no actor (act)')
   })
 
   it('checks its options when created', () => {
