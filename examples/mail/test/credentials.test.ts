@@ -29,6 +29,8 @@ import { startMail } from '../src/index.js'
 import type { RunningMail } from '../src/index.js'
 
 const CLIENT = 'notes-mcp'
+/** An MCP server the authorization server lets exchange, but that the mail API does not accept. */
+const STRANGER = 'stranger-mcp'
 const insecure = { [oauth.allowInsecureRequests]: true } as const
 const silent = { info() {}, warn() {}, error() {} }
 
@@ -58,20 +60,24 @@ async function startAs(mailResource: string): Promise<DevAuthServer> {
       { uri: resource, scopes: ['notes:read'] },
       { uri: mailResource, scopes: ['mail:send'] },
     ],
-    clients: [
-      {
-        client_id: CLIENT,
+    clients: await Promise.all(
+      [CLIENT, STRANGER].map(async (id) => ({
+        client_id: id,
         token_endpoint_auth_method: 'private_key_jwt',
         token_endpoint_auth_signing_alg: 'ES256',
         jwks: { keys: [{ ...(await exportJWK(clientKey.publicKey)), alg: 'ES256' }] },
         grant_types: [TOKEN_EXCHANGE_GRANT],
         response_types: [],
         redirect_uris: [],
-      },
-    ],
-    tokenExchange: [
-      { client: CLIENT, subject: resource, resource: mailResource, scopes: ['mail:send'] },
-    ],
+      })),
+    ),
+    // The authorization server lets STRANGER exchange too; the mail API does not accept it.
+    tokenExchange: [CLIENT, STRANGER].map((client) => ({
+      client,
+      subject: resource,
+      resource: mailResource,
+      scopes: ['mail:send'],
+    })),
     logger: silent,
   })
 }
@@ -317,6 +323,19 @@ describe('createDownstreamCredentials', () => {
     })
     expect(response.status).toBe(401)
     expect(mail.refused().at(-1)?.reason).toBe('not a delegated token: it names no actor (act)')
+  })
+
+  it('is refused by the mail API when its actor is not one the API accepts', async () => {
+    const stranger = createDownstreamCredentials({
+      issuer: as.issuer,
+      clientId: STRANGER,
+      clientKey: clientKey.privateKey,
+      services: { mail: { resource: mail.resource, scopes: ['mail:send'] } },
+    })
+    const credential = await stranger.of(extraFor(await userToken(as, 'alice'))).get('mail')
+    const response = await send(credential)
+    expect(response.status).toBe(403)
+    expect(mail.refused().at(-1)?.reason).toBe(`actor ${STRANGER} may not send on a user's behalf`)
   })
 
   it('checks its options when created', () => {
