@@ -14,16 +14,23 @@ import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
 import { createNonceSource } from '@callproof/core'
 import type { NonceSource, ReplayStore } from '@callproof/core'
-import { createCallproof, discoverIssuer } from '@callproof/server'
-import type { AuditSink, CallproofEnv, SessionStore } from '@callproof/server'
+import { createCallproof, createDownstreamCredentials, discoverIssuer } from '@callproof/server'
+import type {
+  AuditSink,
+  CallproofEnv,
+  DownstreamCredentials,
+  SessionStore,
+} from '@callproof/server'
 import { createRedisStores } from '@callproof/server/redis'
 import type { RedisStores } from '@callproof/server/redis'
 import { Drives } from './files.js'
 import { driveTools } from './tools.js'
+import type { DriveMail } from './tools.js'
 
 export { Drives, DrivePathError, SEED_FILES, checkPath } from './files.js'
 export type { FileEntry } from './files.js'
-export { MFA, driveTools } from './tools.js'
+export { DOWNSTREAM_META_KEY, MFA, driveTools } from './tools.js'
+export type { DriveMail, DriveToolsOptions } from './tools.js'
 
 /** Options of {@link createDriveApp}. */
 export interface DriveAppOptions {
@@ -46,6 +53,8 @@ export interface DriveAppOptions {
   stores?: { replay: ReplayStore; sessions: SessionStore }
   /** The drives (default a fresh in-memory set). */
   drives?: Drives
+  /** A mail API for `email_file` (without it the drive has no such tool). */
+  mail?: DriveMail
 }
 
 /**
@@ -79,7 +88,9 @@ export function createDriveApp(options: DriveAppOptions): Hono<CallproofEnv> {
   const callproof = createCallproof({
     resource: options.resource,
     issuers: options.issuer,
-    tools: driveTools(options.drives ?? new Drives({ seed: options.seed ?? true })),
+    tools: driveTools(options.drives ?? new Drives({ seed: options.seed ?? true }), {
+      ...(options.mail !== undefined ? { mail: options.mail } : {}),
+    }),
     allowedHosts: hosts,
     allowedOrigins: origins,
     resourceName: 'callproof drive',
@@ -117,6 +128,18 @@ export interface StartDriveOptions {
   audit?: AuditSink
   /** Seed every drive with the same files (default true). */
   seed?: boolean
+  /**
+   * The mail API `email_file` sends through, and how this drive authenticates to the
+   * authorization server to exchange its callers' tokens for mail credentials.
+   */
+  mail?: {
+    /** The mail API's origin; its resource identifier is `<url>/`. */
+    readonly url: string
+    /** This drive's client id at the issuer (private_key_jwt, token exchange allowed). */
+    readonly clientId: string
+    /** The private key of that client. */
+    readonly clientKey: CryptoKey
+  }
 }
 
 /** A running drive. */
@@ -170,7 +193,21 @@ export async function startDrive(options: StartDriveOptions): Promise<RunningDri
       // Fail at start, not on the first call, when Redis is unreachable or would evict keys.
       await redis.ready()
     }
+    let mail: DriveMail | undefined
+    if (options.mail !== undefined) {
+      const origin = new URL(options.mail.url).origin
+      const credentials: DownstreamCredentials = createDownstreamCredentials({
+        issuer: options.issuer,
+        clientId: options.mail.clientId,
+        clientKey: options.mail.clientKey,
+        services: { mail: { resource: `${origin}/`, scopes: ['mail:send'] } },
+        // The drive's audit also records each mail credential handed out or refused.
+        ...(options.audit !== undefined ? { audit: options.audit } : {}),
+      })
+      mail = { url: origin, credentials }
+    }
     app = createDriveApp({
+      ...(mail !== undefined ? { mail } : {}),
       issuer: options.issuer,
       resource,
       origin,

@@ -1,5 +1,9 @@
 /**
- * `npm run start -w @callproof/example-drive -- --port <port> --issuer <url> [--resource <uri>] [--redis <url>] [--nonce] [--audit <file>]`
+ * `npm run start -w @callproof/example-drive -- --port <port> --issuer <url> [--resource <uri>] [--redis <url>] [--nonce] [--audit <file>] [--mail <url> --mail-client <id> --mail-key <pem file>]`
+ *
+ * `--mail <url>` adds the `email_file` tool, which sends through the mail API at `<url>` as the
+ * caller of each call: the drive exchanges the caller's token (RFC 8693) for a mail credential,
+ * authenticating as client `--mail-client` with the PKCS #8 ES256 key in `--mail-key`.
  *
  * `--audit <file>` appends the JSON-lines audit event of every decision to `<file>` (the
  * server's `jsonLinesSink`), so that the drive's decisions can be read from outside
@@ -7,7 +11,9 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { importPKCS8 } from 'jose'
 import { jsonLinesSink } from '@callproof/server'
 import { startDrive } from './index.js'
 
@@ -24,6 +30,9 @@ let values: {
   nonce?: boolean
   host?: string
   audit?: string
+  mail?: string
+  'mail-client'?: string
+  'mail-key'?: string
 }
 try {
   ;({ values } = parseArgs({
@@ -35,6 +44,9 @@ try {
       redis: { type: 'string' },
       nonce: { type: 'boolean' },
       audit: { type: 'string' },
+      mail: { type: 'string' },
+      'mail-client': { type: 'string' },
+      'mail-key': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -56,6 +68,26 @@ for (const [name, value] of [
 
 if (values.audit === '') fail('--audit needs a file path')
 
+let mail: { url: string; clientId: string; clientKey: CryptoKey } | undefined
+if (values.mail !== undefined) {
+  if (!URL.canParse(values.mail)) fail(`--mail ${values.mail} is not an absolute URL`)
+  if (values['mail-client'] === undefined || values['mail-key'] === undefined) {
+    fail('--mail needs --mail-client <client id> and --mail-key <PKCS #8 PEM file>')
+  }
+  try {
+    const pem = readFileSync(values['mail-key'], 'utf8')
+    mail = {
+      url: values.mail,
+      clientId: values['mail-client'],
+      clientKey: (await importPKCS8(pem, 'ES256')) as CryptoKey,
+    }
+  } catch (error) {
+    fail(`--mail-key: ${error instanceof Error ? error.message : String(error)}`)
+  }
+} else if (values['mail-client'] !== undefined || values['mail-key'] !== undefined) {
+  fail('--mail-client and --mail-key need --mail <url>')
+}
+
 // Opened before the drive starts: a path that cannot be appended to stops it with one line.
 let audit: ReturnType<typeof jsonLinesSink> | undefined
 try {
@@ -73,6 +105,7 @@ try {
     ...(values.redis !== undefined ? { redis: values.redis } : {}),
     ...(values.nonce === true ? { nonce: true } : {}),
     ...(audit !== undefined ? { audit } : {}),
+    ...(mail !== undefined ? { mail } : {}),
   })
   process.stdout.write(
     `drive listening on ${drive.url} (resource ${drive.resource}, issuer ${values.issuer})${

@@ -5,8 +5,8 @@
  */
 import { z } from 'zod'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
-import { callerOf, createToolRegistry } from '@callproof/server'
-import type { ToolRegistry } from '@callproof/server'
+import { DownstreamCredentialError, callerOf, createToolRegistry } from '@callproof/server'
+import type { DownstreamCredentials, ToolRegistry } from '@callproof/server'
 import { DrivePathError } from './files.js'
 import type { Drives } from './files.js'
 
@@ -29,6 +29,23 @@ function guarded(body: () => CallToolResult): CallToolResult {
   }
 }
 
+/** The `_meta` key that lists the downstream services a tool calls on its caller's behalf. */
+export const DOWNSTREAM_META_KEY = 'callproof/downstream'
+
+/** The mail API the `email_file` tool sends through (see `@callproof/example-mail`). */
+export interface DriveMail {
+  /** The mail API's origin, e.g. `http://127.0.0.1:3100`; messages are posted to `/messages`. */
+  readonly url: string
+  /** Per-caller credentials with a `mail` service (token exchange for the caller of each call). */
+  readonly credentials: DownstreamCredentials
+}
+
+/** Options of {@link driveTools}. */
+export interface DriveToolsOptions {
+  /** With a mail API, the drive also has `email_file`. */
+  readonly mail?: DriveMail
+}
+
 /**
  * Builds the drive's tool registry over `drives`.
  *
@@ -38,7 +55,7 @@ function guarded(body: () => CallToolResult): CallToolResult {
  * createCallproof({ resource, issuers, tools })
  * ```
  */
-export function driveTools(drives: Drives): ToolRegistry {
+export function driveTools(drives: Drives, options: DriveToolsOptions = {}): ToolRegistry {
   const tools = createToolRegistry({ name: 'callproof-drive', version: '0.1.0' })
 
   tools.register(
@@ -120,6 +137,58 @@ export function driveTools(drives: Drives): ToolRegistry {
         return entry === undefined ? failure(`no such file: ${path}`) : text(JSON.stringify(entry))
       }),
   )
+
+  const mail = options.mail
+  if (mail !== undefined) {
+    const messages = new URL('/messages', mail.url)
+    tools.register(
+      'email_file',
+      {
+        description:
+          'Email a file from your drive. The mail goes out as you: the drive obtains a mail credential for you alone.',
+        inputSchema: { path: z.string(), to: z.string().min(1).max(256) },
+        // Sending a file to someone is sharing it; the mail API is a downstream service, and
+        // tools/list says so.
+        policy: { scopes: ['drive:share'] },
+        downstream: ['mail'],
+        _meta: { [DOWNSTREAM_META_KEY]: ['mail'] },
+      },
+      async ({ path, to }, extra) => {
+        const caller = callerOf(extra)
+        let content: string | undefined
+        try {
+          content = drives.read(caller.sub, path)
+        } catch (error) {
+          if (error instanceof DrivePathError) return failure(error.message)
+          throw error
+        }
+        if (content === undefined) return failure(`no such file: ${path}`)
+        try {
+          // For this call's caller, never for the process: bob's call can only ever send as bob.
+          const credential = await mail.credentials.of(extra).get('mail')
+          const response = await credential.fetch(messages, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ to, subject: path, text: content }),
+          })
+          const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>
+          if (response.status !== 201) {
+            return failure(
+              `mail refused (${response.status}): ${String(
+                answer['error_description'] ?? answer['error'] ?? '',
+              )
+                .replace(/[^\x20-\x7E]/g, '?')
+                .slice(0, 200)}`,
+            )
+          }
+          return text(JSON.stringify({ sent: path, to, from: answer['from'], id: answer['id'] }))
+        } catch (error) {
+          if (error instanceof DownstreamCredentialError) return failure(error.message)
+          throw error
+        }
+      },
+    )
+  }
 
   return tools
 }

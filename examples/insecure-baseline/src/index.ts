@@ -11,6 +11,11 @@
  *    file and deleting one need the same thing (nothing, once someone has logged in).
  * 3. **Bearer semantics.** Tokens are not bound to a key (DPoP headers are ignored), sessions are
  *    trusted as identity, captured requests can be sent again and their arguments changed.
+ * 4. **A process-wide downstream credential.** With a mail API configured, `email_file` sends
+ *    through one mail token, obtained once (for whoever called first) and kept in a variable:
+ *    every later caller's mail goes out with that first caller's authority. This is the state
+ *    real MCP servers keep (a GitHub, mail or calendar token), and it survives even a front door
+ *    that verifies every caller (see docs/guides/downstream.md for the per-caller way).
  *
  * It exists so that `callproof demo --insecure` can show the attacks succeeding. It listens on
  * loopback only and refuses any other address.
@@ -25,6 +30,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
 import { Hono } from 'hono'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
+import * as oauth from 'oauth4webapi'
 import type { JWTPayload } from 'jose'
 import { z } from 'zod'
 
@@ -43,6 +49,14 @@ export interface InsecureDriveOptions {
   readonly issuer: string
   /** Host to listen on: loopback only (`127.0.0.1` or `::1`). */
   readonly hostname?: '127.0.0.1' | '::1'
+  /** A mail API for `email_file`, reached with one process-wide token (MISTAKE 4). */
+  readonly mail?: {
+    /** The mail API's origin; its resource identifier is `<url>/`. */
+    readonly url: string
+    /** The client id this server exchanges tokens as (private_key_jwt). */
+    readonly clientId: string
+    readonly clientKey: CryptoKey
+  }
 }
 
 /** A running baseline server. */
@@ -99,6 +113,7 @@ export async function startInsecureDrive(options: InsecureDriveOptions): Promise
     return drive
   }
 
+  const mailer = options.mail === undefined ? undefined : processWideMailer(issuer, options.mail)
   const transports = new Map<string, WebStandardStreamableHTTPServerTransport>()
   const app = new Hono()
   let origin = ''
@@ -153,7 +168,7 @@ export async function startInsecureDrive(options: InsecureDriveOptions): Promise
       onsessioninitialized: (id) => void transports.set(id, transport),
       onsessionclosed: (id) => void transports.delete(id),
     })
-    const server = createDriveServer(() => authorization, driveOf)
+    const server = createDriveServer(() => authorization, driveOf, mailer)
     await server.connect(transport)
     return transport.handleRequest(c.req.raw, { parsedBody: body })
   })
@@ -203,6 +218,7 @@ function describe(token: string, payload: JWTPayload): Authorization {
 function createDriveServer(
   current: () => Authorization | undefined,
   driveOf: (sub: string) => Map<string, { content: string; sharedWith: string[] }>,
+  mailer: Mailer | undefined,
 ): McpServer {
   const server = new McpServer({ name: 'insecure-drive', version: '0.1.0' })
   const drive = () => {
@@ -266,7 +282,81 @@ function createDriveServer(
       return text(`shared ${path} with ${user}`)
     },
   )
+  if (mailer !== undefined) {
+    server.registerTool(
+      'email_file',
+      {
+        description: 'Email a file from the drive',
+        inputSchema: { path: z.string(), to: z.string() },
+      },
+      async ({ path, to }) => {
+        const auth = current()
+        if (auth === undefined) throw new Error('not connected')
+        const file = drive().get(path)
+        if (file === undefined) return failure(`no such file: ${path}`)
+        const sent = await mailer(auth.token, { to, subject: path, text: file.content })
+        return sent.ok ? text(JSON.stringify(sent.answer)) : failure(JSON.stringify(sent.answer))
+      },
+    )
+  }
   return server
+}
+
+type Mailer = (
+  firstToken: string,
+  message: { to: string; subject: string; text: string },
+) => Promise<{ ok: boolean; answer: unknown }>
+
+/**
+ * MISTAKE 4: the mail token is obtained once, with whichever caller's token comes first, and
+ * kept by the process. (The exchange itself is the proper RFC 8693 one; the mistake is only
+ * where its result is kept.)
+ */
+function processWideMailer(
+  issuer: string,
+  mail: NonNullable<InsecureDriveOptions['mail']>,
+): Mailer {
+  const origin = new URL(mail.url).origin
+  const client: oauth.Client = { client_id: mail.clientId }
+  const insecure = { [oauth.allowInsecureRequests]: true }
+  let connection: Promise<{ token: string; dpop: oauth.DPoPHandle }> | undefined
+  const connect = async (firstToken: string) => {
+    const url = new URL(issuer)
+    const as = await oauth.processDiscoveryResponse(
+      url,
+      await oauth.discoveryRequest(url, { algorithm: 'oidc', ...insecure }),
+    )
+    const dpop = oauth.DPoP(client, await oauth.generateKeyPair('ES256'))
+    const response = await oauth.genericTokenEndpointRequest(
+      as,
+      client,
+      oauth.PrivateKeyJwt(mail.clientKey),
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+      {
+        subject_token: firstToken,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        resource: `${origin}/`,
+        scope: 'mail:send',
+      },
+      { DPoP: dpop, ...insecure },
+    )
+    const result = await oauth.processGenericTokenEndpointResponse(as, client, response)
+    return { token: result.access_token, dpop }
+  }
+  return async (firstToken, message) => {
+    // "The mail account is connected": the first caller's mail token, for everyone after.
+    connection ??= connect(firstToken)
+    const { token, dpop } = await connection
+    const response = await oauth.protectedResourceRequest(
+      token,
+      'POST',
+      new URL('/messages', origin),
+      new Headers({ 'content-type': 'application/json' }),
+      JSON.stringify(message),
+      { DPoP: dpop, ...insecure },
+    )
+    return { ok: response.status === 201, answer: await response.json().catch(() => ({})) }
+  }
 }
 
 async function discoverJwksUri(issuer: string): Promise<string> {

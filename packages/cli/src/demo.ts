@@ -19,7 +19,7 @@ import type { Io } from './io.js'
 import { safeText } from './terminal.js'
 import { startStack } from './stack.js'
 import type { Stack } from './stack.js'
-import { ATTACKS, PLAN, expectedRefusal, outcomeOf } from './story.js'
+import { ATTACKS, DOWNSTREAM, PLAN, expectedRefusal, outcomeOf } from './story.js'
 import type { AttackPlan, AttackReport, Captured, DemoMode } from './story.js'
 import { AFTER, AGENT_METADATA, describeChallenge, recordingFetch } from './trace.js'
 import type { Exchange } from './trace.js'
@@ -31,7 +31,7 @@ export type { DemoMode } from './story.js'
 /** One row of the demo's table. */
 export interface DemoRow {
   readonly step: number
-  readonly actor: 'alice' | 'second agent'
+  readonly actor: 'alice' | 'bob' | 'second agent'
   readonly action: string
   readonly expected: string
   readonly actual: string
@@ -102,9 +102,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const rows: DemoRow[] = []
   const stack = await startStack({
     drive: options.against ?? (mode === 'baseline' ? 'baseline' : 'callproof'),
+    mail: true,
   })
   options.onStack?.(stack)
   let client: Client | undefined
+  let bobClient: Client | undefined
   try {
     say(
       mode === 'baseline'
@@ -123,6 +125,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     say(
       `  drive server          ${stack.url}  (${mode === 'baseline' ? 'insecure baseline' : 'callproof'})`,
     )
+    if (stack.mail !== undefined) {
+      say(`  mail API (downstream) ${stack.mail.origin}  (the drive's email_file sends through it)`)
+    }
     say('')
     say(style(io, 'bold', 'alice’s agent (this process, its own non-extractable key)'))
 
@@ -207,6 +212,62 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     )
 
     say('')
+    say(style(io, 'bold', 'downstream: the drive sends mail through another API, for its caller'))
+    const downstreamStep = async (
+      actor: 'alice' | 'bob',
+      action: string,
+      expected: string,
+      run: () => Promise<unknown>,
+      note?: string,
+    ): Promise<void> => {
+      const step = rows.length + 1
+      say(`  ${step}. ${actor} ${action}`)
+      const before = stack.mail?.sent().length ?? 0
+      let actual: string
+      let detail = ''
+      try {
+        const result = await run()
+        const sent = stack.mail?.sent().slice(before) ?? []
+        // The mail API's own record of whose authority the message went out with.
+        actual =
+          sent.length === 1
+            ? `mail sent as ${safeText(sent[0]!.from, { max: 40 })}`
+            : sent.length === 0
+              ? 'no mail sent'
+              : `${sent.length} mails sent`
+        detail = short(toolText(result))
+        if (sent.length === 1) detail = short(`via ${sent[0]!.actor}: ${detail}`)
+      } catch (error) {
+        actual = 'failed'
+        detail = short(error instanceof Error ? error.message : String(error), 100)
+      }
+      const ok = actual === expected
+      say(`     ${mark(io, ok)} ${actual}${detail === '' ? '' : style(io, 'dim', ` — ${detail}`)}`)
+      if (note !== undefined) say(`     ${style(io, 'yellow', `⚠ ${note}`)}`)
+      rows.push({ step, actor, action, expected, actual, ok, detail })
+    }
+    await downstreamStep('alice', DOWNSTREAM.alice.action, 'mail sent as alice', () =>
+      call('email_file', DOWNSTREAM.alice.args),
+    )
+    await downstreamStep(
+      'bob',
+      DOWNSTREAM.bob.action,
+      secure ? 'mail sent as bob' : 'mail sent as alice',
+      async () => {
+        bobClient = await connect(stack.url, {
+          interaction: stack.devInteraction({ user: 'bob' }),
+          development: true,
+          clientInfo: { name: 'bob-agent', version: '0.1.0' },
+          registration: { clientMetadata: AGENT_METADATA('bob’s agent (callproof demo)') },
+        })
+        return bobClient.callTool({ name: 'email_file', arguments: DOWNSTREAM.bob.args })
+      },
+      secure
+        ? undefined
+        : 'bob is signed in as himself, yet his mail went out with alice’s mail token: the baseline keeps one downstream token for every caller',
+    )
+
+    say('')
     say(
       style(
         io,
@@ -287,6 +348,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     }
   } finally {
     await client?.close().catch(() => undefined)
+    await bobClient?.close().catch(() => undefined)
     await stack.close()
   }
 }
@@ -435,7 +497,9 @@ Plays caller identity confusion and its defence on loopback, with a real authori
 server (oidc-provider), the drive server and the callproof client:
 
   alice's agent signs in, reads, writes, is stepped up to MFA to delete a file and
-  approves one share; then a second agent — another process with its own key and no
+  approves one share; alice and then bob, each signed in as themselves, email a file
+  through the mail API downstream of the drive (on callproof each mail goes out as its
+  own caller; the baseline sends bob's with alice's mail token); then a second agent — another process with its own key and no
   authorization of its own — tries to ride on alice's authorization: her token, her
   session, her captured proofs, altered arguments. Each attempt is refused, with the reason.
 

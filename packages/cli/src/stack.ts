@@ -6,13 +6,25 @@
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type * as DevAuthServerExports from '@callproof/dev-auth-server'
-import type { DevInteraction, DevInteractionOptions, DevResource } from '@callproof/dev-auth-server'
+import type {
+  ClientMetadata,
+  DevInteraction,
+  DevInteractionOptions,
+  DevResource,
+  TokenExchangeRule,
+} from '@callproof/dev-auth-server'
+import { exportJWK, generateKeyPair } from 'jose'
 import type { AuditSink } from '@callproof/server'
 import { startDrive } from '@callproof/example-drive'
+import { startMail } from '@callproof/example-mail'
+import type { SentMessage } from '@callproof/example-mail'
 import { CliError, stripAnsi } from './io.js'
 
 /** The scopes the drive's tools use. */
 export const DRIVE_SCOPES = ['drive:read', 'drive:write', 'drive:share'] as const
+
+/** The client id the drive authenticates as when it exchanges its callers' tokens for mail. */
+export const DRIVE_CLIENT_ID = 'callproof-drive'
 
 /** The exports of `@callproof/dev-auth-server`, loaded on demand. */
 export type DevAuthServerModule = typeof DevAuthServerExports
@@ -33,6 +45,19 @@ export interface StackOptions {
   readonly audit?: AuditSink
   /** Print oidc-provider's warnings (default: silent, the CLI prints its own lines). */
   readonly verbose?: boolean
+  /**
+   * Also start the mail API downstream of the drive, give the drive `email_file`, and let the
+   * authorization server exchange the drive's callers' tokens for mail tokens.
+   */
+  readonly mail?: boolean
+}
+
+/** The mail API of a stack started with `mail`. */
+export interface StackMail {
+  /** The mail API's origin. */
+  readonly origin: string
+  /** Every message it sent, oldest first, with whom it was sent for. */
+  sent(): readonly SentMessage[]
 }
 
 /** The running stack. */
@@ -46,6 +71,8 @@ export interface Stack {
   readonly resource: string
   /** For the baseline: who the process currently acts for. */
   readonly baseline?: InsecureDriveHandle
+  /** The mail API downstream of the drive, when started with `mail`. */
+  readonly mail?: StackMail
   /** The development server's headless sign-in, as a test user (see `devInteraction`). */
   devInteraction(options: DevInteractionOptions): DevInteraction
   /** The published test users and their development passwords. */
@@ -67,7 +94,11 @@ export interface InsecureDriveHandle {
 }
 
 interface BaselineModule {
-  startInsecureDrive(options: { issuer: string; port?: number }): Promise<InsecureDriveHandle>
+  startInsecureDrive(options: {
+    issuer: string
+    port?: number
+    mail?: { url: string; clientId: string; clientKey: CryptoKey }
+  }): Promise<InsecureDriveHandle>
 }
 
 /**
@@ -133,6 +164,10 @@ export interface AuthServerOptions {
   readonly authPort?: number
   /** Print oidc-provider's warnings (default: silent, the CLI prints its own lines). */
   readonly verbose?: boolean
+  /** Pre-registered clients (see `@callproof/dev-auth-server`). */
+  readonly clients?: readonly ClientMetadata[]
+  /** The token exchange policy (see `@callproof/dev-auth-server`). */
+  readonly tokenExchange?: readonly TokenExchangeRule[]
 }
 
 /** A running development authorization server, as `callproof dev --resource` starts it. */
@@ -172,6 +207,8 @@ export async function startAuthServer(options: AuthServerOptions): Promise<AuthS
     devAuth.startDevAuthServer({
       resources: options.resources,
       headless: true,
+      ...(options.clients === undefined ? {} : { clients: options.clients }),
+      ...(options.tokenExchange === undefined ? {} : { tokenExchange: options.tokenExchange }),
       ...(options.authPort === undefined ? {} : { port: options.authPort }),
       logger: options.verbose === true ? {} : { warn: () => undefined, info: () => undefined },
     })
@@ -219,19 +256,39 @@ async function startStackOn(drivePort: number, options: StackOptions): Promise<S
   }
   try {
     const resource = `http://127.0.0.1:${drivePort}/mcp`
+    const downstream = options.mail === true ? await mailSetup(resource) : undefined
     const auth = await startAuthServer({
       resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
+      ...(downstream === undefined
+        ? {}
+        : { clients: [downstream.client], tokenExchange: [downstream.rule] }),
       ...(options.authPort === undefined ? {} : { authPort: options.authPort }),
       ...(options.verbose === true ? { verbose: true } : {}),
     })
     closers.push(() => auth.close())
+    let mail: StackMail | undefined
+    let driveMail: { url: string; clientId: string; clientKey: CryptoKey } | undefined
+    if (downstream !== undefined) {
+      const running = await startMail({
+        issuer: auth.issuer,
+        actors: [DRIVE_CLIENT_ID],
+        port: downstream.port,
+      }).catch((cause: unknown) => {
+        throw portError('mail API', downstream.port, cause)
+      })
+      closers.push(() => running.close())
+      mail = { origin: running.origin, sent: running.sent }
+      driveMail = { url: running.origin, clientId: DRIVE_CLIENT_ID, clientKey: downstream.key }
+    }
     if (options.drive === 'baseline') {
       const { startInsecureDrive } = await loadBaseline()
-      const baseline = await startInsecureDrive({ issuer: auth.issuer, port: drivePort }).catch(
-        (cause: unknown) => {
-          throw portError('insecure baseline', drivePort, cause)
-        },
-      )
+      const baseline = await startInsecureDrive({
+        issuer: auth.issuer,
+        port: drivePort,
+        ...(driveMail === undefined ? {} : { mail: driveMail }),
+      }).catch((cause: unknown) => {
+        throw portError('insecure baseline', drivePort, cause)
+      })
       closers.push(() => baseline.close())
       return {
         kind: 'baseline',
@@ -239,6 +296,7 @@ async function startStackOn(drivePort: number, options: StackOptions): Promise<S
         url: baseline.url,
         resource,
         baseline,
+        ...(mail === undefined ? {} : { mail }),
         devInteraction: auth.devInteraction,
         users: auth.users,
         mfaCode: auth.mfaCode,
@@ -250,6 +308,7 @@ async function startStackOn(drivePort: number, options: StackOptions): Promise<S
       port: drivePort,
       ...(options.nonce === true ? { nonce: true } : {}),
       ...(options.audit === undefined ? {} : { audit: options.audit }),
+      ...(driveMail === undefined ? {} : { mail: driveMail }),
     }).catch((cause: unknown) => {
       throw portError('drive server', drivePort, cause)
     })
@@ -259,6 +318,7 @@ async function startStackOn(drivePort: number, options: StackOptions): Promise<S
       issuer: auth.issuer,
       url: drive.url,
       resource: drive.resource,
+      ...(mail === undefined ? {} : { mail }),
       devInteraction: auth.devInteraction,
       users: auth.users,
       mfaCode: auth.mfaCode,
@@ -267,6 +327,40 @@ async function startStackOn(drivePort: number, options: StackOptions): Promise<S
   } catch (error) {
     await close()
     throw error
+  }
+}
+
+/**
+ * What the authorization server must know before the mail API listens: its port, the drive's
+ * client (private_key_jwt with a key made now, in memory only) and the one exchange it allows.
+ */
+async function mailSetup(driveResource: string): Promise<{
+  port: number
+  key: CryptoKey
+  client: ClientMetadata
+  rule: TokenExchangeRule
+}> {
+  const port = await freePort()
+  const { privateKey, publicKey } = await generateKeyPair('ES256')
+  return {
+    port,
+    key: privateKey,
+    client: {
+      client_id: DRIVE_CLIENT_ID,
+      client_name: 'callproof drive (token exchange for the mail API)',
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256',
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), alg: 'ES256' }] },
+      grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'],
+      response_types: [],
+      redirect_uris: [],
+    },
+    rule: {
+      client: DRIVE_CLIENT_ID,
+      subject: driveResource,
+      resource: `http://127.0.0.1:${port}/`,
+      scopes: ['mail:send'],
+    },
   }
 }
 

@@ -136,3 +136,19 @@ export function expectedRefusal(attack: AttackSpec): string {
   const { status, challenge, code } = attack.refusal
   return `refused ${status}${challenge === '' ? ' (no error code)' : ` ${challenge}`} ${code}`
 }
+
+/**
+ * The downstream steps: alice, then bob (each signed in as themselves, fully authenticated)
+ * email a file through the mail API the drive calls on its caller's behalf. The mail API records
+ * whose authority each message went out with; every action names "downstream".
+ */
+export const DOWNSTREAM = {
+  alice: {
+    action: `emails ${PLAN.write.path} to carol through the mail API (downstream, as herself)`,
+    args: { path: PLAN.write.path, to: 'carol@example.com' },
+  },
+  bob: {
+    action: 'signs in as himself and emails README.md to carol (downstream mail API)',
+    args: { path: 'README.md', to: 'carol@example.com' },
+  },
+} as const

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { formatDemoTable, main, memoryIo, runDemo } from '../src/index.js'
 import type { DemoReport, Stack } from '../src/index.js'
-import { ATTACKS } from '../src/story.js'
+import { ATTACKS, DOWNSTREAM } from '../src/story.js'
 
 function processGone(pid: number): boolean {
   try {
@@ -40,7 +40,7 @@ describe('callproof demo: the whole story against callproof', () => {
       })
     }
     expect(report.ok).toBe(true)
-    expect(report.rows).toHaveLength(6 + ATTACKS.length)
+    expect(report.rows).toHaveLength(6 + Object.keys(DOWNSTREAM).length + ATTACKS.length)
     expect(report.durationMs).toBeLessThan(30_000)
   })
 
@@ -61,6 +61,14 @@ describe('callproof demo: the whole story against callproof', () => {
     for (const r of attacks) expect(r.detail).not.toBe('')
     expect(report.rows.at(-1)?.actual).toBe('intact')
     expect(lines.join('\n')).toContain('insufficient_user_authentication')
+  })
+
+  it('sends each downstream mail as its own caller: bob’s never with alice’s authority', () => {
+    const downstream = report.rows.filter((r) => r.action.includes('downstream'))
+    expect(downstream.map((r) => [r.actor, r.actual])).toEqual([
+      ['alice', 'mail sent as alice'],
+      ['bob', 'mail sent as bob'],
+    ])
   })
 
   it('ran the second agent as another process and left nothing behind', async () => {
@@ -87,6 +95,12 @@ describe('callproof demo --insecure: the same story against the baseline', () =>
     expect(report.rows.at(-1)?.actual).toBe(
       'damaged: README.md overwritten, reports/q3.csv deleted, notes/plan.md deleted',
     )
+    // The downstream flaw: bob, signed in as himself, sends with alice's mail token.
+    const downstream = report.rows.filter((r) => r.action.includes('downstream'))
+    expect(downstream.map((r) => [r.actor, r.actual])).toEqual([
+      ['alice', 'mail sent as alice'],
+      ['bob', 'mail sent as alice'],
+    ])
   })
 })
 
@@ -108,7 +122,7 @@ describe('callproof demo --json', () => {
     expect(code).toBe(0)
     const out = io.stdout.join('\n')
     expect(out).toContain('INSECURE BASELINE')
-    expect(out).toMatch(/12\/12 outcomes as expected/)
+    expect(out).toMatch(/14\/14 outcomes as expected/)
     // No colour codes when the Io says no colour (not a terminal, or NO_COLOR).
     expect(out).not.toContain('\u001b[')
   })
@@ -122,6 +136,7 @@ describe('callproof demo: a run whose outcomes differ from the expected ones', (
     const failed = report.rows.filter((r) => !r.ok)
     expect(failed.map((r) => r.actor)).toContain('second agent')
     expect(failed.find((r) => r.action.startsWith('deletes'))?.actual).toBe('allowed')
-    expect(formatDemoTable({ color: false }, report)).toMatch(/\d+ of 12 outcomes NOT as expected/)
+    expect(failed.find((r) => r.actor === 'bob')?.actual).toBe('mail sent as alice')
+    expect(formatDemoTable({ color: false }, report)).toMatch(/\d+ of 14 outcomes NOT as expected/)
   })
 })

@@ -19,7 +19,9 @@ export type {
   ClientMetadata,
   DevResource,
   DevLogger,
+  TokenExchangeRule,
 } from './server.js'
+export { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from './token-exchange.js'
 export { devInteraction, DevInteractionError } from './headless.js'
 export type { Interaction, DevInteraction, DevInteractionOptions, SeenPage } from './headless.js'
 export { ACR_PASSWORD, ACR_MFA, ACR_VALUES, DEV_MFA_CODE, DEV_USERS } from './users.js'

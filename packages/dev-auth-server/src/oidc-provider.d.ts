@@ -136,6 +136,15 @@ declare module 'oidc-provider' {
     InvalidAuthorizationDetails: ErrorConstructor
     InvalidGrant: ErrorConstructor
     InvalidRedirectUri: ErrorConstructor
+    InvalidScope: ErrorConstructor
+    UnauthorizedClient: ErrorConstructor
+  }
+
+  export interface OidcAccessToken extends Omit<OidcToken, 'resourceServer'> {
+    resourceServer: unknown
+    readonly expiration: number
+    readonly tokenType: string
+    save(): Promise<string>
   }
 
   export class Provider {
@@ -164,7 +173,46 @@ declare module 'oidc-provider' {
       find(id: string): Promise<OidcGrant | undefined>
     }
     RefreshToken: { find(value: string): Promise<(OidcToken & { consumed?: number }) | undefined> }
+    AccessToken: new (payload: {
+      accountId: string
+      client: OidcClient
+      gty: string
+      scope: string
+      expiresIn: number
+    }) => OidcAccessToken
+    registerGrantType(
+      name: string,
+      handler: (ctx: KoaContextWithOIDC) => Promise<void>,
+      params: string[],
+      dupes: string[],
+    ): void
   }
 
   export default Provider
+}
+
+// Internal helpers of oidc-provider 9 (the package has no exports map), used by the token
+// exchange grant so that its DPoP proofs are checked exactly like every other grant's.
+declare module 'oidc-provider/lib/helpers/validate_dpop.js' {
+  import type { KoaContextWithOIDC, Provider } from 'oidc-provider'
+  export interface DpopResult {
+    thumbprint: string
+    jti: string
+    iat: number
+  }
+  export default function validateDpop(
+    provider: Provider,
+    ctx: KoaContextWithOIDC,
+  ): Promise<DpopResult | undefined>
+}
+
+declare module 'oidc-provider/lib/helpers/grant_common.js' {
+  import type { KoaContextWithOIDC, OidcAccessToken, Provider } from 'oidc-provider'
+  import type { DpopResult } from 'oidc-provider/lib/helpers/validate_dpop.js'
+  export function applyDpopBinding(
+    provider: Provider,
+    ctx: KoaContextWithOIDC,
+    dPoP: DpopResult,
+    token: OidcAccessToken,
+  ): Promise<void>
 }

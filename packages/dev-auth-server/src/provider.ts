@@ -10,7 +10,8 @@ import {
   validateMcpToolCall,
 } from './authorization-details.js'
 import { ACR_VALUES, acrSatisfies, findUser, requiredAcr } from './users.js'
-import type { ClientMetadata, DevResource } from './types.js'
+import { exchangedClaims, registerTokenExchange } from './token-exchange.js'
+import type { ClientMetadata, DevResource, TokenExchangeRule } from './types.js'
 
 /** @internal the provider options that {@link createDevAuthServer} resolves. */
 export interface ProviderOptions {
@@ -21,6 +22,7 @@ export interface ProviderOptions {
   cookieKeys: string[]
   accessTokenTtl: number
   approvalTtl: number
+  tokenExchange: readonly TokenExchangeRule[]
   renderError: (ctx: KoaContextWithOIDC, out: Record<string, string>) => void
   /** Renders the sign-out question (around oidc-provider's form) and the signed-out page. */
   renderLogout: (ctx: KoaContextWithOIDC, form: string | undefined) => void
@@ -177,6 +179,8 @@ export function createProvider(options: ProviderOptions): Provider {
     },
     async extraTokenClaims(ctx: KoaContextWithOIDC | undefined, token: OidcToken) {
       if (token.kind !== 'AccessToken') return undefined
+      const exchanged = exchangedClaims(token)
+      if (exchanged !== undefined) return exchanged
       // The code (or the refresh token that descends from it) remembers how and when the user
       // signed in; resource servers need both to enforce acr and max_age per tool.
       const source = sourceOf(ctx)
@@ -318,6 +322,12 @@ export function createProvider(options: ProviderOptions): Provider {
 
   const provider = new Provider(options.issuer, configuration)
   provider.use(oauthStepUpParams)
+  registerTokenExchange(provider, {
+    issuer: options.issuer,
+    signingKey: options.signingKey,
+    rules: options.tokenExchange,
+    accessTokenTtl: options.accessTokenTtl,
+  })
   // oidc-provider keeps the precise reason of a refused token or registration request in
   // `error_detail` and answers with a generic description. A development server should say what
   // was wrong ("DPoP proof JWT not provided"), so the detail is appended.

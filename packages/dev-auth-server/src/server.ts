@@ -8,10 +8,11 @@ import { createInteractionHandler } from './interactions.js'
 import { pageHeaders, pageHtml } from './pages/layout.js'
 import { errorPage, loggedOutPage, logoutPage } from './pages/pages.js'
 import { createProvider } from './provider.js'
-import type { ClientMetadata, DevLogger, DevResource } from './types.js'
+import { validateExchangeRules } from './token-exchange.js'
+import type { ClientMetadata, DevLogger, DevResource, TokenExchangeRule } from './types.js'
 import { DEV_MFA_CODE, DEV_USERS } from './users.js'
 
-export type { ClientMetadata, DevResource, DevLogger }
+export type { ClientMetadata, DevResource, DevLogger, TokenExchangeRule }
 
 /** The pre-registered public client for the CLI and demos. */
 export const DEV_CLIENT_ID = 'callproof-dev-client'
@@ -35,6 +36,11 @@ export interface DevAuthServerOptions {
   approvalTtl?: number
   /** Where to log. Default: warnings and errors to the console, info dropped. */
   logger?: Partial<DevLogger>
+  /**
+   * The token exchange policy (RFC 8693): which MCP servers may exchange their callers' tokens
+   * for which downstream resources and scopes. Empty (default): every exchange is refused.
+   */
+  tokenExchange?: readonly TokenExchangeRule[]
 }
 
 /** Options of {@link startDevAuthServer}. */
@@ -158,6 +164,7 @@ export async function createDevAuthServer(
   const accessTokenTtl = positive(options.accessTokenTtl, 300, 'accessTokenTtl')
   const approvalTtl = positive(options.approvalTtl, 60, 'approvalTtl')
   const logger = resolveLogger(options.logger)
+  const tokenExchange = validateExchangeRules(options.tokenExchange, fail)
   const iss = issuerUrl.origin
 
   const clients: ClientMetadata[] = [
@@ -181,6 +188,7 @@ export async function createDevAuthServer(
     cookieKeys: [randomBytes(32).toString('base64url')],
     accessTokenTtl,
     approvalTtl,
+    tokenExchange,
     renderLogout(ctx, form) {
       for (const [name, value] of Object.entries(pageHeaders())) ctx.set(name, value)
       ctx.body =
@@ -274,6 +282,7 @@ export async function startDevAuthServer(
     )
   }
   validateResources(options.resources)
+  validateExchangeRules(options.tokenExchange, fail)
   const logger = resolveLogger(options.logger)
   // The issuer names the port, so the app can only be built once the socket listens.
   const ready: { handler?: DevAuthServerApp['handler'] } = {}

@@ -31,3 +31,25 @@ export interface DevLogger {
   warn(message: string): void
   error(message: string, error?: unknown): void
 }
+
+/**
+ * One permission of the token exchange policy (RFC 8693): the MCP server authenticating as
+ * `client` may exchange an access token issued *to* `subject` (its own resource URI) for a token
+ * for `resource`, with at most `scopes`. Anything not listed is refused.
+ *
+ * @example
+ * ```ts
+ * { client: 'drive-mcp', subject: 'http://127.0.0.1:3000/mcp', resource: 'http://127.0.0.1:3100/', scopes: ['mail:send'] }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc8693
+ */
+export interface TokenExchangeRule {
+  /** The client id the MCP server authenticates as (private_key_jwt). */
+  readonly client: string
+  /** The MCP server's resource URI: the subject token's `aud` must contain it. */
+  readonly subject: string
+  /** The downstream API (`resource` / `audience` of the request; `aud` of the issued token). */
+  readonly resource: string
+  /** The scopes that may be requested for `resource`. */
+  readonly scopes: readonly string[]
+}

@@ -54,6 +54,11 @@ export interface AuditEvent {
   readonly tokenId?: string
   /** The `jti` of a consumed one-time approval token. */
   readonly approvalId?: string
+  /**
+   * For a downstream credential (`createDownstreamCredentials`): the service it was for. `reason`
+   * is then `exchanged`, `cached` or the `DownstreamCredentialErrorCode` of a refusal.
+   */
+  readonly downstream?: string
 }
 
 /** The longest tool name or method an audit event holds as it was sent. */

@@ -66,3 +66,20 @@ export { createIntrospector } from './introspection.js'
 export type { IntrospectionOptions, Introspector } from './introspection.js'
 export { DEFAULT_BODY_LIMIT } from './body.js'
 export { adaptiveProofVerification, nodeProofVerification } from './signature.js'
+export { DownstreamCredentialError, createDownstreamCredentials } from './downstream.js'
+export type {
+  CallerCredentials,
+  DownstreamCredential,
+  DownstreamCredentialErrorCode,
+  DownstreamCredentials,
+  DownstreamCredentialsOptions,
+  DownstreamService,
+} from './downstream.js'
+export { MemoryGrantStore, createThirdPartyAuthorizations } from './grants.js'
+export type {
+  GrantStore,
+  ThirdPartyAuthorizations,
+  ThirdPartyAuthorizationsOptions,
+  ThirdPartyCredential,
+  ThirdPartyService,
+} from './grants.js'

@@ -44,6 +44,8 @@ export interface ListedPolicy {
   readonly acr?: readonly string[]
   readonly maxAge?: number
   readonly approval?: 'per-call'
+  /** The downstream services the tool calls on the caller's behalf (see {@link ToolConfig}). */
+  readonly downstream?: readonly string[]
   /** True when this caller, with its current token, would be asked to step up. */
   readonly stepUp: boolean
 }
@@ -61,6 +63,12 @@ export interface ToolConfig<
   _meta?: Record<string, unknown>
   /** Who may call the tool. Required: use `{ public: true }` to open a tool to every caller. */
   policy: ToolPolicy
+  /**
+   * The downstream services the tool calls on its caller's behalf (names of
+   * `createDownstreamCredentials` / `createThirdPartyAuthorizations` services), so that
+   * `tools/list` tells clients which other services a call reaches.
+   */
+  downstream?: readonly string[]
 }
 
 /**
@@ -243,6 +251,16 @@ export class ToolRegistry {
     }
     // Checked now, not on the first call: a typo in a policy must stop the server from starting.
     assertValidPolicy(name, config.policy)
+    if (
+      config.downstream !== undefined &&
+      (!Array.isArray(config.downstream) ||
+        config.downstream.some((d: unknown) => typeof d !== 'string' || d === '' || d.length > 64))
+    ) {
+      throw new CallproofError(
+        'ERR_INVALID_OPTIONS',
+        `tool ${name}: downstream must list service names (non-empty strings)`,
+      )
+    }
     this.#tools.set(name, { name, config: config as ToolEntry['config'], callback })
     this.#registrations.version++
     return this
@@ -464,7 +482,7 @@ export function listingFor(
       name,
       meta: {
         ...config._meta,
-        [POLICY_META_KEY]: listedPolicy(config.policy, caller, name, context),
+        [POLICY_META_KEY]: listedPolicy(config.policy, caller, name, context, config.downstream),
       },
     })
   }
@@ -476,6 +494,7 @@ function listedPolicy(
   caller: Caller,
   tool: string,
   context: ListingContext,
+  downstream?: readonly string[],
 ): ListedPolicy {
   // The digest only matters for approvals, which always require a step-up (one per call), so any
   // value gives the same answer here. isAllowedNow builds no error for a refusal.
@@ -492,6 +511,7 @@ function listedPolicy(
     ...(policy.acr !== undefined ? { acr: [...policy.acr] } : {}),
     ...(policy.maxAge !== undefined ? { maxAge: policy.maxAge } : {}),
     ...(policy.approval !== undefined ? { approval: policy.approval } : {}),
+    ...(downstream !== undefined ? { downstream: [...downstream] } : {}),
     stepUp: !allowed,
   }
 }

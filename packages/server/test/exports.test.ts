@@ -12,6 +12,8 @@ describe('@callproof/server exports', () => {
     expect(Object.keys(server).sort()).toEqual([
       'AUDIT_TEXT_MAX',
       'DEFAULT_BODY_LIMIT',
+      'DownstreamCredentialError',
+      'MemoryGrantStore',
       'MemorySessionStore',
       'POLICY_META_KEY',
       'ToolRegistry',
@@ -20,8 +22,10 @@ describe('@callproof/server exports', () => {
       'callerOf',
       'checkOrigin',
       'createCallproof',
+      'createDownstreamCredentials',
       'createIntrospector',
       'createIssuerKeys',
+      'createThirdPartyAuthorizations',
       'createToolRegistry',
       'defaultOriginPolicy',
       'discoverIssuer',
@@ -37,6 +41,6 @@ describe('@callproof/server exports', () => {
   })
 
   it('exports exactly the Redis stores from /redis', () => {
-    expect(Object.keys(redis).sort()).toEqual(['createRedisStores'])
+    expect(Object.keys(redis).sort()).toEqual(['createRedisGrantStore', 'createRedisStores'])
   })
 })

@@ -99,3 +99,31 @@ describe('isAllowedNow', () => {
     expect(allowedSome && refusedSome).toBe(true)
   })
 })
+
+describe('downstream declarations', () => {
+  const ok = () => ({ content: [{ type: 'text' as const, text: 'ok' }] })
+
+  it('publishes the downstream services a tool calls with its requirements', () => {
+    const tools = createToolRegistry({ name: 't', version: '0' })
+    tools.register('email', { policy: { scopes: ['drive:read'] }, downstream: ['mail'] }, ok)
+    const [listed] = listingFor(tools, caller, context)
+    expect(listed?.meta[POLICY_META_KEY]).toEqual({
+      scopes: ['drive:read'],
+      downstream: ['mail'],
+      stepUp: false,
+    })
+  })
+
+  it('refuses a declaration that is not a list of service names, at registration', () => {
+    const tools = createToolRegistry({ name: 't', version: '0' })
+    for (const downstream of ['mail', [''], [42], ['x'.repeat(65)]]) {
+      expect(() =>
+        tools.register(
+          'email',
+          { policy: { public: true }, downstream: downstream as unknown as string[] },
+          ok,
+        ),
+      ).toThrow(/downstream must list service names/)
+    }
+  })
+})

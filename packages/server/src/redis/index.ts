@@ -581,3 +581,6 @@ function unavailable(message: string, cause?: unknown): CallproofError {
 function invalid(message: string): CallproofError {
   return new CallproofError('ERR_INVALID_OPTIONS', message)
 }
+
+export { createRedisGrantStore } from './grants.js'
+export type { RedisGrantStoreOptions } from './grants.js'
