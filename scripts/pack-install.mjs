@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-/** The published packages: the cli depends on the two examples (the demo's servers). */
+/** The published packages: the cli depends on the three examples (the demo's servers). */
 export const PUBLISHED = [
   'packages/core',
   'packages/server',
@@ -32,6 +32,7 @@ export const PUBLISHED = [
   'packages/cli',
   'examples/drive',
   'examples/insecure-baseline',
+  'examples/mail',
 ]
 
 /** What no tarball may hold: tests, build state, configuration of this repository. */

@@ -11,7 +11,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 const read = (path) => readFileSync(join(root, path), 'utf8')
 const PUBLISHED = ['core', 'server', 'client', 'dev-auth-server', 'cli']
 // The demo's servers, which the cli depends on: published too, so that the cli installs alone.
-const EXAMPLES = ['drive', 'insecure-baseline']
+const EXAMPLES = ['drive', 'insecure-baseline', 'mail']
 
 describe('project files', () => {
   it('LICENSE is the Apache License 2.0 that every package.json names', () => {
