@@ -346,7 +346,11 @@ async function inTemp(readme, temp) {
     // reported just below
   }
   if (
-    !check('npm pack every published package', pack.code === 0 && packed.length === 7, pack.stderr)
+    !check(
+      'npm pack every published package',
+      pack.code === 0 && packed.length === PUBLISHED.length,
+      pack.stderr,
+    )
   ) {
     return
   }
