@@ -9,6 +9,7 @@ import * as barrel from '../src/index.js'
 describe('@callproof/dev-auth-server exports', () => {
   it('exports exactly the public names', () => {
     expect(Object.keys(barrel).sort()).toEqual([
+      'ACCESS_TOKEN_TYPE',
       'ACR_MFA',
       'ACR_PASSWORD',
       'ACR_VALUES',
@@ -18,6 +19,7 @@ describe('@callproof/dev-auth-server exports', () => {
       'DEV_USERS',
       'DevInteractionError',
       'MCP_TOOL_CALL',
+      'TOKEN_EXCHANGE_GRANT',
       'argumentsDigest',
       'createDevAuthServer',
       'devInteraction',
