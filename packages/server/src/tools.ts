@@ -44,6 +44,8 @@ export interface ListedPolicy {
   readonly acr?: readonly string[]
   readonly maxAge?: number
   readonly approval?: 'per-call'
+  /** `'optional'` when a proof without the `mcp` claim is accepted (absent: binding required). */
+  readonly binding?: 'optional'
   /** True when this caller, with its current token, would be asked to step up. */
   readonly stepUp: boolean
 }
@@ -382,6 +384,21 @@ export class ToolRegistry {
     return [...scopes].sort()
   }
 
+  /**
+   * True when some tool, resource, template or prompt declares `binding: 'optional'`: only then
+   * does the pipeline let a proof without an `mcp` claim past the verifier, to refuse it in the
+   * policy step (ERR_BINDING_REQUIRED) unless what it calls accepts it.
+   */
+  acceptsUnboundProofs(): boolean {
+    const entries = [
+      ...this.#tools.values(),
+      ...this.#resources.values(),
+      ...this.#templates.values(),
+      ...this.#prompts.values(),
+    ]
+    return entries.some((entry) => entry.config.policy.binding === 'optional')
+  }
+
   /** Names of the registered tools. */
   names(): string[] {
     return [...this.#tools.keys()]
@@ -492,6 +509,7 @@ function listedPolicy(
     ...(policy.acr !== undefined ? { acr: [...policy.acr] } : {}),
     ...(policy.maxAge !== undefined ? { maxAge: policy.maxAge } : {}),
     ...(policy.approval !== undefined ? { approval: policy.approval } : {}),
+    ...(policy.binding === 'optional' ? { binding: 'optional' as const } : {}),
     stepUp: !allowed,
   }
 }
