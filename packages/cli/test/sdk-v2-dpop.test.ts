@@ -12,7 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { z } from 'zod'
-import { Client, DpopSession, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import {
+  Client,
+  DpopSession,
+  StreamableHTTPClientTransport,
+  registerClient,
+  resolveClientMetadata,
+} from '@modelcontextprotocol/client'
 import type {
   OAuthClientMetadata,
   OAuthClientProvider,
@@ -168,5 +174,33 @@ describe('the MCP SDK v2 DPoP client, end to end', () => {
     } finally {
       await client.close()
     }
+  })
+})
+
+describe("the MCP SDK v2's dynamic client registration", () => {
+  it("registers MCP Inspector's metadata (scope, public client, /oauth/callback) as the SDK sends it", async () => {
+    const callback = 'http://localhost:6274/oauth/callback'
+    // What the SDK's auth() registers: its defaults (application_type from the redirect URIs).
+    const clientMetadata = resolveClientMetadata({
+      redirectUrl: callback,
+      clientMetadata: {
+        client_name: 'MCP Inspector',
+        redirect_uris: [callback, `${callback}/debug`],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+      },
+    })
+    const metadata = (await (
+      await fetch(`${auth.issuer}/.well-known/oauth-authorization-server`)
+    ).json()) as Parameters<typeof registerClient>[1]['metadata']
+    const registered = await registerClient(auth.issuer, {
+      ...(metadata !== undefined && { metadata }),
+      clientMetadata,
+      scope: 'notes:read',
+    })
+    expect(registered.client_id).toMatch(/\S/)
+    expect(registered.scope).toBe('notes:read')
+    expect(registered.redirect_uris).toEqual([callback, `${callback}/debug`])
   })
 })
