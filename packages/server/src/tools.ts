@@ -203,6 +203,7 @@ export class ToolRegistry {
   readonly #templates = new Map<string, TemplateEntry>()
   readonly #prompts = new Map<string, PromptEntry>()
   readonly #registrations: Registrations
+  #unbound = { version: -1, accepts: false }
 
   constructor(info: { name: string; version: string }, options: ToolRegistryOptions = {}) {
     if (typeof info.name !== 'string' || info.name === '') {
@@ -390,13 +391,21 @@ export class ToolRegistry {
    * policy step (ERR_BINDING_REQUIRED) unless what it calls accepts it.
    */
   acceptsUnboundProofs(): boolean {
-    const entries = [
-      ...this.#tools.values(),
-      ...this.#resources.values(),
-      ...this.#templates.values(),
-      ...this.#prompts.values(),
-    ]
-    return entries.some((entry) => entry.config.policy.binding === 'optional')
+    // Asked on every request: remembered per registration version, not recomputed each time.
+    const version = this.#registrations.version
+    if (this.#unbound.version !== version) {
+      const entries = [
+        ...this.#tools.values(),
+        ...this.#resources.values(),
+        ...this.#templates.values(),
+        ...this.#prompts.values(),
+      ]
+      this.#unbound = {
+        version,
+        accepts: entries.some((entry) => entry.config.policy.binding === 'optional'),
+      }
+    }
+    return this.#unbound.accepts
   }
 
   /** Names of the registered tools. */
