@@ -82,6 +82,8 @@ describe('insecure baseline (deliberately naive)', () => {
     const alice = await connect(drive.url, {
       interaction: devInteraction({ user: 'alice' }),
       development: true,
+      // The baseline's metadata offers no DPoP: callproof's client needs the opt-in to use it.
+      requireBoundTokens: false,
     })
     await alice.callTool({ name: 'list_files', arguments: {} })
     expect(drive.cachedSubject()).toBe('alice')

@@ -51,6 +51,7 @@ const REASONS: Record<string, string> = {
   ERR_BEARER_NOT_ALLOWED: 'token sent as Bearer (needs DPoP)',
   ERR_INVALID_PROOF: 'bad proof (or proof key ≠ token key)',
   ERR_BINDING_MISMATCH: 'proof bound to another call',
+  ERR_BINDING_REQUIRED: 'proof not bound to the call (the tool requires it)',
   ERR_REPLAY: 'replayed proof',
   ERR_USE_NONCE: 'nonce needed',
   ERR_INSUFFICIENT_SCOPE: 'scope step-up needed',

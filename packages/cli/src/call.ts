@@ -308,6 +308,8 @@ function explain(error: unknown, url: URL): unknown {
       ERR_UNSAFE_URL: 'only https servers (or http on loopback) are contacted',
       ERR_AUTHORIZATION_FAILED: 'the authorization server or the user said no',
       ERR_RESOURCE_MISMATCH: 'the server’s metadata names another resource: check the URL',
+      ERR_DPOP_NOT_OFFERED:
+        'callproof call uses DPoP-bound tokens only; @callproof/client opts in to unbound ones per server with requireBoundTokens: false',
     }
     const hint = hints[error.code]
     return new CliError(error.message, { ...(hint === undefined ? {} : { hint }), cause: error })

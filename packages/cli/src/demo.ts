@@ -189,6 +189,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         development: true,
         clientInfo: { name: 'alice-agent', version: '0.1.0' },
         registration: { clientMetadata: AGENT_METADATA('alice’s agent (callproof demo)') },
+        // The demo signs in to the baseline too, whose metadata says nothing of DPoP (the tokens
+        // stay DPoP-bound: only the early check is skipped).
+        requireDpopOffer: false,
       })
       return client.callTool({ name: 'list_files', arguments: {} })
     })

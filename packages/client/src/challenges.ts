@@ -95,6 +95,12 @@ export function readChallenge(response: Response): Challenge | undefined {
   }
 }
 
+/** Whether a refusal challenges with the `DPoP` scheme: the server then offers DPoP. */
+function dpopChallenge(response: Response): boolean {
+  const header = response.headers.get('www-authenticate') ?? ''
+  return parseWwwAuthenticate(header).some((c) => /^dpop$/i.test(c.scheme))
+}
+
 /** The challenge parameter is base64url JSON (docs/protocol.md §11.1); plain JSON is read too. */
 function decodeDetails(value: string): unknown {
   if (value.trimStart().startsWith('[')) return JSON.parse(value)
@@ -189,7 +195,7 @@ export function createChallengeFetch(
       }
       await response.body?.cancel()
       if (challenge.kind === 'unauthorized' || challenge.kind === 'invalid_token') {
-        await session.discover(challenge.resourceMetadata, challenge.algs)
+        await session.discover(challenge.resourceMetadata, challenge.algs, dpopChallenge(response))
       }
       if (challenge.kind !== 'approval') {
         // A stored token (from an earlier run, or obtained by another request meanwhile) that is
@@ -211,7 +217,11 @@ export function createChallengeFetch(
           // The server may have moved to another authorization server (SEP-2352): then the
           // next authorization discovers and registers there.
           if (token !== undefined && (await session.rediscover(challenge.resourceMetadata))) {
-            await session.discover(challenge.resourceMetadata, challenge.algs)
+            await session.discover(
+              challenge.resourceMetadata,
+              challenge.algs,
+              dpopChallenge(response),
+            )
           }
           await session.authorize({
             reason: 'authorize',

@@ -37,6 +37,11 @@ export type CallproofClientErrorCode =
   | 'ERR_TOKEN_REQUEST_FAILED'
   /** The authorization server issued a Bearer token although a DPoP-bound one was required. */
   | 'ERR_TOKEN_NOT_BOUND'
+  /**
+   * The server's protected resource metadata (RFC 9728) does not offer DPoP-bound tokens: found
+   * before registering or signing in. `requireBoundTokens: false` opts in to unbound tokens.
+   */
+  | 'ERR_DPOP_NOT_OFFERED'
   /** A challenge was still answered after the bounded number of retries. */
   | 'ERR_CHALLENGE_RETRIES_EXHAUSTED'
   /** The server refused in a way no new authorization can fix (e.g. `access_denied`). */

@@ -107,8 +107,23 @@ export interface SessionSettings {
   development?: boolean
   /** Allows private and link-local addresses for servers the client is told about. */
   allowPrivateNetworks?: boolean
-  /** Refuse unbound Bearer tokens (default true; the conformance client turns it off). */
+  /**
+   * Whether only DPoP-bound tokens are acceptable (default `true`). By default a session refuses,
+   * before registering or asking anyone to sign in, a server whose protected resource metadata
+   * (RFC 9728) does not offer DPoP (`dpop_bound_access_tokens_required: true`, or DPoP algorithms
+   * in the metadata or its challenge): `ERR_DPOP_NOT_OFFERED`; and it refuses a Bearer token from
+   * the authorization server: `ERR_TOKEN_NOT_BOUND`. `false` opts in to unbound (Bearer) tokens
+   * for the one server this session talks to: anyone who copies such a token can use it until it
+   * expires. (The conformance client sets it.)
+   */
   requireBoundTokens?: boolean
+  /**
+   * Refuse, before registration and sign-in, a server that does not offer DPoP (default `true`
+   * unless `requireBoundTokens` is false). `false` skips only this early check, and tokens must
+   * still be DPoP-bound: for a tool that measures servers whatever their metadata says
+   * (`callproof scan`), not for using a server.
+   */
+  requireDpopOffer?: boolean
   /**
    * The underlying fetch. Requests a server steered the client to (discovery, OAuth) reach it with
    * `init.dispatcher` set to the SSRF guard's agent: pass `init` on unchanged, or those connections
@@ -166,6 +181,8 @@ export class CallproofSession {
   readonly urlPolicy: UrlPolicy
   #resource: ProtectedResource | undefined
   #oauth: OAuthContext | undefined
+  /** The server challenged with the `DPoP` scheme (or DPoP `algs`): it offers DPoP. */
+  #dpopChallenged = false
   #redirectUri: string | undefined
   #queue: Promise<unknown> = Promise.resolve()
 
@@ -260,8 +277,16 @@ export class CallproofSession {
    *
    * @param resourceMetadataUrl - `resource_metadata` from a challenge
    * @param challengeAlgs - `algs` from a challenge
+   * @param dpopChallenge - whether the server challenged with the `DPoP` scheme
+   * @throws {@link CallproofClientError} `ERR_DPOP_NOT_OFFERED` (unless `requireBoundTokens` is
+   * false) when neither the metadata nor a challenge offers DPoP, before any registration
    */
-  async discover(resourceMetadataUrl?: string, challengeAlgs?: string): Promise<OAuthContext> {
+  async discover(
+    resourceMetadataUrl?: string,
+    challengeAlgs?: string,
+    dpopChallenge = false,
+  ): Promise<OAuthContext> {
+    if (challengeAlgs !== undefined || dpopChallenge) this.#dpopChallenged = true
     if (this.#oauth && this.#resource) return this.#oauth
     await assertSafeUrl(this.serverUrl, this.urlPolicy)
     const discovery = {
@@ -269,6 +294,18 @@ export class CallproofSession {
       ...(this.options.fetch && { fetch: this.options.fetch }),
     }
     const resource = await discoverProtectedResource(this.serverUrl, resourceMetadataUrl, discovery)
+    if (
+      this.options.requireBoundTokens !== false &&
+      this.options.requireDpopOffer !== false &&
+      !this.#dpopChallenged &&
+      !offersDpop(resource)
+    ) {
+      // Said now, before a registration or a sign-in that could only end in a Bearer token.
+      throw new CallproofClientError(
+        'ERR_DPOP_NOT_OFFERED',
+        `${this.serverUrl.href} does not offer DPoP-bound tokens (its protected resource metadata does not say dpop_bound_access_tokens_required: true); callproof does not sign in for a bearer token. To accept unbound tokens for this server, create its session with requireBoundTokens: false`,
+      )
+    }
     const ours = this.algorithms
     if (challengeAlgs !== undefined)
       assertAlgorithmSupported(challengeAlgs, ours, this.serverUrl.origin)
@@ -488,4 +525,16 @@ export class CallproofSession {
       )
     })
   }
+}
+
+/**
+ * Whether a server's metadata offers DPoP-bound tokens: it requires them
+ * (`dpop_bound_access_tokens_required`, RFC 9728 §2) or names the DPoP algorithms it accepts. (A
+ * `DPoP` challenge, RFC 9449 §7.1, offers them too: `#dpopChallenged`.)
+ */
+function offersDpop(resource: ProtectedResource): boolean {
+  const metadata = resource.metadata
+  if (metadata.dpop_bound_access_tokens_required === true) return true
+  const algs = metadata.dpop_signing_alg_values_supported
+  return Array.isArray(algs) && algs.length > 0
 }

@@ -56,7 +56,12 @@ async function stack() {
   const rs = await startFake(
     {
       '/.well-known/oauth-protected-resource/mcp': (_r, o) => ({
-        body: { resource: `${o}/mcp`, authorization_servers: [as.origin] },
+        // What a callproof server publishes (discovery refuses a server that offers no DPoP).
+        body: {
+          resource: `${o}/mcp`,
+          authorization_servers: [as.origin],
+          dpop_bound_access_tokens_required: true,
+        },
       }),
       '/mcp': (req, origin) => {
         if (!req.headers.authorization) {

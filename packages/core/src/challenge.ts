@@ -68,6 +68,7 @@ const ROWS: Record<CallproofErrorCode, Row> = {
   ERR_BEARER_NOT_ALLOWED: { status: 401, error: 'invalid_token', challenge: true },
   ERR_INVALID_PROOF: { status: 401, error: 'invalid_dpop_proof', challenge: true },
   ERR_BINDING_MISMATCH: { status: 401, error: 'invalid_dpop_proof', challenge: true },
+  ERR_BINDING_REQUIRED: { status: 401, error: 'invalid_dpop_proof', challenge: true },
   ERR_REPLAY: { status: 401, error: 'invalid_dpop_proof', challenge: true },
   ERR_USE_NONCE: { status: 401, error: 'use_dpop_nonce', challenge: true },
   ERR_INSUFFICIENT_SCOPE: { status: 403, error: 'insufficient_scope', challenge: true },

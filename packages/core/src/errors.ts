@@ -30,6 +30,12 @@ export type CallproofErrorCode =
   | 'ERR_INVALID_PROOF'
   /** 401 `invalid_dpop_proof`: the `mcp` claim does not describe the parsed body. */
   | 'ERR_BINDING_MISMATCH'
+  /**
+   * 401 `invalid_dpop_proof`: the proof carries no `mcp` claim, and what it calls requires one
+   * (only on a server where some primitive accepts unbound proofs; elsewhere a missing claim is
+   * `ERR_BINDING_MISMATCH`). The client must bind the call (docs/protocol.md §6.3).
+   */
+  | 'ERR_BINDING_REQUIRED'
   /** 401 `invalid_dpop_proof`: this key thumbprint + `jti` was seen before. */
   | 'ERR_REPLAY'
   /** 401 `use_dpop_nonce` + `DPoP-Nonce` header. */

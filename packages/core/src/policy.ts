@@ -39,6 +39,15 @@ export interface ToolPolicy {
   callers?: { clientIds?: readonly string[]; subjects?: readonly string[] }
   /** Each call needs its own approval token (RFC 9396 `mcp_tool_call`). */
   approval?: 'per-call'
+  /**
+   * Whether a call's DPoP proof must carry the `mcp` claim that binds it to this very message
+   * (default `'required'`). `'optional'` also accepts a standard RFC 9449 proof without `mcp`
+   * (e.g. a DPoP client that knows nothing of callproof): it is still key-bound, `ath`-bound,
+   * fresh and single-use, but whoever sees such a proof in flight could, if it is the first to use
+   * it, put another call under it. A proof that carries a wrong `mcp` claim is refused either way.
+   * It loosens, never requires: it does not make a policy "declared". (Addition to the contract.)
+   */
+  binding?: 'required' | 'optional'
 }
 
 /**
@@ -297,7 +306,7 @@ function isDeclared(policy: ToolPolicy | undefined): policy is ToolPolicy {
   return policy !== undefined && (policy.public === true || requiresSomething(policy))
 }
 
-const POLICY_KEYS = new Set(['public', 'scopes', 'acr', 'maxAge', 'callers', 'approval'])
+const POLICY_KEYS = new Set(['public', 'scopes', 'acr', 'maxAge', 'callers', 'approval', 'binding'])
 
 function stringList(value: unknown): boolean {
   return Array.isArray(value) && value.every((v) => typeof v === 'string' && v.length > 0)
@@ -333,6 +342,9 @@ export function assertValidPolicy(tool: string, policy: unknown): asserts policy
     fail('maxAge must be a non-negative integer number of seconds')
   }
   if (p.approval !== undefined && p.approval !== 'per-call') fail("approval must be 'per-call'")
+  if (p.binding !== undefined && p.binding !== 'required' && p.binding !== 'optional') {
+    fail("binding must be 'required' or 'optional'")
+  }
   if (p.public !== true && !requiresSomething(p as ToolPolicy)) {
     fail('requires nothing: declare { public: true } if any verified caller may call this tool')
   }

@@ -124,8 +124,18 @@ export interface VerifiedCall {
   readonly caller: Caller
   readonly token: VerifiedToken
   readonly proof: VerifiedProof
-  /** The binding the proof was checked against (absent for GET/DELETE). */
+  /**
+   * The binding of the message: what the proof was checked against, or, for an
+   * {@link VerifiedCall.unbound} call, what the proof was NOT checked against (absent for
+   * GET/DELETE).
+   */
   readonly binding?: McpBinding
+  /**
+   * True when the request carries a message but its proof has no `mcp` claim, accepted only
+   * because {@link VerifyRequest.allowUnbound} was set: the proof is not bound to this message,
+   * and the caller must refuse the call unless its target accepts unbound proofs.
+   */
+  readonly unbound?: true
   /** The one parsed body the binding was checked on: hand this very value to the SDK. */
   readonly message?: unknown
   /**
@@ -175,6 +185,15 @@ export interface VerifyRequest {
    * without computing the argument digest a second time. (Addition to the contract.)
    */
   onBinding?: (binding: McpBinding) => void
+  /**
+   * Accept a POST proof without an `mcp` claim (a standard RFC 9449 proof) instead of refusing
+   * it with ERR_BINDING_MISMATCH: the call then reports {@link VerifiedCall.unbound}, and the
+   * caller MUST refuse it (ERR_BINDING_REQUIRED) unless the policy of what the message calls
+   * allows unbound proofs, which is known only once the message is looked at. Every other check
+   * stays, and a proof whose `mcp` claim is present but wrong is still refused. (Addition to the
+   * contract.)
+   */
+  allowUnbound?: boolean
 }
 
 const verifiedCalls = new WeakSet<object>()
@@ -486,6 +505,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
 
     // 10. binding: the proof names the message this body actually is
     let binding: McpBinding | undefined
+    let unbound = false
     if (request.message === undefined) {
       if (proof.mcp !== undefined) {
         throw new CallproofError(
@@ -496,7 +516,9 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
     } else {
       binding = await pendingBinding!
       request.onBinding?.(binding)
-      if (!bindingsEqual(proof.mcp, binding)) {
+      if (proof.mcp === undefined && request.allowUnbound === true) {
+        unbound = true
+      } else if (!bindingsEqual(proof.mcp, binding)) {
         throw new CallproofError(
           'ERR_BINDING_MISMATCH',
           `proof binds ${describeBinding(proof.mcp)} but the body is ${describeBinding(binding)}`,
@@ -532,6 +554,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
       token: VerifiedToken
       proof: VerifiedProof
       binding?: McpBinding
+      unbound?: true
       message?: unknown
       acceptedUntil: number
     } = {
@@ -542,6 +565,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
       acceptedUntil: (claims.exp + skew) * 1000,
     }
     if (binding !== undefined) call.binding = binding
+    if (unbound) call.unbound = true
     if (request.message !== undefined) call.message = request.message
     Object.freeze(call)
     verifiedCalls.add(call)

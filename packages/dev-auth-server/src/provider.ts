@@ -56,6 +56,40 @@ interface KoaLike {
   querystring: string
 }
 
+/**
+ * Every token is DPoP-bound, so a client that cannot do DPoP would sign in and consent, only to
+ * be refused at the token request. Requiring `dpop_jkt` (RFC 9449 §10) on the authorization
+ * request tells it at once, before the login page (the error goes back to its redirect URI). A
+ * pushed request with a DPoP proof has it already (oidc-provider copies the proof's thumbprint).
+ */
+async function requireDpopJkt(ctx: KoaContextWithOIDC, value: unknown): Promise<void> {
+  const route = ctx.oidc.route
+  if (route !== 'authorization' && route !== 'pushed_authorization_request') return
+  if (typeof value === 'string' && value !== '') return
+  throw new errors.InvalidRequest(
+    'dpop_jkt is required: this server issues only DPoP-bound tokens (RFC 9449), so send dpop_jkt, the thumbprint of the key that will sign the DPoP proof of the token request (RFC 9449 section 10); an MCP client without DPoP can reach a callproof server through `callproof bridge`',
+  )
+}
+
+/**
+ * An authorization request without `scope` (the conformance suite's, for one) would reach an
+ * empty consent page and end in `access_denied`: it gets the scopes of the resource it names.
+ */
+function defaultScopes(scopesOf: (resource: string) => readonly string[] | undefined) {
+  return (ctx: KoaLike, next: () => Promise<void>): Promise<void> => {
+    if (ctx.method === 'GET' && ctx.path === '/auth') {
+      const query = new URLSearchParams(ctx.querystring)
+      const resources = query.getAll('resource')
+      const scopes = resources.length === 1 ? scopesOf(resources[0]!) : undefined
+      if ((query.get('scope') ?? '').trim() === '' && scopes !== undefined && scopes.length > 0) {
+        query.set('scope', scopes.join(' '))
+        ctx.querystring = query.toString()
+      }
+    }
+    return next()
+  }
+}
+
 /** Moves acr_values / max_age of a non-OpenID authorization request to the names above. */
 function oauthStepUpParams(ctx: KoaLike, next: () => Promise<void>): Promise<void> {
   if (ctx.method === 'GET' && ctx.path === '/auth') {
@@ -136,10 +170,16 @@ export function createProvider(options: ProviderOptions): Provider {
     jwks: { keys: [options.signingKey] },
     cookies: { keys: options.cookieKeys },
     acrValues: [...ACR_VALUES],
-    scopes: DETAIL_SCOPES,
+    // The resources' scopes too: the SDKs send `scope` in dynamic client registration, which
+    // oidc-provider accepts only with values it lists here.
+    scopes: [...new Set([...DETAIL_SCOPES, ...options.resources.flatMap((r) => r.scopes)])],
     claims: { openid: ['sub'], profile: ['name'] },
     responseTypes: ['code'],
-    extraParams: [OAUTH_ACR_VALUES, OAUTH_MAX_AGE],
+    extraParams: {
+      [OAUTH_ACR_VALUES]: undefined,
+      [OAUTH_MAX_AGE]: undefined,
+      dpop_jkt: requireDpopJkt,
+    },
     // OAuth 2.1: the redirect URI is always sent and compared exactly.
     allowOmittingSingleRegisteredRedirectUri: false,
     clientDefaults: {
@@ -321,6 +361,7 @@ export function createProvider(options: ProviderOptions): Provider {
   }
 
   const provider = new Provider(options.issuer, configuration)
+  provider.use(defaultScopes((uri) => options.resources.find((r) => r.uri === uri)?.scopes))
   provider.use(oauthStepUpParams)
   registerTokenExchange(provider, {
     issuer: options.issuer,

@@ -72,6 +72,8 @@ export class TestClient {
       code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
       state,
+      // Required by the server (a client without DPoP learns it before signing in).
+      dpop_jkt: await this.jkt(),
       ...params,
     }
     for (const [k, v] of Object.entries(all)) if (v !== undefined) url.searchParams.set(k, v)

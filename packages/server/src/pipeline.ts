@@ -19,6 +19,9 @@
  *    (tools/call, prompts/get, resources/read and subscriptions, completion/complete) — scopes,
  *    acr/max_age, callers, per-call approval (tools only); a one-time approval is consumed only
  *    after everything else passed, so a call that is refused, or would not run, does not burn it.
+ *    First of all, a call whose proof carries no `mcp` claim (let past step 4 only when some
+ *    primitive declares `binding: 'optional'`) is refused with ERR_BINDING_REQUIRED unless what
+ *    it calls accepts unbound proofs.
  * 7. Audit — no audit, no action: the `allowed` event is written before anything runs.
  * 8. The MCP SDK runs the SAME parsed message, with the verified caller in `authInfo`; a GET
  *    opens the standalone stream of the caller's own session, a DELETE ends the session.
@@ -33,6 +36,7 @@ import {
   CallproofError,
   accessTokenHash,
   bindingShape,
+  canEverBeGranted,
   evaluatePolicy,
   toResponse,
 } from '@callproof/core'
@@ -114,6 +118,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
         ...(message !== undefined && {
           message,
           onBinding: (binding: McpBinding) => describe(facts, binding),
+          // Whether the proof needed the `mcp` claim depends on the policy of what the message
+          // calls: decided in step 6 (`requireBinding`), never here.
+          allowUnbound: config.tools.acceptsUnboundProofs(),
         }),
       })
       identify(facts, call.caller)
@@ -226,12 +233,31 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     // the request was sent to may answer it, once (sdk/v1.ts rule 5); any other answer is
     // accepted and delivered nowhere, and the audit says so.
     if (isAnswer(message)) {
+      // An answer steers what the server does next (a sampling result, an elicitation): never
+      // on an unbound proof.
+      if (call.unbound === true) throw bindingRequired('an answer to a server request')
       return {
         reason: mcp.admitAnswer(message, call.caller, sessionId) ? 'allowed' : 'answer_dropped',
       }
     }
     const target = targetOf(config.tools, message)
+    // A message that calls no primitive (initialize, ping, listings, notifications) runs nothing
+    // a policy governs: on a server that accepts unbound proofs at all it accepts them too, or
+    // a standard DPoP client could never reach the tools that accept them.
     if (target === undefined) return { reason: 'allowed' }
+    // Checked after the final refusals (no policy, unknown, `callers` excludes the caller), which
+    // evaluatePolicy answers alike so that nobody learns which tools exist, and before the rest:
+    // a refusal for scope or login strength would send the client through a step-up that cannot
+    // help it, since its proof would still be unbound.
+    if (
+      call.unbound === true &&
+      target.policy?.binding !== 'optional' &&
+      canEverBeGranted(target.policy, call.caller)
+    ) {
+      const what =
+        target.kind === 'resource' ? 'the resource' : `the ${target.kind} ${cut(target.name)}`
+      throw bindingRequired(what)
+    }
     const tool = target.name
     const argsDigest =
       call.binding !== undefined && 'args' in call.binding ? call.binding.args : undefined
@@ -335,6 +361,14 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
   }
 
   return { handle }
+}
+
+/** The refusal of an unbound proof for something that requires the binding (docs/protocol.md §6.3). */
+function bindingRequired(what: string): CallproofError {
+  return new CallproofError(
+    'ERR_BINDING_REQUIRED',
+    `${what} requires a call-bound proof: add the mcp claim that binds the proof to this message (docs/protocol.md section 6.3)`,
+  )
 }
 
 /** What the binding says the message is, for the audit. */

@@ -46,6 +46,8 @@ export interface ListedPolicy {
   readonly approval?: 'per-call'
   /** The downstream services the tool calls on the caller's behalf (see {@link ToolConfig}). */
   readonly downstream?: readonly string[]
+  /** `'optional'` when a proof without the `mcp` claim is accepted (absent: binding required). */
+  readonly binding?: 'optional'
   /** True when this caller, with its current token, would be asked to step up. */
   readonly stepUp: boolean
 }
@@ -209,6 +211,7 @@ export class ToolRegistry {
   readonly #templates = new Map<string, TemplateEntry>()
   readonly #prompts = new Map<string, PromptEntry>()
   readonly #registrations: Registrations
+  #unbound = { version: -1, accepts: false }
 
   constructor(info: { name: string; version: string }, options: ToolRegistryOptions = {}) {
     if (typeof info.name !== 'string' || info.name === '') {
@@ -400,6 +403,29 @@ export class ToolRegistry {
     return [...scopes].sort()
   }
 
+  /**
+   * True when some tool, resource, template or prompt declares `binding: 'optional'`: only then
+   * does the pipeline let a proof without an `mcp` claim past the verifier, to refuse it in the
+   * policy step (ERR_BINDING_REQUIRED) unless what it calls accepts it.
+   */
+  acceptsUnboundProofs(): boolean {
+    // Asked on every request: remembered per registration version, not recomputed each time.
+    const version = this.#registrations.version
+    if (this.#unbound.version !== version) {
+      const entries = [
+        ...this.#tools.values(),
+        ...this.#resources.values(),
+        ...this.#templates.values(),
+        ...this.#prompts.values(),
+      ]
+      this.#unbound = {
+        version,
+        accepts: entries.some((entry) => entry.config.policy.binding === 'optional'),
+      }
+    }
+    return this.#unbound.accepts
+  }
+
   /** Names of the registered tools. */
   names(): string[] {
     return [...this.#tools.keys()]
@@ -512,6 +538,7 @@ function listedPolicy(
     ...(policy.maxAge !== undefined ? { maxAge: policy.maxAge } : {}),
     ...(policy.approval !== undefined ? { approval: policy.approval } : {}),
     ...(downstream !== undefined ? { downstream: [...downstream] } : {}),
+    ...(policy.binding === 'optional' ? { binding: 'optional' as const } : {}),
     stepUp: !allowed,
   }
 }

@@ -181,6 +181,8 @@ export async function loginCaller(options: LoginCallerOptions): Promise<ScanCall
     development: options.development,
     clientInfo: { name: 'callproof-scan', version: '0.1.0' },
     registration: { clientMetadata: AGENT_METADATA('callproof scan') },
+    // A scan signs in to measure the server, whatever its metadata says about DPoP.
+    requireDpopOffer: false,
   })
   const post = (message: object, headers: Record<string, string>) =>
     signed(url, { method: 'POST', headers: mcpHeaders(headers), body: JSON.stringify(message) })
