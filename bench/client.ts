@@ -30,6 +30,8 @@ const ath = base64url.encode(
   new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(accessToken))),
 )
 
+// sendWithProof keeps the token's ath and the key's public JWK; so does this path.
+
 async function ours(): Promise<string> {
   return createProof(
     keyPair,
@@ -37,10 +39,11 @@ async function ours(): Promise<string> {
       htm: 'POST',
       htu: normalizeHtu(htu),
       accessToken,
+      ath,
       nonce: 'n-0123456789',
       ...(mcp && { mcp: (await bindingOfBody(body))! }),
     },
-    { sign: nodeProofSigning },
+    { sign: nodeProofSigning, publicJwk },
   )
 }
 

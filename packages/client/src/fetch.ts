@@ -15,6 +15,7 @@ import {
   type McpBinding,
   type ProofAlgorithm,
 } from '@callproof/core'
+import type { JWK } from 'jose'
 import { resourceCovers } from './discovery.js'
 import { CallproofClientError } from './errors.js'
 import { nodeProofSigning } from './signing.js'
@@ -60,6 +61,18 @@ function athOf(accessToken: string): Promise<string> {
   if (lastAth?.token !== accessToken)
     lastAth = { token: accessToken, ath: accessTokenHash(accessToken) }
   return lastAth.ath
+}
+
+/** Each proof key's public JWK, exported once: every proof's header carries it. */
+const publicJwks = new WeakMap<CryptoKey, Promise<JsonWebKey>>()
+
+function publicJwkOf(publicKey: CryptoKey): Promise<JsonWebKey> {
+  let jwk = publicJwks.get(publicKey)
+  if (jwk === undefined) {
+    jwk = crypto.subtle.exportKey('jwk', publicKey)
+    publicJwks.set(publicKey, jwk)
+  }
+  return jwk
 }
 
 /** The nonce memory of signers that brought none: one per signer object. */
@@ -178,7 +191,11 @@ export async function sendWithProof(
               ...(nonce !== undefined && { nonce }),
               ...(mcp !== undefined && { mcp }),
             },
-            { sign: nodeProofSigning, ...(signer.alg && { alg: signer.alg }) },
+            {
+              sign: nodeProofSigning,
+              publicJwk: (await publicJwkOf(signer.keyPair.publicKey)) as JWK,
+              ...(signer.alg && { alg: signer.alg }),
+            },
           ),
         )
       } else {

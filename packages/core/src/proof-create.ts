@@ -87,6 +87,12 @@ export interface CreateProofOptions {
   clock?: Clock
   /** How the signing input is signed (default: Web Crypto's `crypto.subtle.sign`). */
   sign?: ProofSigningFunction
+  /**
+   * The JWK of `keyPair.publicKey` (`crypto.subtle.exportKey('jwk', …)`), for a client that
+   * signs many proofs with one key: the key is then not exported again for every proof. Only its
+   * public members go into the header, and they must fit `alg`.
+   */
+  publicJwk?: JWK
 }
 
 /**
@@ -104,9 +110,13 @@ export const webCryptoProofSigning: ProofSigningFunction = async (data, privateK
 
 /** The public members of `key` as a JWK: a proof header must never carry private key material. */
 async function publicJwkOf(key: CryptoKey): Promise<JWK> {
-  const full = (await crypto.subtle.exportKey('jwk', key)) as Record<string, string>
-  const members = full.kty === 'EC' ? ['kty', 'crv', 'x', 'y'] : ['kty', 'crv', 'x']
-  const publicJwk: Record<string, string> = {}
+  return publicMembers((await crypto.subtle.exportKey('jwk', key)) as JWK)
+}
+
+function publicMembers(jwk: JWK): JWK {
+  const full = jwk as Record<string, unknown>
+  const members = full['kty'] === 'EC' ? ['kty', 'crv', 'x', 'y'] : ['kty', 'crv', 'x']
+  const publicJwk: Record<string, unknown> = {}
   for (const m of members) if (full[m] !== undefined) publicJwk[m] = full[m]
   return publicJwk as JWK
 }
@@ -126,8 +136,12 @@ function defaultAlg(key: CryptoKey): ProofAlgorithm {
  * proof (exporting a public key costs a few µs, against a few hundred for the signature): nothing
  * is kept in module scope, so no key outlives its owner here.
  */
-async function protectedHeaderOf(publicKey: CryptoKey, alg: ProofAlgorithm): Promise<string> {
-  const jwk = await publicJwkOf(publicKey)
+async function protectedHeaderOf(
+  publicKey: CryptoKey,
+  alg: ProofAlgorithm,
+  known?: JWK,
+): Promise<string> {
+  const jwk = known !== undefined ? publicMembers(known) : await publicJwkOf(publicKey)
   if (!jwkFitsAlg(jwk, alg)) {
     throw new CallproofError(
       'ERR_INVALID_OPTIONS',
@@ -173,7 +187,7 @@ export async function createProof(
   if (input.mcp !== undefined) payload.mcp = input.mcp
   // The compact JWS is assembled here and signed with Web Crypto directly (RFC 7515 §3.1): jose's
   // general JWT builder cost about as much again as the binding itself on every call.
-  const header = await protectedHeaderOf(keyPair.publicKey, alg)
+  const header = await protectedHeaderOf(keyPair.publicKey, alg, options?.publicJwk)
   const signingInput = `${header}.${base64url.encode(JSON.stringify(payload))}`
   const sign = options?.sign ?? webCryptoProofSigning
   let signature: Uint8Array

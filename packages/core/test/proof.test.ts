@@ -90,6 +90,25 @@ describe('createProof + verifyProof', () => {
   })
 })
 
+describe('createProof with a known public JWK', () => {
+  it('puts only its public members in the header and refuses one that does not fit alg', async () => {
+    const keys = await clientKeys()
+    const known = { ...(await publicJwk(keys)), d: 'private-looking', ext: true }
+    const proof = await createProof(
+      keys,
+      { htm: 'POST', htu: RESOURCE, accessToken: TOKEN, iat: NOW, jti: 'j1' },
+      { publicJwk: known },
+    )
+    const header = JSON.parse(new TextDecoder().decode(base64url.decode(proof.split('.')[0]!)))
+    expect(header.jwk).toEqual(await publicJwk(keys))
+    expect((await verifyProof(proof, base)).jkt).toBe(await thumbprintOf(keys))
+    const ed = await publicJwk(await clientKeys('Ed25519'))
+    await expect(
+      createProof(keys, { htm: 'POST', htu: RESOURCE }, { publicJwk: ed }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' })
+  })
+})
+
 describe('verifyProof refuses', () => {
   it('a missing, oversized or non-JWS proof', async () => {
     await refused('', /missing/)
