@@ -59,6 +59,12 @@ export interface AuditEvent {
    * is then `exchanged`, `cached` or the `DownstreamCredentialErrorCode` of a refusal.
    */
   readonly downstream?: string
+  /**
+   * For an allowed tool call: the downstream services the tool declares it calls on its caller's
+   * behalf (`register(name, { downstream })`), so the audit says which other APIs a call may
+   * reach as that caller.
+   */
+  readonly uses?: readonly string[]
 }
 
 /** The longest tool name or method an audit event holds as it was sent. */

@@ -48,7 +48,7 @@ import type { CallproofConfig } from './options.js'
 import { checkOrigin } from './origin.js'
 import type { McpSeam } from './sdk/seam.js'
 import { newSessionId, sameOwner } from './sessions.js'
-import { targetOf } from './tools.js'
+import { registrationsOf, targetOf } from './tools.js'
 
 /** The framework-neutral request handler of one MCP endpoint. */
 export interface Pipeline {
@@ -138,6 +138,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       }
       const decision = await decide(message, call, sessionId)
       if (decision.approvalId !== undefined) facts.approvalId = decision.approvalId
+      if (decision.uses !== undefined) facts.uses = [...decision.uses]
 
       // An initialize opens its session now, before the audit says `allowed`: a caller over its
       // session quota is refused (429) like any other refusal, not allowed and then refused.
@@ -228,7 +229,11 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     message: unknown,
     call: VerifiedCall,
     sessionId: string | null,
-  ): Promise<{ reason: 'allowed' | 'public' | 'answer_dropped'; approvalId?: string }> {
+  ): Promise<{
+    reason: 'allowed' | 'public' | 'answer_dropped'
+    approvalId?: string
+    uses?: readonly string[]
+  }> {
     // An answer to a server request (sampling, elicitation, roots): only the caller and session
     // the request was sent to may answer it, once (sdk/v1.ts rule 5); any other answer is
     // accepted and delivered nowhere, and the audit says so.
@@ -274,7 +279,12 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       tokenExpiresAt: call.acceptedUntil,
     })
     if (!decision.allow) throw decision.error
-    if (decision.approval === undefined) return { reason: decision.reason }
+    const declared =
+      target.kind === 'tool'
+        ? registrationsOf(config.tools).entries.get(tool)?.config.downstream
+        : undefined
+    const uses = declared !== undefined && declared.length > 0 ? { uses: declared } : {}
+    if (decision.approval === undefined) return { reason: decision.reason, ...uses }
     // Consumed last: a call refused for any other reason must not burn the user's approval.
     const { tokenId, expiresAt } = decision.approval
     const first = await storeCall(() =>
@@ -287,7 +297,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
         { code: 'ERR_APPROVAL_USED' },
       )
     }
-    return { reason: decision.reason, approvalId: tokenId }
+    return { reason: decision.reason, approvalId: tokenId, ...uses }
   }
 
   async function openSession(caller: Caller): Promise<string> {

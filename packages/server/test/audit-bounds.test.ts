@@ -110,3 +110,25 @@ describe('the audit of unverified requests is bounded', () => {
     expect(sink.events.at(-1)?.suppressed).toBeUndefined()
   })
 })
+
+describe('the audit names the downstream services of an allowed call', () => {
+  it('records what the tool declares it calls on its caller’s behalf, and nothing for others', async () => {
+    const audit = memorySink()
+    const tools = createToolRegistry({ name: 't', version: '0' })
+    const ok = () => ({ content: [] })
+    tools.register('email', { policy: { public: true }, downstream: ['mail'] }, ok)
+    tools.register('plain', { policy: { public: true } }, ok)
+    const callproof = createCallproof({ resource, issuers: issuer.issuer, tools, audit })
+    const hono = new Hono()
+    callproof.mount(hono)
+    const token = await issuer.mint({ aud: resource, cnf: { jkt: alice.jkt } })
+    for (const name of ['email', 'plain']) {
+      const init = await provenRequest(resource, { token, key: alice, message: toolCall(name) })
+      expect((await hono.request(resource, init)).status).toBe(200)
+    }
+    expect(audit.events.map((e) => [e.tool, e.decision, e.uses])).toEqual([
+      ['email', 'allowed', ['mail']],
+      ['plain', 'allowed', undefined],
+    ])
+  })
+})
