@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as oauth from 'oauth4webapi'
 import { decodeJwt, exportJWK } from 'jose'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
-import { createProof } from '@callproof/core'
+import { createProof, jwkThumbprint } from '@callproof/core'
 import {
   TOKEN_EXCHANGE_GRANT,
   DEV_CLIENT_ID,
@@ -122,6 +122,7 @@ async function userToken(
   const client: oauth.Client = { client_id: DEV_CLIENT_ID }
   const verifier = oauth.generateRandomCodeVerifier()
   const state = oauth.generateRandomState()
+  const keyPair = target.keyPair ?? (await oauth.generateKeyPair('ES256'))
   const authorize = new URL(meta.authorization_endpoint!)
   for (const [k, v] of Object.entries({
     client_id: DEV_CLIENT_ID,
@@ -132,12 +133,14 @@ async function userToken(
     code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
     state,
+    // The development authorization server asks public clients to name their DPoP key here.
+    dpop_jkt: await jwkThumbprint(await exportJWK(keyPair.publicKey)),
   })) {
     authorize.searchParams.set(k, v)
   }
   const callback = await devInteraction({ user }).authorize(authorize, { reason: 'authorize' })
   const params = oauth.validateAuthResponse(meta, client, callback, state)
-  const dpop = oauth.DPoP(client, target.keyPair ?? (await oauth.generateKeyPair('ES256')))
+  const dpop = oauth.DPoP(client, keyPair)
   const response = await oauth.authorizationCodeGrantRequest(
     meta,
     client,

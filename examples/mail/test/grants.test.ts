@@ -26,6 +26,7 @@ import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { z } from 'zod'
 import { connect } from '@callproof/client'
+import { jwkThumbprint } from '@callproof/core'
 import {
   MemoryGrantStore,
   callerOf,
@@ -169,6 +170,7 @@ async function caller(user: string): Promise<{ authInfo: AuthInfo }> {
   const client: oauth.Client = { client_id: DEV_CLIENT_ID }
   const verifier = oauth.generateRandomCodeVerifier()
   const state = oauth.generateRandomState()
+  const keyPair = await oauth.generateKeyPair('ES256')
   const authorize = new URL(as.authorization_endpoint!)
   for (const [k, v] of Object.entries({
     client_id: DEV_CLIENT_ID,
@@ -179,6 +181,8 @@ async function caller(user: string): Promise<{ authInfo: AuthInfo }> {
     code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
     state,
+    // The development authorization server asks public clients to name their DPoP key here.
+    dpop_jkt: await jwkThumbprint(await exportJWK(keyPair.publicKey)),
   })) {
     authorize.searchParams.set(k, v)
   }
@@ -190,7 +194,7 @@ async function caller(user: string): Promise<{ authInfo: AuthInfo }> {
     oauth.validateAuthResponse(as, client, callback, state),
     DEV_REDIRECT_URI,
     verifier,
-    { DPoP: oauth.DPoP(client, await oauth.generateKeyPair('ES256')), ...insecure },
+    { DPoP: oauth.DPoP(client, keyPair), ...insecure },
   )
   const token = (await oauth.processAuthorizationCodeResponse(as, client, response)).access_token
   const claims = decodeJwt(token) as Record<string, unknown>

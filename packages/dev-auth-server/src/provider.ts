@@ -61,10 +61,19 @@ interface KoaLike {
  * be refused at the token request. Requiring `dpop_jkt` (RFC 9449 §10) on the authorization
  * request tells it at once, before the login page (the error goes back to its redirect URI). A
  * pushed request with a DPoP proof has it already (oidc-provider copies the proof's thumbprint).
+ * Only public clients are held to it (see below).
  */
-async function requireDpopJkt(ctx: KoaContextWithOIDC, value: unknown): Promise<void> {
+async function requireDpopJkt(
+  ctx: KoaContextWithOIDC,
+  value: unknown,
+  client?: { tokenEndpointAuthMethod?: string },
+): Promise<void> {
   const route = ctx.oidc.route
   if (route !== 'authorization' && route !== 'pushed_authorization_request') return
+  // Asked of public clients, the MCP clients this is for. A confidential client authenticates at
+  // the token request and may complete the flow on another instance with another key (a server
+  // obtaining a third-party grant does), so it may leave the key unnamed here.
+  if (client !== undefined && client.tokenEndpointAuthMethod !== 'none') return
   if (typeof value === 'string' && value !== '') return
   throw new errors.InvalidRequest(
     'dpop_jkt is required: this server issues only DPoP-bound tokens (RFC 9449), so send dpop_jkt, the thumbprint of the key that will sign the DPoP proof of the token request (RFC 9449 section 10); an MCP client without DPoP can reach a callproof server through `callproof bridge`',
