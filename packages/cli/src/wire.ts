@@ -58,21 +58,7 @@ export async function observe(response: Response): Promise<Observation> {
   let code: string | undefined
   let description: string | undefined
   let rpc: Observation['rpc']
-  const payloads = type.includes('text/event-stream')
-    ? text
-        .split(/\r?\n/)
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).trim())
-    : [text]
-  for (const payload of payloads) {
-    let json: unknown
-    try {
-      json = JSON.parse(payload)
-    } catch {
-      continue
-    }
-    if (typeof json !== 'object' || json === null) continue
-    const j = json as Record<string, unknown>
+  for (const j of jsonPayloads(text, type)) {
     if (j.jsonrpc === '2.0' && ('result' in j || 'error' in j)) {
       rpc = j as NonNullable<Observation['rpc']>
     } else {
@@ -113,4 +99,28 @@ export function toolFailed(rpc: Observation['rpc']): boolean {
   return (
     rpc?.error !== undefined || (rpc?.result as { isError?: boolean } | undefined)?.isError === true
   )
+}
+
+/**
+ * The JSON objects of an HTTP answer's body: each SSE `data:` line of an event stream, or the
+ * whole body; what is not a JSON object is skipped.
+ */
+export function jsonPayloads(text: string, contentType: string): Record<string, unknown>[] {
+  const payloads = contentType.includes('text/event-stream')
+    ? text
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).trim())
+    : [text]
+  const objects: Record<string, unknown>[] = []
+  for (const payload of payloads) {
+    let json: unknown
+    try {
+      json = JSON.parse(payload)
+    } catch {
+      continue
+    }
+    if (typeof json === 'object' && json !== null) objects.push(json as Record<string, unknown>)
+  }
+  return objects
 }

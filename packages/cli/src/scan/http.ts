@@ -3,6 +3,7 @@
  * never followed (a credential must not travel to wherever a server points), and each exchange
  * reported to `--verbose` with its secrets named, not printed.
  */
+import { jsonPayloads } from '../wire.js'
 import { parseWwwAuthenticate } from '@callproof/core'
 import { safeText } from '../terminal.js'
 
@@ -102,23 +103,9 @@ export async function readAnswer(response: Response): Promise<Answer> {
     truncated = true
   }
   const type = response.headers.get('content-type') ?? ''
-  const payloads = type.includes('text/event-stream')
-    ? text
-        .split(/\r?\n/)
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).trim())
-    : [text]
   let rpc: Answer['rpc']
   let description = first?.params.error_description
-  for (const payload of payloads) {
-    let json: unknown
-    try {
-      json = JSON.parse(payload)
-    } catch {
-      continue
-    }
-    if (typeof json !== 'object' || json === null) continue
-    const j = json as Record<string, unknown>
+  for (const j of jsonPayloads(text, type)) {
     if (j.jsonrpc === '2.0' && ('result' in j || 'error' in j)) {
       rpc = j as NonNullable<Answer['rpc']>
     } else if (description === undefined) {
