@@ -31,6 +31,8 @@ declare module 'oidc-provider' {
     accountId?: string
     clientId?: string
     grantId?: string
+    /** Seconds since the epoch (set once the token is saved or issued). */
+    exp?: number
     acr?: string
     amr?: string[]
     authTime?: number
@@ -74,6 +76,9 @@ declare module 'oidc-provider' {
 
   export interface OidcGrant {
     jti: string
+    accountId?: string
+    clientId?: string
+    readonly isExpired: boolean
     rar?: UnknownObject[]
     addOIDCScope(scope: string): void
     addResourceScope(resource: string, scope: string): void

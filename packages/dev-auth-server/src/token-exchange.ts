@@ -39,6 +39,56 @@ const PARAMETERS = [
   'scope',
 ]
 
+/**
+ * At most this many issued access tokens are remembered with their grant. Past it the oldest is
+ * forgotten, and exchanging it is refused (fail closed): a development server never has this many
+ * live tokens at once.
+ */
+const MAX_REMEMBERED_TOKENS = 100_000
+
+/**
+ * Which grant each JWT access token came from, by `jti`, until the token expires.
+ *
+ * oidc-provider does not store JWT access tokens (they are "issued", not saved), and their claims
+ * do not name their grant; its own introspection finds a token's grant through the stored token.
+ * The exchange needs the same answer for a JWT subject token: has the user's grant been revoked
+ * (RFC 7009 revocation of its refresh token, refresh token reuse, sign-out) since the token was
+ * issued? So every access token's grant is noted here when it is issued.
+ */
+class IssuedTokens {
+  readonly #grants = new Map<string, { grantId: string; exp: number }>()
+
+  note(token: OidcToken & { readonly expiration?: number }): void {
+    if (typeof token.grantId !== 'string') return
+    // A JWT access token's `exp` is computed when it is signed, from its lifetime.
+    const exp = token.exp ?? Math.floor(Date.now() / 1000) + (token.expiration ?? 0)
+    if (this.#grants.size >= MAX_REMEMBERED_TOKENS) this.#sweep()
+    this.#grants.set(token.jti, { grantId: token.grantId, exp })
+  }
+
+  /** The grant of the unexpired token `jti`, or undefined. */
+  grantOf(jti: unknown): string | undefined {
+    if (typeof jti !== 'string') return undefined
+    const entry = this.#grants.get(jti)
+    if (entry === undefined) return undefined
+    if (entry.exp <= Math.floor(Date.now() / 1000)) {
+      this.#grants.delete(jti)
+      return undefined
+    }
+    return entry.grantId
+  }
+
+  /** Drops expired entries, then the oldest ones while still full. */
+  #sweep(): void {
+    const now = Math.floor(Date.now() / 1000)
+    for (const [jti, entry] of this.#grants) if (entry.exp <= now) this.#grants.delete(jti)
+    for (const jti of this.#grants.keys()) {
+      if (this.#grants.size < MAX_REMEMBERED_TOKENS) break
+      this.#grants.delete(jti)
+    }
+  }
+}
+
 /** The `act` claim and the sign-in facts an exchanged token carries, by token. */
 const exchanged = new WeakMap<object, Record<string, unknown>>()
 
@@ -114,6 +164,29 @@ export function registerTokenExchange(provider: Provider, options: ExchangeConte
     key ??= importJWK(jwk, 'ES256')
     return key
   }
+  const issued = new IssuedTokens()
+  provider.on('access_token.issued', (token) => issued.note(token as OidcToken))
+
+  /**
+   * Refuses a subject token whose grant is gone: the same test oidc-provider's introspection
+   * applies to its stored tokens (the grant exists, has not expired, and is this user's at this
+   * client). Without it, a user whose grant was revoked would still have their token exchanged
+   * for downstream authority until it expires.
+   */
+  async function assertGrantAlive(subject: JWTPayload): Promise<void> {
+    const grantId = issued.grantOf(subject.jti)
+    const grant = grantId === undefined ? undefined : await provider.Grant.find(grantId)
+    if (
+      grant === undefined ||
+      grant.isExpired ||
+      grant.accountId !== subject.sub ||
+      grant.clientId !== subject['client_id']
+    ) {
+      throw new errors.InvalidGrant(
+        'the grant behind subject_token has been revoked or has expired: the user must authorize again',
+      )
+    }
+  }
 
   async function handler(ctx: KoaContextWithOIDC): Promise<void> {
     const { client } = ctx.oidc
@@ -184,6 +257,7 @@ export function registerTokenExchange(provider: Provider, options: ExchangeConte
     if (typeof sub !== 'string' || findUser(sub) === undefined) {
       throw new errors.InvalidGrant('subject_token names no known user')
     }
+    await assertGrantAlive(subject)
     const dPoP = await validateDpop(provider, ctx)
     if (dPoP === undefined) {
       throw new errors.InvalidRequest(

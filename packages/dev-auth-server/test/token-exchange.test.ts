@@ -183,6 +183,46 @@ describe('token exchange (RFC 8693)', () => {
     )
   })
 
+  it('refuses a subject token whose grant was revoked at this server (RFC 7009), though the token has not expired', async () => {
+    const client = await TestClient.create(server.issuer)
+    const tokens = await client.login(devInteraction({ user: 'alice' }), {
+      scope: 'drive:read drive:share',
+    })
+    const params = { subject_token: tokens.access_token, resource: MAIL, scope: 'mail:send' }
+    await exchange(MCP_CLIENT, params)
+    // alice revokes her sign-in: the refresh token, and with it the whole grant.
+    const revoked = await oauth.revocationRequest(
+      client.as,
+      client.client,
+      oauth.None(),
+      tokens.refresh_token!,
+      insecure,
+    )
+    await oauth.processRevocationResponse(revoked)
+    await expectOAuthError(
+      exchange(MCP_CLIENT, params),
+      'invalid_grant',
+      /grant behind subject_token has been revoked/,
+    )
+  })
+
+  it('exchanges a token issued by a refresh, and refuses it once a refresh token reuse revoked the grant', async () => {
+    const client = await TestClient.create(server.issuer)
+    const first = await client.login(devInteraction({ user: 'bob' }), {
+      scope: 'drive:read drive:share',
+    })
+    const second = await client.refresh(first.refresh_token!)
+    const params = { subject_token: second.access_token, resource: MAIL, scope: 'mail:send' }
+    await exchange(MCP_CLIENT, params)
+    // Replaying the rotated refresh token revokes the grant (refresh token replay detection).
+    await client.refresh(first.refresh_token!).catch(() => undefined)
+    await expectOAuthError(
+      exchange(MCP_CLIENT, params),
+      'invalid_grant',
+      /grant behind subject_token has been revoked/,
+    )
+  })
+
   it('requires a DPoP proof, a scope and the access token type', async () => {
     const subject = await callerToken('bob')
     const client: oauth.Client = { client_id: MCP_CLIENT }
