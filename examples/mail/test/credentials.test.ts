@@ -109,16 +109,30 @@ afterAll(async () => {
 async function userToken(
   server: DevAuthServer,
   user: string,
+  target?: { resource: string; scope: string; keyPair?: CryptoKeyPair },
+): Promise<string> {
+  return (await signIn(server, user, target)).access_token
+}
+
+/** The discovered metadata of `server`. */
+async function metadataOf(server: DevAuthServer): Promise<oauth.AuthorizationServer> {
+  const url = new URL(server.issuer)
+  return oauth.processDiscoveryResponse(
+    url,
+    await oauth.discoveryRequest(url, { algorithm: 'oidc', ...insecure }),
+  )
+}
+
+/** A user's sign-in through the real login pages (PKCE, DPoP): access and refresh token. */
+async function signIn(
+  server: DevAuthServer,
+  user: string,
   target: { resource: string; scope: string; keyPair?: CryptoKeyPair } = {
     resource,
     scope: 'notes:read',
   },
-): Promise<string> {
-  const url = new URL(server.issuer)
-  const meta = await oauth.processDiscoveryResponse(
-    url,
-    await oauth.discoveryRequest(url, { algorithm: 'oidc', ...insecure }),
-  )
+): Promise<oauth.TokenEndpointResponse> {
+  const meta = await metadataOf(server)
   const client: oauth.Client = { client_id: DEV_CLIENT_ID }
   const verifier = oauth.generateRandomCodeVerifier()
   const state = oauth.generateRandomState()
@@ -150,7 +164,19 @@ async function userToken(
     verifier,
     { DPoP: dpop, ...insecure },
   )
-  return (await oauth.processAuthorizationCodeResponse(meta, client, response)).access_token
+  return oauth.processAuthorizationCodeResponse(meta, client, response)
+}
+
+/** The user signs out at the authorization server: their refresh token, and so their grant, is revoked (RFC 7009). */
+async function revokeGrant(server: DevAuthServer, refreshToken: string): Promise<void> {
+  const response = await oauth.revocationRequest(
+    await metadataOf(server),
+    { client_id: DEV_CLIENT_ID },
+    oauth.None(),
+    refreshToken,
+    insecure,
+  )
+  await oauth.processRevocationResponse(response)
 }
 
 /** `extra` as callproof builds it for a verified request carrying `token`. */
@@ -175,12 +201,15 @@ function extraFor(token: string): { authInfo: AuthInfo } {
   }
 }
 
-function credentials(): DownstreamCredentials {
+function credentials(
+  extra: Partial<Parameters<typeof createDownstreamCredentials>[0]> = {},
+): DownstreamCredentials {
   return createDownstreamCredentials({
     issuer: as.issuer,
     clientId: CLIENT,
     clientKey: clientKey.privateKey,
     services: { mail: { resource: mail.resource, scopes: ['mail:send'] } },
+    ...extra,
   })
 }
 
@@ -192,8 +221,8 @@ const send = (credential: Awaited<ReturnType<ReturnType<DownstreamCredentials['o
   })
 
 describe('createDownstreamCredentials', () => {
-  it('gives each caller a credential of their own, cached for that caller only', async () => {
-    const downstream = credentials()
+  it('gives each caller a credential of their own, reused (reuseSeconds) for that caller only', async () => {
+    const downstream = credentials({ reuseSeconds: 60 })
     const alice = extraFor(await userToken(as, 'alice'))
     const bob = extraFor(await userToken(as, 'bob'))
     const a1 = await downstream.of(alice).get('mail')
@@ -206,6 +235,50 @@ describe('createDownstreamCredentials', () => {
     expect([m1?.from, m2?.from, m3?.from]).toEqual(['alice', 'bob', 'alice'])
     expect(m3?.tokenId).toBe(m1?.tokenId)
     expect(m2?.tokenId).not.toBe(m1?.tokenId)
+  })
+
+  it('exchanges at every call by default: each credential is a new token, still the caller’s', async () => {
+    const downstream = credentials()
+    const alice = extraFor(await userToken(as, 'alice'))
+    const bob = extraFor(await userToken(as, 'bob'))
+    for (const extra of [alice, bob, alice]) await send(await downstream.of(extra).get('mail'))
+    const [m1, m2, m3] = mail.sent().slice(-3)
+    expect([m1?.from, m2?.from, m3?.from]).toEqual(['alice', 'bob', 'alice'])
+    expect(new Set([m1?.tokenId, m2?.tokenId, m3?.tokenId]).size).toBe(3)
+  })
+
+  it('reuses a credential only for the very token it was exchanged from', async () => {
+    const downstream = credentials({ reuseSeconds: 60 })
+    // alice signs in twice (another agent, or again after a refresh): two tokens, two keys.
+    const first = extraFor(await userToken(as, 'alice'))
+    const second = extraFor(await userToken(as, 'alice'))
+    await send(await downstream.of(first).get('mail'))
+    await send(await downstream.of(second).get('mail'))
+    const [m1, m2] = mail.sent().slice(-2)
+    expect([m1?.from, m2?.from]).toEqual(['alice', 'alice'])
+    expect(m2?.tokenId).not.toBe(m1?.tokenId)
+  })
+
+  it('does not use a grant revoked at the authorization server: the next credential is refused, naming the service', async () => {
+    const downstream = credentials()
+    const tokens = await signIn(as, 'alice')
+    const alice = extraFor(tokens.access_token)
+    expect((await send(await downstream.of(alice).get('mail'))).status).toBe(201)
+    await revokeGrant(as, tokens.refresh_token!)
+    // alice's access token itself has not expired; the exchange is where her grant is checked.
+    const refused = await downstream
+      .of(alice)
+      .get('mail')
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(refused).toBeInstanceOf(DownstreamCredentialError)
+    expect((refused as DownstreamCredentialError).code).toBe('ERR_DOWNSTREAM_REFUSED')
+    expect((refused as DownstreamCredentialError).service).toBe('mail')
+    expect((refused as Error).message).toMatch(
+      /^no mail credential for this caller: the authorization server refused \(invalid_grant: .*the grant behind subject_token has been revoked/,
+    )
   })
 
   it('never keeps a credential past the caller’s own token', async () => {
@@ -240,7 +313,7 @@ describe('createDownstreamCredentials', () => {
   })
 
   it('forgets a caller’s credentials on request', async () => {
-    const downstream = credentials()
+    const downstream = credentials({ reuseSeconds: 60 })
     const alice = extraFor(await userToken(as, 'alice'))
     const first = await downstream.of(alice).get('mail')
     await send(first)
@@ -286,6 +359,7 @@ describe('createDownstreamCredentials', () => {
       clientId: CLIENT,
       clientKey: clientKey.privateKey,
       services: { mail: { resource: mail.resource, scopes: ['mail:send'] } },
+      reuseSeconds: 60,
       audit,
     })
     const alice = extraFor(await userToken(as, 'alice'))
@@ -355,6 +429,9 @@ describe('createDownstreamCredentials', () => {
       /private CryptoKey/,
     )
     expect(() => createDownstreamCredentials({ ...base, services: {} })).toThrow(/at least one/)
+    expect(() => createDownstreamCredentials({ ...base, reuseSeconds: -1 })).toThrow(
+      /reuseSeconds must be/,
+    )
     expect(() =>
       createDownstreamCredentials({
         ...base,

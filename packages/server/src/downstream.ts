@@ -11,8 +11,12 @@
  *   service's narrow `scope`. The caller's token is never forwarded.
  * - the issued token names the caller as `sub` and this server as `act` (RFC 8693 §4.1), and is
  *   DPoP-bound to this server's own key: a copy is useless to anyone else.
- * - it is cached under the verified caller (issuer, subject and client), never shared between
- *   callers, and never kept longer than the caller's own token.
+ * - by default every `get` exchanges anew, so the authorization server decides at every call: a
+ *   caller whose grant was revoked there is refused at their next call, never served from a
+ *   cache. With `reuseSeconds` a credential is reused for a while, only for the same caller
+ *   (issuer, subject, client, key) presenting the same token, and never past that token.
+ * - it lives in this instance's memory only, never in a shared store: it is bound to this
+ *   instance's own key, which would otherwise have to be shared too (see `reuseSeconds`).
  *
  * @module
  */
@@ -59,7 +63,19 @@ export interface DownstreamCredentialsOptions {
   dpopKey?: CryptoKeyPair
   /** The downstream services by name, as tools ask for them. */
   services: Readonly<Record<string, DownstreamService>>
-  /** At most this many exchanged tokens are cached (default 1000; the oldest is dropped first). */
+  /**
+   * How long an exchanged credential may be reused for the same caller, in seconds (default 0:
+   * every `get` is a token exchange). Reuse saves a round trip to the authorization server per
+   * call, and costs exactly that much notice of revocation: a caller whose grant is revoked at
+   * the authorization server keeps a reused credential for up to this long (never past their own
+   * token, which the cache is keyed by). Credentials are reused within this instance only; they
+   * are bound to its DPoP key and are never written to a shared store.
+   */
+  reuseSeconds?: number
+  /**
+   * At most this many exchanged tokens are kept for reuse (default 1000; the oldest is dropped
+   * first). Only with `reuseSeconds`.
+   */
   cacheSize?: number
   /** Timeout of each request to the authorization server, in milliseconds (default 5000). */
   timeoutMs?: number
@@ -140,10 +156,11 @@ export interface DownstreamCredential {
 /** The credentials of the caller of one tool call. */
 export interface CallerCredentials {
   /**
-   * A credential for `service`, for this caller only: from the cache when this caller already
-   * has a fresh one, otherwise exchanged now.
+   * A credential for `service`, for this caller only: exchanged now (or, with `reuseSeconds`,
+   * reused when this caller already has one from the same token).
    *
-   * @throws {@link DownstreamCredentialError} when there is none for this caller
+   * @throws {@link DownstreamCredentialError} when there is none for this caller, for example
+   * because their grant was revoked at the authorization server (`ERR_DOWNSTREAM_REFUSED`)
    */
   get(service: string): Promise<DownstreamCredential>
 }
@@ -157,7 +174,7 @@ export interface DownstreamCredentials {
    * callback argument). Throws when the request did not pass through callproof.
    */
   of(extra: { authInfo?: AuthInfo | undefined }): CallerCredentials
-  /** Drops every cached credential of the caller of `extra` (for example after a sign-out). */
+  /** Drops every reusable credential of the caller of `extra` (for example after a sign-out). */
   forget(extra: { authInfo?: AuthInfo | undefined }): Promise<void>
 }
 
@@ -167,6 +184,8 @@ interface Cached {
   readonly scopes: readonly string[]
   /** Milliseconds. */
   readonly expiresAt: number
+  /** Until when it may be handed out again without a new exchange (milliseconds). */
+  readonly reuseUntil: number
 }
 
 function invalid(message: string): never {
@@ -225,10 +244,10 @@ function issuerOf(token: string): string | undefined {
 }
 
 /**
- * Who the caller is, as a cache key: the issuer that vouched for them, their subject and the
- * client they called through. The token was verified before the tool ran, so its `iss` is
- * genuine; a token that is not a JWT (introspected) is keyed by its own hash instead, so that
- * nothing is shared between two callers whose issuer cannot be read.
+ * Who the caller is: the issuer that vouched for them, their subject and the client they called
+ * through. The token was verified before the tool ran, so its `iss` is genuine; a token that is
+ * not a JWT (introspected) is keyed by its own hash instead, so that nothing is shared between
+ * two callers whose issuer cannot be read.
  */
 async function callerKey(authInfo: AuthInfo, sub: string, clientId: string): Promise<string> {
   let iss = issuerOf(authInfo.token)
@@ -242,7 +261,7 @@ async function callerKey(authInfo: AuthInfo, sub: string, clientId: string): Pro
 /**
  * Per-caller credentials for the downstream APIs the tools call: RFC 8693 token exchange at
  * `issuer`, authenticated as this MCP server, each credential DPoP-bound to this server's key and
- * cached under the verified caller. Options are checked here, not at the first call.
+ * obtained for the verified caller of the call. Options are checked here, not at the first call.
  *
  * @example
  * ```ts
@@ -284,6 +303,10 @@ export function createDownstreamCredentials(
   const services = validateServices(options.services)
   const cacheSize = options.cacheSize ?? 1000
   if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) invalid('cacheSize must be an integer ≥ 0')
+  const reuseSeconds = options.reuseSeconds ?? 0
+  if (!Number.isFinite(reuseSeconds) || reuseSeconds < 0) {
+    invalid('reuseSeconds must be a number of seconds ≥ 0')
+  }
   const timeoutMs = options.timeoutMs ?? 5000
   const insecure = issuer.protocol === 'http:' ? { [oauth.allowInsecureRequests]: true } : {}
   const client: oauth.Client = { client_id: options.clientId }
@@ -394,11 +417,14 @@ export function createDownstreamCredentials(
     const lifetime = typeof result.expires_in === 'number' ? result.expires_in : 0
     // Never kept past the caller's own token: once that expires (or is refused), so does this.
     const callerExpiry = authInfo.expiresAt !== undefined ? authInfo.expiresAt * 1000 : Infinity
+    const now = Date.now()
+    const expiresAt = Math.min(now + (lifetime - EXPIRY_MARGIN) * 1000, callerExpiry)
     return {
       token: result.access_token,
       subject: sub,
       scopes: typeof result.scope === 'string' ? result.scope.split(' ') : target.scopes,
-      expiresAt: Math.min(Date.now() + (lifetime - EXPIRY_MARGIN) * 1000, callerExpiry),
+      expiresAt,
+      reuseUntil: Math.min(now + reuseSeconds * 1000, expiresAt),
     }
   }
 
@@ -459,7 +485,7 @@ export function createDownstreamCredentials(
   }
 
   function remember(key: string, value: Cached): void {
-    if (cacheSize === 0) return
+    if (cacheSize === 0 || value.reuseUntil <= Date.now()) return
     cache.delete(key)
     cache.set(key, value)
     while (cache.size > cacheSize) {
@@ -523,9 +549,11 @@ export function createDownstreamCredentials(
           )
         }
         const who = await callerKey(authInfo, caller.sub, caller.clientId)
-        const key = JSON.stringify([who, service])
+        // Reused only for this caller's key and this very token: a new token (a refresh, a new
+        // sign-in) is a new exchange, where the authorization server checks the grant again.
+        const key = JSON.stringify([who, caller.jkt, caller.tokenId, service])
         const hit = cache.get(key)
-        if (hit !== undefined && hit.expiresAt > Date.now()) {
+        if (hit !== undefined && hit.reuseUntil > Date.now()) {
           return { credential: credential(service, target, hit), reason: 'cached' }
         }
         if (hit !== undefined) cache.delete(key)
