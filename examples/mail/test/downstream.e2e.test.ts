@@ -6,9 +6,11 @@
  */
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { createServer as createHttpServer, request as httpRequest } from 'node:http'
+import type { Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as oauth from 'oauth4webapi'
-import { exportJWK } from 'jose'
+import { decodeJwt, exportJWK } from 'jose'
 import { createProof } from '@callproof/core'
 import { connect } from '@callproof/client'
 import {
@@ -23,6 +25,8 @@ import type { RunningDrive } from '@callproof/example-drive'
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { startMail } from '../src/index.js'
 import type { RunningMail } from '../src/index.js'
+import { startRedisServer } from '../../../packages/server/test/support/redis-server.js'
+import type { TestRedisServer } from '../../../packages/server/test/support/redis-server.js'
 
 const DRIVE_CLIENT = 'drive-mcp'
 /** A registered MCP server that the exchange policy does not allow to reach the mail API. */
@@ -35,11 +39,69 @@ interface World {
   mail: RunningMail
   drive: RunningDrive
   rogue: RunningDrive
+  /** A load balancer in front of drive instances that share one Redis, at `lbPort`. */
+  lb: Balancer
+  redis: TestRedisServer
+  /** Starts one more drive instance behind the balancer (on the shared Redis). */
+  startInstance(): Promise<RunningDrive>
+}
+
+/**
+ * A load balancer for tests: one public origin (the shared resource URI), forwarding every
+ * request to the instance the test picks, so that a test says which instance serves a call.
+ */
+interface Balancer {
+  readonly url: string
+  /** Sends the next requests to `instance`. */
+  route(instance: RunningDrive): void
+  close(): Promise<void>
+}
+
+async function startBalancer(port: number): Promise<Balancer> {
+  let target: URL | undefined
+  const server: Server = createHttpServer((req, res) => {
+    if (target === undefined) {
+      res.writeHead(503).end()
+      return
+    }
+    // The Host header is kept: the instances serve the balancer's origin (their resource).
+    const upstream = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      },
+    )
+    upstream.on('error', () => res.headersSent || res.writeHead(502).end())
+    req.pipe(upstream)
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve())
+  })
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    route(instance) {
+      target = new URL(instance.origin)
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
 }
 
 let world: World
 const clientKeys: Record<string, CryptoKeyPair> = {}
 const open: Client[] = []
+const instances: RunningDrive[] = []
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,8 +116,14 @@ function freePort(): Promise<number> {
 
 /** The authorization server must know the drives' and the mail API's URIs before they listen. */
 async function startWorld(): Promise<World> {
-  const [drivePort, roguePort, mailPort] = [await freePort(), await freePort(), await freePort()]
+  const [drivePort, roguePort, mailPort, lbPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ]
   const driveResource = `http://127.0.0.1:${drivePort}/mcp`
+  const lbResource = `http://127.0.0.1:${lbPort}/mcp`
   const rogueResource = `http://127.0.0.1:${roguePort}/mcp`
   const mailResource = `http://127.0.0.1:${mailPort}/`
   const registered = async (id: string) => ({
@@ -72,6 +140,7 @@ async function startWorld(): Promise<World> {
     resources: [
       { uri: driveResource, scopes },
       { uri: rogueResource, scopes },
+      { uri: lbResource, scopes },
     ],
     clients: [await registered(DRIVE_CLIENT), await registered(ROGUE_CLIENT)],
     tokenExchange: [
@@ -81,6 +150,8 @@ async function startWorld(): Promise<World> {
         resource: mailResource,
         scopes: ['mail:send'],
       },
+      // The same MCP server (one client, one key), reached through the balancer.
+      { client: DRIVE_CLIENT, subject: lbResource, resource: mailResource, scopes: ['mail:send'] },
     ],
     logger: silent,
   })
@@ -103,7 +174,23 @@ async function startWorld(): Promise<World> {
       clientKey: clientKeys[ROGUE_CLIENT]!.privateKey,
     },
   })
-  return { as, mail, drive, rogue }
+  const redis = await startRedisServer()
+  const lb = await startBalancer(lbPort)
+  const startInstance = async () => {
+    const instance = await startDrive({
+      issuer: as.issuer,
+      resource: lbResource,
+      redis: redis.url,
+      mail: {
+        url: mail.origin,
+        clientId: DRIVE_CLIENT,
+        clientKey: clientKeys[DRIVE_CLIENT]!.privateKey,
+      },
+    })
+    instances.push(instance)
+    return instance
+  }
+  return { as, mail, drive, rogue, lb, redis, startInstance }
 }
 
 beforeAll(async () => {
@@ -123,6 +210,9 @@ afterAll(async () => {
   for (const client of open) await client.close().catch(() => undefined)
   await world?.drive.close()
   await world?.rogue.close()
+  for (const instance of instances) await instance.close().catch(() => undefined)
+  await world?.lb.close()
+  await world?.redis.stop()
   await world?.mail.close()
   await world?.as.close()
 })
@@ -131,9 +221,19 @@ afterAll(async () => {
 async function agent(user: string, url = world.drive.url) {
   const keyPair = await oauth.generateKeyPair('ES256')
   const sent: Headers[] = []
-  const recording: typeof fetch = (input, init) => {
+  let refreshToken: string | undefined
+  const recording: typeof fetch = async (input, init) => {
     sent.push(new Headers(init?.headers))
-    return fetch(input, init)
+    const response = await fetch(input, init)
+    // The agent's own sign-in, as the authorization server answered it (to revoke it later).
+    if (String(input instanceof Request ? input.url : input) === `${world.as.issuer}/token`) {
+      const body = (await response
+        .clone()
+        .json()
+        .catch(() => ({}))) as { refresh_token?: string }
+      refreshToken = body.refresh_token ?? refreshToken
+    }
+    return response
   }
   const client = await connect(url, {
     interaction: devInteraction({ user }),
@@ -158,7 +258,22 @@ async function agent(user: string, url = world.drive.url) {
       ?.get('authorization')
     return header?.replace(/^DPoP /, '')
   }
-  return { client, call, keyPair, accessToken }
+  return { client, call, keyPair, accessToken, refreshToken: () => refreshToken }
+}
+
+/** The user signs out at the authorization server: the agent's refresh token, and with it the grant, is revoked (RFC 7009). */
+async function revokeSignIn(user: Awaited<ReturnType<typeof agent>>): Promise<void> {
+  const url = new URL(world.as.issuer)
+  const as = await oauth.processDiscoveryResponse(url, await oauth.discoveryRequest(url, insecure))
+  const clientId = String(decodeJwt(user.accessToken()!)['client_id'])
+  const response = await oauth.revocationRequest(
+    as,
+    { client_id: clientId },
+    oauth.None(),
+    user.refreshToken()!,
+    insecure,
+  )
+  await oauth.processRevocationResponse(response)
 }
 
 describe('email_file: every call reaches the mail API as its own caller', () => {
@@ -195,11 +310,25 @@ describe('email_file: every call reaches the mail API as its own caller', () => 
       ['alice', DRIVE_CLIENT, 'alice’s memo'],
       ['bob', DRIVE_CLIENT, 'bob’s memo'],
     ])
-    // Each caller's credential is cached for that caller only: alice's second mail reuses
-    // alice's token, and bob never gets it.
-    expect(ma2!.tokenId).toBe(ma1!.tokenId)
-    expect(mb2!.tokenId).toBe(mb1!.tokenId)
-    expect(mb1!.tokenId).not.toBe(ma1!.tokenId)
+    // Every call is its own exchange (the drive does not reuse credentials): four tokens, and
+    // bob's are never alice's.
+    expect(new Set([ma1, mb1, ma2, mb2].map((m) => m!.tokenId)).size).toBe(4)
+  })
+
+  it('refuses alice’s next email_file with an error naming mail once her grant is revoked at the authorization server', async () => {
+    const alice = await agent('alice')
+    const first = await alice.call('email_file', { path: 'README.md', to: 'carol@example.com' })
+    expect(first.isError, first.text).toBe(false)
+    await revokeSignIn(alice)
+    const before = world.mail.sent().length
+    // Her access token has not expired, so the drive still verifies her call; the exchange is
+    // refused, and no earlier credential is used instead.
+    const refused = await alice.call('email_file', { path: 'README.md', to: 'carol@example.com' })
+    expect(refused.isError).toBe(true)
+    expect(refused.text).toMatch(
+      /^no mail credential for this caller: the authorization server refused \(invalid_grant: .*the grant behind subject_token has been revoked/,
+    )
+    expect(world.mail.sent().length).toBe(before)
   })
 
   it('answers with an error naming the mail service when the exchange policy forbids it', async () => {
@@ -211,6 +340,51 @@ describe('email_file: every call reaches the mail API as its own caller', () => 
       /^no mail credential for this caller: the authorization server refused \(unauthorized_client/,
     )
     expect(world.mail.sent().length).toBe(before)
+  })
+})
+
+describe('two drive instances on one Redis, and restarts', () => {
+  it('send every mail as its own caller whichever instance serves it, and bob never obtains alice’s token', async () => {
+    const [first, second] = [await world.startInstance(), await world.startInstance()]
+    world.lb.route(first)
+    const alice = await agent('alice', world.lb.url)
+    world.lb.route(second)
+    const bob = await agent('bob', world.lb.url)
+    const before = world.mail.sent().length
+    const send = async (user: typeof alice, instance: RunningDrive) => {
+      world.lb.route(instance)
+      const result = await user.call('email_file', { path: 'README.md', to: 'carol@example.com' })
+      expect(result.isError, result.text).toBe(false)
+    }
+    // Each caller on both instances, in both orders.
+    await send(alice, first)
+    await send(bob, first)
+    await send(bob, second)
+    await send(alice, second)
+    // Both instances restart (new processes: nothing in memory) on the same Redis.
+    await first.close()
+    await second.close()
+    const restarted = await world.startInstance()
+    await send(bob, restarted)
+    await send(alice, restarted)
+    const again = await world.startInstance()
+    await send(alice, again)
+    await send(bob, again)
+
+    const mails = world.mail.sent().slice(before)
+    expect(mails.map((m) => [m.from, m.actor])).toEqual(
+      ['alice', 'bob', 'bob', 'alice', 'bob', 'alice', 'alice', 'bob'].map((u) => [
+        u,
+        DRIVE_CLIENT,
+      ]),
+    )
+    const tokensOf = (user: string) =>
+      new Set(mails.filter((m) => m.from === user).map((m) => m.tokenId))
+    const bobs = tokensOf('bob')
+    for (const id of tokensOf('alice')) expect(bobs.has(id)).toBe(false)
+    // No mail credential is kept in the shared store: it holds replay and session state only.
+    const keys = await world.redis.command('KEYS', '*')
+    for (const id of [...tokensOf('alice'), ...bobs]) expect(keys).not.toContain(id)
   })
 })
 
