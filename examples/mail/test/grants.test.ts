@@ -367,6 +367,37 @@ describe('third-party authorization through URL elicitation', () => {
     const otherKey = crypto.getRandomValues(new Uint8Array(32))
     await elicitation(authorizations(store, otherKey), alice)
   })
+
+  it('does not open a grant moved under another caller’s entry: bob gets nothing from alice’s sealed grant', async () => {
+    // The real memory store, with the keys it is written under noted (to find whose entry is whose).
+    const inner = new MemoryGrantStore()
+    const written: string[] = []
+    const store: GrantStore = {
+      get: (key) => inner.get(key),
+      set: (key, value, ttl) => (written.push(key), inner.set(key, value, ttl)),
+      take: (key) => inner.take(key),
+      delete: (key) => inner.delete(key),
+    }
+    const grants = authorizations(store)
+    const lastGrantKey = () => written.filter((k) => k.startsWith('grant:')).at(-1)!
+    const alice = await caller('alice')
+    const bob = await caller('bob')
+    await grants.callback(
+      new Request(await authorizeAs('alice', (await elicitation(grants, alice)).url)),
+    )
+    const aliceEntry = lastGrantKey()
+    await grants.callback(
+      new Request(await authorizeAs('bob', (await elicitation(grants, bob)).url)),
+    )
+    const bobEntry = lastGrantKey()
+    expect(bobEntry).not.toBe(aliceEntry)
+    // Someone with write access to the store copies alice's sealed grant over bob's.
+    await inner.set(bobEntry, (await inner.get(aliceEntry))!, 60)
+    // Sealed with alice's identity as additional data, it does not open for bob: he is asked.
+    await elicitation(grants, bob)
+    await (await grants.of(alice).get('calendar')).fetch(api.url)
+    expect(await lastCallSubject()).toBe('alice')
+  })
 })
 
 describe('through a callproof MCP server and the MCP SDK client', () => {
@@ -465,5 +496,15 @@ describe('third-party grants on Redis', () => {
     await elicitation(restarted, bob)
     const raw = await redis.command('KEYS', 'callproof:grants:*')
     expect(raw).not.toContain('alice')
+    // At rest in Redis: neither the token nor the caller in the clear, and useless without the key.
+    const token = (api.seen.at(-1)?.authorization ?? '').replace(/^DPoP /, '')
+    const keys = await redisClient.keys('callproof:grants:*')
+    const values = (await Promise.all(keys.map((k) => redisClient.get(k)))).join('\n')
+    expect(values).not.toBe('')
+    for (const secret of [token, token.split('.')[1]!, 'alice']) {
+      expect(values).not.toContain(secret)
+    }
+    const otherKey = crypto.getRandomValues(new Uint8Array(32))
+    await elicitation(authorizations(store(), otherKey), alice)
   })
 })
