@@ -351,6 +351,44 @@ describe('third-party authorization through URL elicitation', () => {
     await elicitation(grants, alice)
   })
 
+  it('does not use a grant revoked at the service’s own authorization server: the caller is asked again', async () => {
+    // The refresh tokens the service's authorization server issues (opaque: the value is the id).
+    const provider = accounts.provider as {
+      on(event: string, listener: (token: { jti: string }) => void): void
+      removeListener(event: string, listener: (token: { jti: string }) => void): void
+    }
+    const issued: string[] = []
+    const note = (token: { jti: string }) => issued.push(token.jti)
+    provider.on('refresh_token.saved', note)
+    try {
+      const grants = authorizations(new MemoryGrantStore())
+      const alice = await caller('alice')
+      const { url } = await elicitation(grants, alice)
+      await grants.callback(new Request(await authorizeAs('alice', url)))
+      await (await grants.of(alice).get('calendar')).fetch(api.url)
+      expect(await lastCallSubject()).toBe('alice')
+      // alice removes the app at the service: its current refresh token, and the grant, are revoked.
+      const issuer = new URL(accounts.issuer)
+      const as = await oauth.processDiscoveryResponse(
+        issuer,
+        await oauth.discoveryRequest(issuer, insecure),
+      )
+      const revoked = await oauth.revocationRequest(
+        as,
+        { client_id: CALENDAR_CLIENT },
+        oauth.ClientSecretBasic(CALENDAR_SECRET),
+        issued.at(-1)!,
+        insecure,
+      )
+      await oauth.processRevocationResponse(revoked)
+      const calls = api.seen.length
+      await elicitation(grants, alice)
+      expect(api.seen.length).toBe(calls)
+    } finally {
+      provider.removeListener('refresh_token.saved', note)
+    }
+  })
+
   it('keeps grants unreadable at rest and useless without the key', async () => {
     const store = new MemoryGrantStore()
     const grants = authorizations(store)
