@@ -174,8 +174,9 @@ async function startWorld(): Promise<World> {
       clientKey: clientKeys[ROGUE_CLIENT]!.privateKey,
     },
   })
-  const redis = await startRedisServer()
+  // The balancer first: its probed port may have been taken (then the world is started again).
   const lb = await startBalancer(lbPort)
+  const redis = await startRedisServer()
   const startInstance = async () => {
     const instance = await startDrive({
       issuer: as.issuer,
