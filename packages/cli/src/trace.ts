@@ -4,7 +4,8 @@
  * back to the authorization server.
  */
 import type { InteractionContext } from '@callproof/client'
-import type { WireRequest } from './wire.js'
+import { observe } from './wire.js'
+import type { Observation, WireRequest } from './wire.js'
 
 /** One HTTP exchange between a client and an MCP server, as a sniffer on loopback would see it. */
 export interface Exchange {
@@ -14,11 +15,31 @@ export interface Exchange {
   readonly challengeHeader?: string
   readonly rpcMethod?: string
   readonly tool?: string
+  /**
+   * The answer's status, challenge, refusal code and reason, and JSON-RPC payload, when
+   * {@link RecordingOptions.answers} asks for them: set before `onExchange` for a refusal, once
+   * the body has been read for a POST that was let through (see `settled()`).
+   */
+  answer?: Observation
 }
 
-/** A `fetch` that records every exchange with `origin` and passes everything through unchanged. */
-export function recordingFetch(origin: string, onExchange?: (exchange: Exchange) => void) {
+/** Options of {@link recordingFetch}. */
+export interface RecordingOptions {
+  /** Read each answer to a POST (from a copy of its body) into {@link Exchange.answer}. */
+  readonly answers?: boolean
+}
+
+/**
+ * A `fetch` that records every exchange with `origin` and passes everything through unchanged.
+ * `settled()` waits for the answers still being read.
+ */
+export function recordingFetch(
+  origin: string,
+  onExchange?: (exchange: Exchange) => void,
+  options: RecordingOptions = {},
+) {
   const exchanges: Exchange[] = []
+  const reading = new Set<Promise<void>>()
   const recording: typeof fetch = async (input, init) => {
     const request = new Request(input, init)
     const response = await fetch(input, init)
@@ -55,11 +76,28 @@ export function recordingFetch(origin: string, onExchange?: (exchange: Exchange)
       ...(rpcMethod === undefined ? {} : { rpcMethod }),
       ...(tool === undefined ? {} : { tool }),
     }
+    if (options.answers === true && request.method === 'POST') {
+      // A refusal is a short JSON body: read now, so that onExchange can show its reason. An
+      // answer let through may be a stream the caller is still reading: read from a copy.
+      const answered = observe(response.clone()).then(
+        (answer) => void (exchange.answer = answer),
+        () => undefined,
+      )
+      if (response.ok) {
+        reading.add(answered)
+        void answered.finally(() => reading.delete(answered))
+      } else {
+        await answered
+      }
+    }
     exchanges.push(exchange)
     onExchange?.(exchange)
     return response
   }
-  return { fetch: recording, exchanges }
+  const settled = async () => {
+    await Promise.all([...reading])
+  }
+  return { fetch: recording, exchanges, settled }
 }
 
 /**
