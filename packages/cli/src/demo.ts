@@ -13,10 +13,12 @@ import { fileURLToPath } from 'node:url'
 import { connect } from '@callproof/client'
 import type { Interaction, InteractionContext } from '@callproof/client'
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
-import { parse } from './args.js'
+import { parse, portOption } from './args.js'
 import { CliError, UsageError, style, table } from './io.js'
 import type { Io } from './io.js'
 import { safeText } from './terminal.js'
+import { createStepper } from './step.js'
+import type { StepInput } from './step.js'
 import { startStack } from './stack.js'
 import type { Stack } from './stack.js'
 import {
@@ -251,19 +253,24 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       return result
     }
 
-    await aliceStep('sign-in', 'signs in and lists her files', 'allowed after sign-in', async () => {
-      client = await connect(stack.url, {
-        interaction,
-        fetch: recorder.fetch,
-        development: true,
-        clientInfo: { name: 'alice-agent', version: '0.1.0' },
-        registration: { clientMetadata: AGENT_METADATA('alice’s agent (callproof demo)') },
-        // The demo signs in to the baseline too, whose metadata says nothing of DPoP (the tokens
-        // stay DPoP-bound: only the early check is skipped).
-        requireDpopOffer: false,
-      })
-      return client.callTool({ name: 'list_files', arguments: {} })
-    })
+    await aliceStep(
+      'sign-in',
+      'signs in and lists her files',
+      'allowed after sign-in',
+      async () => {
+        client = await connect(stack.url, {
+          interaction,
+          fetch: recorder.fetch,
+          development: true,
+          clientInfo: { name: 'alice-agent', version: '0.1.0' },
+          registration: { clientMetadata: AGENT_METADATA('alice’s agent (callproof demo)') },
+          // The demo signs in to the baseline too, whose metadata says nothing of DPoP (the tokens
+          // stay DPoP-bound: only the early check is skipped).
+          requireDpopOffer: false,
+        })
+        return client.callTool({ name: 'list_files', arguments: {} })
+      },
+    )
     const call = (name: string, args: Record<string, unknown>) => {
       if (client === undefined) throw new Error('alice’s agent is not connected')
       return client.callTool({ name, arguments: args })
@@ -477,9 +484,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
       const actual =
         observation === undefined ? 'not played' : safeText(outcomeOf(observation), { max: 200 })
       const detail =
-        observation === undefined
-          ? short(notPlayed)
-          : attackDetail(observation, 'ran as alice')
+        observation === undefined ? short(notPlayed) : attackDetail(observation, 'ran as alice')
       finish(
         {
           step,
@@ -732,15 +737,36 @@ Options:
                process-wide, no per-tool checks): the attacks succeed; then \`callproof
                scan\` measures a fresh baseline
   --json       print the table as JSON on stdout (narration goes to stderr)
+  --step       a lesson: before each step, explain what the caller or attacker does, why it
+               works on the baseline and what callproof checks, then wait for Enter. Waits
+               only when stdin is a terminal and without --json; otherwise explains and runs on
+  --web        play both modes, then serve the story as a page on http://127.0.0.1 (a
+               timeline, baseline and callproof side by side, every request expandable)
+               until Ctrl-C; --port <n> picks the port (default: any free one)
   -h, --help   show this help
 
 Exit code: 0 when every outcome is as expected, 1 otherwise.`
 
+/** What `demoCommand` can be given instead of the process's own (tests). */
+export interface DemoDependencies {
+  /** Where `--step` reads Enter from (default: `process.stdin`). */
+  readonly stdin?: StepInput
+  /** `--web`: called with the page's URL once it is served; resolve to stop serving (default: Ctrl-C). */
+  readonly served?: (url: string) => Promise<void>
+}
+
 /** Runs `callproof demo`. */
-export async function demoCommand(argv: string[], io: Io): Promise<number> {
+export async function demoCommand(
+  argv: string[],
+  io: Io,
+  dependencies: DemoDependencies = {},
+): Promise<number> {
   const { values, positionals } = parse('demo', argv, {
     insecure: { type: 'boolean' },
     json: { type: 'boolean' },
+    step: { type: 'boolean' },
+    web: { type: 'boolean' },
+    port: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   })
   if (values.help === true) {
@@ -750,7 +776,20 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
   if (positionals.length > 0)
     throw new UsageError(`demo takes no arguments, got "${positionals[0]}"`, 'demo')
   const json = values.json === true
+  const port = portOption('demo', values.port)
+  if (values.web === true) {
+    if (json || values.step === true || values.insecure === true) {
+      throw new UsageError('--web plays both modes on its page: it takes only --port', 'demo')
+    }
+    const { webCommand } = await import('./web.js')
+    return webCommand(io, { ...(port === undefined ? {} : { port }), ...dependencies })
+  }
+  if (port !== undefined) throw new UsageError('--port goes with --web', 'demo')
   const narrate = json ? io.err : io.out
+  const stepper =
+    values.step === true
+      ? createStepper(io, narrate, dependencies.stdin ?? process.stdin, { json })
+      : undefined
   // Ctrl-C: exit through process.exit so that the 'exit' hook kills the second agent; the
   // servers live in this process and go with it.
   const interrupted = () => {
@@ -765,8 +804,10 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
       mode: values.insecure === true ? 'baseline' : 'callproof',
       narrate,
       color: io.color,
+      ...(stepper === undefined ? {} : { pause: (step) => stepper.pause(step) }),
     })
   } finally {
+    stepper?.close()
     process.off('SIGINT', interrupted)
     process.off('SIGTERM', interrupted)
   }
