@@ -107,13 +107,14 @@ describe('callproof demo --insecure: the same story against the baseline', () =>
     const report = await runDemo({ mode: 'baseline', narrate: (l) => lines.push(l), color: true })
     // An attack that worked is an attack that succeeded, in red: never a green tick.
     const narration = lines.join('\n')
-    expect(narration.match(/\u001b\[31m✗ attack succeeded:\u001b\[39m allowed/g)).toHaveLength(
+    const red = (text: string) => `\u001b[31m${text}\u001b[39m`
+    expect(narration.split(`${red('✗ attack succeeded:')} allowed`).length - 1).toBe(
       ATTACKS.length + 1,
     )
     expect(narration.slice(narration.indexOf('another caller on alice'))).not.toContain('✓')
     expect(narration).not.toContain('defended')
     const table = formatDemoTable({ color: true }, report)
-    expect(table.match(/\u001b\[31mattack succeeded/g)).toHaveLength(ATTACKS.length + 1)
+    expect(table.split(red('attack succeeded')).length - 1).toBe(ATTACKS.length + 1)
     expect(report.ok).toBe(true)
     const attacks = report.rows.filter((r) => r.actor === 'second agent')
     expect(attacks).toHaveLength(ATTACKS.length)
