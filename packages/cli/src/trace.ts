@@ -4,6 +4,9 @@
  * back to the authorization server.
  */
 import type { InteractionContext } from '@callproof/client'
+import { decodeCredentials } from './credentials.js'
+import type { DecodedJwt } from './credentials.js'
+import { safeText } from './terminal.js'
 import { observe } from './wire.js'
 import type { Observation, WireRequest } from './wire.js'
 
@@ -130,5 +133,71 @@ export function describeChallenge(exchange: Exchange): string {
       return `${exchange.status} insufficient_scope (scope=${param('scope') ?? '?'})`
     default:
       return `${exchange.status} ${exchange.challenge ?? ''}`.trim()
+  }
+}
+
+/** The most characters of one traced value (a header, a decoded claim set). */
+const TRACE_MAX = 2000
+
+/**
+ * `callproof call --trace`: what one exchange carried and got, as lines for stderr. The request
+ * (marked when it is the retry of a challenged one), its access token's decoded header and
+ * claims and its DPoP proof's (signatures elided: a trace is read, never replayed), and the
+ * answer with its `WWW-Authenticate` challenge and the server's reason. Every value is escaped
+ * and bounded ({@link safeText}).
+ *
+ * @example
+ * ```ts
+ * recordingFetch(origin, (e) => traceLines(e, { retry: false }).forEach((l) => io.err(l)))
+ * ```
+ */
+export function traceLines(exchange: Exchange, options: { readonly retry: boolean }): string[] {
+  const { request } = exchange
+  const show = (value: unknown) => safeText(value, { max: TRACE_MAX })
+  const call = [exchange.rpcMethod, exchange.tool].filter((v) => v !== undefined).join(' ')
+  const lines = [
+    `→ ${show(request.method)} ${show(request.url)}${call === '' ? '' : `  ${show(call)}`}${options.retry ? '  (the retry, after the challenge above)' : ''}`,
+  ]
+  const credentials = decodeCredentials(request.headers)
+  const decoded = (label: string, jwt: DecodedJwt | undefined) => {
+    if (jwt === undefined) return [`    ${label}: none`]
+    if ('error' in jwt) return [`    ${label}: ${show(jwt.error)}`]
+    return [
+      `    ${label} header ${show(jwt.header)}`,
+      `    ${' '.repeat(label.length)} claims ${show(jwt.claims)}  (signature elided)`,
+    ]
+  }
+  lines.push(
+    ...decoded(
+      `access token${credentials.scheme === undefined ? '' : ` (${show(credentials.scheme)})`}`,
+      credentials.token,
+    ),
+    ...decoded('DPoP proof', credentials.proof),
+  )
+  lines.push(`← ${exchange.status}`)
+  if (exchange.challengeHeader !== undefined) {
+    lines.push(`    WWW-Authenticate: ${show(exchange.challengeHeader)}`)
+  }
+  const answer = exchange.answer
+  if (answer !== undefined && exchange.status >= 400) {
+    const code = answer.code === undefined ? '' : `${show(answer.code)}: `
+    if (answer.description !== undefined || answer.code !== undefined) {
+      lines.push(`    ${code}${show(answer.description ?? '')}`)
+    }
+  }
+  return lines
+}
+
+/**
+ * Tells a retry from a first attempt: a request whose method, URL and body are those of a
+ * request that was just challenged (401/403) is its retry.
+ */
+export function retryTracker(): (exchange: Exchange) => boolean {
+  const challenged = new Set<string>()
+  return (exchange) => {
+    const key = `${exchange.request.method} ${exchange.request.url} ${exchange.request.body ?? ''}`
+    const retry = challenged.delete(key)
+    if (exchange.status === 401 || exchange.status === 403) challenged.add(key)
+    return retry
   }
 }

@@ -11,8 +11,7 @@ const STYLE = `
 :root { color-scheme: light; --red: #b3261e; --green: #1b6e3a; --ink: #1d1d1f; --dim: #5f6368;
   --line: #dadce0; --bg: #f8f9fa; font-family: system-ui, sans-serif; color: var(--ink); }
 body { margin: 0; background: var(--bg); }
-header { padding: 16px 24px; background: #fff; border-bottom: 1px solid var(--line);
-  position: sticky; top: 0; z-index: 1; }
+header { padding: 16px 24px; background: #fff; border-bottom: 1px solid var(--line); }
 h1 { font-size: 20px; margin: 0 0 4px; }
 header p { margin: 0; color: var(--dim); font-size: 14px; }
 .controls { margin-top: 8px; display: flex; gap: 8px; align-items: center; }
@@ -20,13 +19,18 @@ button { font: inherit; font-size: 14px; padding: 4px 12px; border: 1px solid va
   border-radius: 6px; background: #fff; cursor: pointer; }
 main { padding: 16px 24px; max-width: 1400px; }
 .heads { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; margin: 0 0 8px 56px;
-  font-weight: 600; }
+  font-weight: 600; font-size: 18px; }
+.heads .baseline { color: var(--red); }
+.heads .callproof { color: var(--green); }
 .step { display: grid; grid-template-columns: 40px 1fr; gap: 16px; margin-bottom: 16px; }
 .step[hidden] { display: none; }
 .num { font-size: 22px; font-weight: 700; color: var(--dim); text-align: right; }
-.lesson { font-size: 14px; margin: 0 0 8px; }
-.lesson dt { font-weight: 600; float: left; width: 110px; clear: left; }
-.lesson dd { margin: 0 0 2px 110px; }
+.lesson { font-size: 14px; margin: 0 0 8px; display: grid; grid-template-columns: 120px 1fr;
+  gap: 2px 8px; }
+.lesson dt { font-weight: 600; }
+.lesson dt.baseline { color: var(--red); }
+.lesson dt.callproof { color: var(--green); }
+.lesson dd { margin: 0; }
 .cols { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 .col { background: #fff; border: 1px solid var(--line); border-left-width: 6px; border-radius: 6px;
   padding: 8px 12px; min-width: 0; }
@@ -43,7 +47,7 @@ details { border-top: 1px solid var(--line); font-size: 13px; padding: 4px 0; }
 summary { cursor: pointer; font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
 h4 { margin: 8px 0 2px; font-size: 12px; text-transform: uppercase; color: var(--dim); }
 pre { margin: 0; padding: 6px; background: var(--bg); border-radius: 4px; white-space: pre-wrap;
-  overflow-wrap: anywhere; font-size: 12px; max-height: 320px; overflow: auto; }
+  overflow-wrap: anywhere; font-size: 12px; max-height: 520px; overflow: auto; }
 .status { color: var(--dim); }
 `
 
@@ -105,8 +109,9 @@ function stepView(s) {
   section.append(el('div', 'num', s.step));
   const body = el('div', '');
   const lesson = el('dl', 'lesson');
-  for (const [term, text] of [['what happens', s.lesson.does], ['the baseline', s.lesson.baseline],
-    ['callproof', s.lesson.callproof]]) lesson.append(el('dt', '', term), el('dd', '', text));
+  for (const [term, kind, text] of [['what happens', 'does', s.lesson.does],
+    ['the baseline', 'baseline', s.lesson.baseline], ['callproof', 'callproof', s.lesson.callproof]])
+    lesson.append(el('dt', kind, term), el('dd', '', text));
   const cols = el('div', 'cols');
   cols.append(outcomeView('baseline', s.baseline), outcomeView('callproof', s.callproof));
   body.append(lesson, cols);
@@ -184,7 +189,7 @@ and proof, and the server’s decision.</p>
 <span id="status" class="status">loading…</span></div>
 </header>
 <main>
-<div class="heads"><div>insecure baseline</div><div>callproof</div></div>
+<div class="heads"><div class="baseline">insecure baseline</div><div class="callproof">callproof</div></div>
 <div id="timeline"></div>
 </main>
 <script>${SCRIPT}</script>
