@@ -106,6 +106,9 @@ function toolText(result: unknown): string {
     .join('\n')
 }
 
+/** Access tokens' lifetime in a paced run (`--step`), seconds. */
+const PACED_TOKEN_TTL = 3600
+
 /** The most characters of a reason or a tool's answer shown: every normal reason fits. */
 const DETAIL_MAX = 400
 
@@ -151,6 +154,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const stack = await startStack({
     drive: options.against ?? (mode === 'baseline' ? 'baseline' : 'callproof'),
     mail: true,
+    // A paced lesson may last an hour: tokens outlive the pauses, so that no step turns into a
+    // new sign-in because the class talked for five minutes. Proofs stay short-lived.
+    ...(options.pause === undefined ? {} : { accessTokenTtl: PACED_TOKEN_TTL }),
   })
   options.onStack?.(stack)
   let client: Client | undefined
