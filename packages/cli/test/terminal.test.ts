@@ -59,6 +59,15 @@ describe('safeText', () => {
     expect(safeText('y'.repeat(300))).toHaveLength(200 + '…(+100 chars)'.length)
   })
 
+  it('with atWord, cuts a sentence at a word, never in the middle of one', () => {
+    expect(safeText('the proof was already used', { max: 24, atWord: true })).toBe(
+      'the proof was already…(+4 chars)',
+    )
+    // Without a space near the end (an identifier), it cuts at the limit as usual.
+    expect(safeText('a'.repeat(30), { max: 10, atWord: true })).toBe('aaaaaaaaaa…(+20 chars)')
+    expect(safeText('short reason', { max: 24, atWord: true })).toBe('short reason')
+  })
+
   it('shows other values as JSON, keeping JSON’s own escapes', () => {
     expect(safeText({ a: 'b\u001b\u202e' })).toBe('{"a":"b\\u001b\\u{202e}"}')
     expect(safeText(42)).toBe('42')
