@@ -732,9 +732,11 @@ server (oidc-provider), the drive server and the callproof client:
   alice's agent signs in, reads, writes, is stepped up to MFA to delete a file and
   approves one share; alice and then bob, each signed in as themselves, email a file
   through the mail API downstream of the drive (on callproof each mail goes out as its
-  own caller; the baseline sends bob's with alice's mail token); then a second agent — another process with its own key and no
-  authorization of its own — tries to ride on alice's authorization: her token, her
-  session, her captured proofs, altered arguments. Each attempt is refused, with the reason.
+  own caller; the baseline sends bob's with alice's mail token); bob, with his own valid
+  token and key, sends a call on alice's session (callproof: 404); then a second agent —
+  another process with its own key and no authorization of its own — tries to ride on
+  alice's authorization: her token, her captured proofs, altered arguments. Each attempt
+  is refused, with the reason.
 
 Ends with a table of every step, expected and actual outcome.
 
