@@ -16,7 +16,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { parse, portOption } from './args.js'
 import { CliError, UsageError, style, table } from './io.js'
 import type { Io } from './io.js'
-import { safeText } from './terminal.js'
+import { safeJson, safeText } from './terminal.js'
 import { createStepper } from './step.js'
 import type { StepInput } from './step.js'
 import { startStack } from './stack.js'
@@ -820,7 +820,7 @@ export async function demoCommand(
     process.off('SIGTERM', interrupted)
   }
   if (json) {
-    io.out(JSON.stringify(report, null, 2))
+    io.out(safeJson(report, 2))
   } else {
     io.out('')
     io.out(formatDemoTable(io, report))

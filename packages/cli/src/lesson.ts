@@ -11,6 +11,7 @@ import type { DecodedCredentials } from './credentials.js'
 import type { DemoReport, DemoRow } from './demo.js'
 import { LESSON } from './story.js'
 import type { StepKey, StepLesson } from './story.js'
+import { showInvisible } from './terminal.js'
 import type { WireExchange } from './wire.js'
 
 /** One request of a step, for the page. */
@@ -67,9 +68,13 @@ const TEXT_MAX = 4000
 const ITEMS_MAX = 60
 const DEPTH_MAX = 8
 
-/** `text`, at most `max` characters, with an explicit marker when cut. */
+/**
+ * `text` with its invisible characters shown ({@link showInvisible}), at most `max` characters,
+ * with an explicit marker when cut.
+ */
 export function clip(text: string, max = TEXT_MAX): string {
-  return text.length <= max ? text : `${text.slice(0, max)}…(+${text.length - max} chars)`
+  const shown = showInvisible(text)
+  return shown.length <= max ? shown : `${shown.slice(0, max)}…(+${shown.length - max} chars)`
 }
 
 /** A decoded claim set with every string clipped and every list and object bounded. */
@@ -149,14 +154,15 @@ export function lessonExchange(exchange: WireExchange): LessonExchange {
 
 function outcome(row: DemoRow | undefined): LessonOutcome | undefined {
   if (row === undefined) return undefined
+  // The demo escaped these already; the page does not rely on it.
   return {
-    actor: row.actor,
-    action: row.action,
-    expected: row.expected,
-    actual: row.actual,
+    actor: clip(row.actor, 100),
+    action: clip(row.action, 1000),
+    expected: clip(row.expected, 1000),
+    actual: clip(row.actual, 1000),
     ok: row.ok,
     ...(row.security === undefined ? {} : { security: row.security }),
-    detail: row.detail,
+    detail: clip(row.detail, 1000),
     exchanges: (row.exchanges ?? []).slice(0, ITEMS_MAX).map(lessonExchange),
   }
 }

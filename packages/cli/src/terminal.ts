@@ -106,6 +106,25 @@ export function safeText(value: unknown, options: SafeTextOptions = {}): string 
   return `${out}…(+${left} chars)`
 }
 
+/**
+ * `text` with every character a reader would not see as itself written as an escape
+ * (`\u{202e}`, `\u{1b}`), as {@link safeText} does, but keeping line breaks, tabs, spaces and
+ * backslashes as they are and without shortening: for text shown whole in a `<pre>` (a page's
+ * `textContent` cannot run anything, yet bidi controls could still reorder what is read).
+ *
+ * @example
+ * ```ts
+ * showInvisible('a\u202eb\nc') // 'a\\u{202e}b\nc'
+ * ```
+ */
+export function showInvisible(text: string): string {
+  return text.replace(new RegExp(UNSAFE.source, 'gu'), (character) =>
+    character === '\n' || character === '\t' || character === ' ' || character === '\\'
+      ? character
+      : escapeCharacter(character, false),
+  )
+}
+
 const UNSAFE_IN_JSON = new RegExp(UNSAFE.source.replace('\\\\]', ']'), 'gu')
 
 /**

@@ -144,7 +144,7 @@ describe('callproof demo --web: hostile text from the wire', () => {
   it('shows a tool name and arguments holding <script> and <img onerror> as text; nothing runs', async () => {
     // alice's captured write_file request, as a hostile server or client could have shaped it:
     // the page takes tool names, arguments and servers' words from the wire.
-    const hostileName = '<img src=x onerror="window.__pwned=1">'
+    const hostileName = '<img src=x onerror="window.__pwned=1">\u202e'
     const hostileArg = '</pre><script>window.__pwned=2</script>'
     const rows = callproof.rows.map((row) =>
       row.key !== 'write'
@@ -174,8 +174,11 @@ describe('callproof demo --web: hostile text from the wire', () => {
       const column = page.locator('section.step[data-key="write"] .col.callproof')
       await column.locator('details.exchange summary').last().click()
       const text = (await column.textContent()) ?? ''
-      expect(text).toContain(`tools/call ${hostileName}`)
+      expect(text).toContain(`tools/call ${hostileName.replace('\u202e', '\\u{202e}')}`)
       expect(text).toContain(hostileArg)
+      // A bidi control is shown as an escape: it cannot reorder what the class reads.
+      expect(text).toContain('onerror="window.__pwned=1">\\u{202e}')
+      expect(text).not.toContain('\u202e')
       expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined()
       // Shown as text, not parsed: no element came out of the data.
       expect(await page.locator('img').count()).toBe(0)
