@@ -10,10 +10,11 @@
 import { bindingFor, createProof, jwkThumbprint } from '@callproof/core'
 import type { JWK } from 'jose'
 import type { AttackPlan, AttackReport, AttackSpec, Captured } from './story.js'
-import { mcpHeaders, send } from './wire.js'
-import type { Observation, WireRequest } from './wire.js'
+import { mcpHeaders, send as sendOnce } from './wire.js'
+import type { Observation, WireExchange, WireRequest } from './wire.js'
 
 type Auth = (message: unknown) => Promise<Record<string, string>>
+type Send = (request: WireRequest) => Promise<Observation>
 
 /** Plays every attack of the plan with a fresh key of this process. */
 export async function runAttacks(plan: AttackPlan): Promise<AttackReport> {
@@ -24,16 +25,25 @@ export async function runAttacks(plan: AttackPlan): Promise<AttackReport> {
   ])) as CryptoKeyPair
   const jkt = await jwkThumbprint((await crypto.subtle.exportKey('jwk', keyPair.publicKey)) as JWK)
   const results: Record<string, Observation> = {}
+  const exchanges: Record<string, WireExchange[]> = {}
   for (const attack of plan.attacks) {
-    results[attack.id] = await play(attack, plan.captured, keyPair)
+    // Every request it sends, with the answer: what the lesson shows of each attempt.
+    const sent: WireExchange[] = (exchanges[attack.id] = [])
+    const send: Send = async (request) => {
+      const answer = await sendOnce(request)
+      sent.push({ request, answer })
+      return answer
+    }
+    results[attack.id] = await play(attack, plan.captured, keyPair, send)
   }
-  return { pid: process.pid, jkt, results }
+  return { pid: process.pid, jkt, results, exchanges }
 }
 
 async function play(
   attack: AttackSpec,
   captured: Captured,
   keyPair: CryptoKeyPair,
+  send: Send,
 ): Promise<Observation> {
   const { url, accessToken } = captured
   const ownProof = (message: unknown, token?: string) =>
@@ -48,26 +58,16 @@ async function play(
   switch (attack.id) {
     case 'no-credentials':
       // A key proves nothing by itself: a proof without any token is still no authorization.
-      return ownSession(captured, attack, async (m) => ({ dpop: await ownProof(m) }))
+      return ownSession(send, captured, attack, async (m) => ({ dpop: await ownProof(m) }))
     case 'bearer-token':
-      return ownSession(captured, attack, () =>
+      return ownSession(send, captured, attack, () =>
         Promise.resolve({ authorization: `Bearer ${accessToken}` }),
       )
     case 'token-own-proof':
-      return ownSession(captured, attack, async (m) => ({
+      return ownSession(send, captured, attack, async (m) => ({
         authorization: `DPoP ${accessToken}`,
         dpop: await ownProof(m, accessToken),
       }))
-    case 'session':
-      return send({
-        method: 'POST',
-        url,
-        headers: mcpHeaders({
-          'mcp-session-id': captured.sessionId,
-          'mcp-protocol-version': captured.protocolVersion,
-        }),
-        body: JSON.stringify(toolCall(attack, 1)),
-      })
     case 'replay':
       return send(capturedRequest(captured, attack))
     case 'altered-args': {
@@ -99,6 +99,7 @@ function toolCall(attack: AttackSpec, id: number) {
  * credentials, and returns the first refusal or the tool call's answer.
  */
 async function ownSession(
+  send: Send,
   captured: Captured,
   attack: AttackSpec,
   auth: Auth,

@@ -21,7 +21,13 @@ import { CliError, UsageError, style } from './io.js'
 import type { Io } from './io.js'
 import { safeJson, safeText } from './terminal.js'
 import { loadDevAuthServer } from './stack.js'
-import { AGENT_METADATA, describeChallenge, recordingFetch } from './trace.js'
+import {
+  AGENT_METADATA,
+  describeChallenge,
+  recordingFetch,
+  retryTracker,
+  traceLines,
+} from './trace.js'
 
 /**
  * Turns `key=value` (a string) and `key:=json` (any JSON value) pairs into tool arguments, on top
@@ -105,6 +111,10 @@ Options:
   --state <dir>     keep the key and tokens in <dir> between calls (files mode 0600);
                     default: a fresh in-memory key per run
   --raw             print the whole tool result as JSON
+  --trace           show every request to the server on stderr: its access token's and its
+                    DPoP proof's decoded header and claims (signatures elided), the answer
+                    with its WWW-Authenticate challenge and reason, and which request is
+                    the retry after a challenge
   -h, --help        show this help
 
 Servers on loopback (http://127.0.0.1:…) are called in development mode (http allowed).
@@ -143,6 +153,7 @@ export async function callCommand(
     deny: { type: 'boolean' },
     state: { type: 'string' },
     raw: { type: 'boolean' },
+    trace: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   })
   if (values.help === true) {
@@ -214,11 +225,21 @@ export async function callCommand(
     },
   }
 
-  const { fetch: traced } = recordingFetch(url.origin, (exchange) => {
-    if (exchange.status === 401 || exchange.status === 403) {
-      note(`← ${safeText(describeChallenge(exchange), { max: 300 })}`)
-    }
-  })
+  const trace = values.trace === true
+  const isRetry = retryTracker()
+  const { fetch: traced } = recordingFetch(
+    url.origin,
+    (exchange) => {
+      const retry = isRetry(exchange)
+      if (trace) {
+        for (const line of traceLines(exchange, { retry })) note(line)
+      } else if (exchange.status === 401 || exchange.status === 403) {
+        note(`← ${safeText(describeChallenge(exchange), { max: 300 })}`)
+      }
+    },
+    // Refusals' reasons, for the trace (read before the caller sees the answer).
+    { answers: trace },
+  )
   const options: ConnectOptions = {
     interaction: shown,
     fetch: traced,

@@ -50,6 +50,8 @@ export interface StackOptions {
    * authorization server exchange the drive's callers' tokens for mail tokens.
    */
   readonly mail?: boolean
+  /** Lifetime of ordinary access tokens in seconds (default 300). */
+  readonly accessTokenTtl?: number
 }
 
 /** The mail API of a stack started with `mail`. */
@@ -168,6 +170,8 @@ export interface AuthServerOptions {
   readonly clients?: readonly ClientMetadata[]
   /** The token exchange policy (see `@callproof/dev-auth-server`). */
   readonly tokenExchange?: readonly TokenExchangeRule[]
+  /** Lifetime of ordinary access tokens in seconds (default: the server's, 300). */
+  readonly accessTokenTtl?: number
 }
 
 /** A running development authorization server, as `callproof dev --resource` starts it. */
@@ -210,6 +214,7 @@ export async function startAuthServer(options: AuthServerOptions): Promise<AuthS
       ...(options.clients === undefined ? {} : { clients: options.clients }),
       ...(options.tokenExchange === undefined ? {} : { tokenExchange: options.tokenExchange }),
       ...(options.authPort === undefined ? {} : { port: options.authPort }),
+      ...(options.accessTokenTtl === undefined ? {} : { accessTokenTtl: options.accessTokenTtl }),
       logger: options.verbose === true ? {} : { warn: () => undefined, info: () => undefined },
     })
   const auth = await (options.verbose === true ? start() : withoutProviderNotices(start)).catch(
@@ -264,6 +269,7 @@ async function startStackOn(drivePort: number, options: StackOptions): Promise<S
         : { clients: [downstream.client], tokenExchange: [downstream.rule] }),
       ...(options.authPort === undefined ? {} : { authPort: options.authPort }),
       ...(options.verbose === true ? { verbose: true } : {}),
+      ...(options.accessTokenTtl === undefined ? {} : { accessTokenTtl: options.accessTokenTtl }),
     })
     closers.push(() => auth.close())
     let mail: StackMail | undefined

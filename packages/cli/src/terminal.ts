@@ -10,6 +10,12 @@ export interface SafeTextOptions {
    * `…(+N chars)`, N counting the characters of the value left out. Default 200.
    */
   readonly max?: number
+  /**
+   * When the value must be shortened, end at the last space within the limit (when there is one
+   * in the last fifth of it) rather than in the middle of a word: for sentences (a server's
+   * reason), not for identifiers.
+   */
+  readonly atWord?: boolean
 }
 
 /** The default cap of {@link safeText}: a field on one line of a table. */
@@ -71,6 +77,7 @@ function asText(value: unknown): { text: string; json: boolean } {
  * ```ts
  * safeText('ok\n\u001b[2J✓ admin') // 'ok\\n\\u{1b}[2J✓ admin'
  * safeText('x'.repeat(1000), { max: 10 }) // 'xxxxxxxxxx…(+990 chars)'
+ * safeText('the proof was already used', { max: 24, atWord: true }) // 'the proof was already…(+4 chars)'
  * ```
  * @see https://www.unicode.org/reports/tr9/ (bidirectional controls)
  * @see https://trojansource.codes/ (bidi reordering attacks on what a reader sees)
@@ -80,16 +87,42 @@ export function safeText(value: unknown, options: SafeTextOptions = {}): string 
   const { text, json } = asText(value)
   let out = ''
   let index = 0
+  // Where the last space was shown: the output's length before it, the input's index after it.
+  let space: { out: number; index: number } | undefined
   for (const character of text) {
     const shown = escapeCharacter(character, json)
     if (out.length + shown.length > max) break
+    if (character === ' ') space = { out: out.length, index: index + 1 }
     out += shown
     index += character.length
   }
   if (index >= text.length) return out
+  if (options.atWord === true && space !== undefined && space.out >= max * 0.8) {
+    out = out.slice(0, space.out)
+    index = space.index
+  }
   let left = 0
   for (const _ of text.slice(index)) left++
   return `${out}…(+${left} chars)`
+}
+
+/**
+ * `text` with every character a reader would not see as itself written as an escape
+ * (`\u{202e}`, `\u{1b}`), as {@link safeText} does, but keeping line breaks, tabs, spaces and
+ * backslashes as they are and without shortening: for text shown whole in a `<pre>` (a page's
+ * `textContent` cannot run anything, yet bidi controls could still reorder what is read).
+ *
+ * @example
+ * ```ts
+ * showInvisible('a\u202eb\nc') // 'a\\u{202e}b\nc'
+ * ```
+ */
+export function showInvisible(text: string): string {
+  return text.replace(new RegExp(UNSAFE.source, 'gu'), (character) =>
+    character === '\n' || character === '\t' || character === ' ' || character === '\\'
+      ? character
+      : escapeCharacter(character, false),
+  )
 }
 
 const UNSAFE_IN_JSON = new RegExp(UNSAFE.source.replace('\\\\]', ']'), 'gu')

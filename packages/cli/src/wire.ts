@@ -21,6 +21,8 @@ export interface Observation {
   readonly status: number
   /** The `error` of the `WWW-Authenticate` challenge; `''` for a challenge without one. */
   readonly challenge?: string
+  /** The `WWW-Authenticate` header as sent. */
+  readonly challengeHeader?: string
   /** callproof's machine-readable refusal code from the JSON body (e.g. `ERR_REPLAY`). */
   readonly code?: string
   /** The server's human-readable reason (`error_description`). */
@@ -29,6 +31,12 @@ export interface Observation {
   readonly rpc?: { result?: unknown; error?: { code: number; message: string } }
   /** The session id the server handed out (on `initialize`). */
   readonly sessionId?: string
+}
+
+/** One request and what came back to it: what the lesson shows of a step. */
+export interface WireExchange {
+  readonly request: WireRequest
+  readonly answer: Observation
 }
 
 /** Sends one request and reads the answer (JSON or a short SSE stream). */
@@ -70,6 +78,7 @@ export async function observe(response: Response): Promise<Observation> {
   return {
     status: response.status,
     ...(challenge === undefined ? {} : { challenge }),
+    ...(header === null ? {} : { challengeHeader: header }),
     ...(code === undefined ? {} : { code }),
     ...(description === undefined ? {} : { description }),
     ...(rpc === undefined ? {} : { rpc }),

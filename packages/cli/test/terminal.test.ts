@@ -17,6 +17,7 @@ import {
   safeJson,
   safeText,
 } from '../src/index.js'
+import { showInvisible } from '../src/terminal.js'
 import type { AuditLine } from '../src/index.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'callproof-terminal-'))
@@ -57,6 +58,22 @@ describe('safeText', () => {
     expect(safeText('\u001b'.repeat(5), { max: 12 })).toBe('\\u{1b}\\u{1b}…(+3 chars)')
     expect(safeText('short', { max: 10 })).toBe('short')
     expect(safeText('y'.repeat(300))).toHaveLength(200 + '…(+100 chars)'.length)
+  })
+
+  it('with atWord, cuts a sentence at a word, never in the middle of one', () => {
+    expect(safeText('the proof was already used', { max: 24, atWord: true })).toBe(
+      'the proof was already…(+4 chars)',
+    )
+    // Without a space near the end (an identifier), it cuts at the limit as usual.
+    expect(safeText('a'.repeat(30), { max: 10, atWord: true })).toBe('aaaaaaaaaa…(+20 chars)')
+    expect(safeText('short reason', { max: 24, atWord: true })).toBe('short reason')
+  })
+
+  it('showInvisible escapes what cannot be seen, keeps lines, tabs and backslashes, cuts nothing', () => {
+    expect(showInvisible('a\u202eb\u200b\u001b[2J\nc\td \\n')).toBe(
+      'a\\u{202e}b\\u{200b}\\u{1b}[2J\nc\td \\n',
+    )
+    expect(showInvisible('x'.repeat(5000))).toHaveLength(5000)
   })
 
   it('shows other values as JSON, keeping JSON’s own escapes', () => {
