@@ -15,6 +15,8 @@ import { metadataResponse } from './metadata.js'
 import type { ProtectedResourceMetadata } from './metadata.js'
 import { configure } from './options.js'
 import type { CallproofOptions } from './options.js'
+import { nodeBodySource } from './body.js'
+import type { NodeIncoming } from './body.js'
 import { createPipeline } from './pipeline.js'
 import { createSdkV1Seam } from './sdk/v1.js'
 
@@ -88,13 +90,15 @@ export function createCallproof(options: CallproofOptions): Callproof {
   const { metadata, metadataPath, resourcePath } = config
 
   const middleware = createMiddleware<CallproofEnv>(async (c) => {
-    const response = await pipeline.handle(c.req.raw, (call) => {
-      c.set('caller', call.caller)
-      c.set('call', call)
+    const incoming = nodeIncomingOf(c.env)
+    return pipeline.handle(c.req.raw, {
+      onRequestId: (requestId) => c.set('requestId', requestId),
+      onVerified: (call) => {
+        c.set('caller', call.caller)
+        c.set('call', call)
+      },
+      ...(incoming !== undefined && { body: nodeBodySource(incoming) }),
     })
-    const requestId = response.headers.get('x-request-id')
-    if (requestId !== null) c.set('requestId', requestId)
-    return response
   })
 
   const handle = (request: Request) => pipeline.handle(request)
@@ -122,4 +126,19 @@ export function createCallproof(options: CallproofOptions): Callproof {
       app.all(resourcePath, middleware as unknown as MiddlewareHandler<Env>)
     },
   }
+}
+
+/**
+ * Node's `IncomingMessage` of this request, when the app runs under `@hono/node-server` (which
+ * passes it as `c.env.incoming`) and nobody has started reading its body.
+ */
+function nodeIncomingOf(env: unknown): NodeIncoming | undefined {
+  const incoming = (env as { incoming?: Partial<NodeIncoming> } | undefined)?.incoming
+  return typeof incoming?.on === 'function' &&
+    typeof incoming.off === 'function' &&
+    typeof incoming.pause === 'function' &&
+    incoming.readableEnded === false &&
+    typeof incoming.complete === 'boolean'
+    ? (incoming as NodeIncoming)
+    : undefined
 }

@@ -44,9 +44,10 @@ import type { Caller, McpBinding, VerifiedCall } from '@callproof/core'
 import { AUDIT_TEXT_MAX, createRefusalSampler } from './audit.js'
 import type { AuditEvent } from './audit.js'
 import { readJsonBody } from './body.js'
+import type { BodySource } from './body.js'
 import type { CallproofConfig } from './options.js'
 import { checkOrigin } from './origin.js'
-import type { McpSeam } from './sdk/seam.js'
+import type { McpAnswer, McpSeam } from './sdk/seam.js'
 import { newSessionId, sameOwner } from './sessions.js'
 import { registrationsOf, targetOf } from './tools.js'
 
@@ -54,10 +55,24 @@ import { registrationsOf, targetOf } from './tools.js'
 export interface Pipeline {
   /**
    * Answers one request to the MCP endpoint. It never throws: every failure is an answer (a
-   * challenge, a JSON-RPC error, or 500 for a bug, logged). `onVerified` sees the verified call
-   * of a request that is about to run (the Hono adapter sets `c.var.caller` from it).
+   * challenge, a JSON-RPC error, or 500 for a bug, logged).
    */
-  handle(request: Request, onVerified?: (call: VerifiedCall) => void): Promise<Response>
+  handle(request: Request, hooks?: PipelineHooks): Promise<Response>
+}
+
+/** What an adapter may add to one request's handling. */
+export interface PipelineHooks {
+  /** Sees the id of the request (audit events, `x-request-id`) before anything else happens. */
+  readonly onRequestId?: (requestId: string) => void
+  /** Sees the verified call of a request that is about to run (Hono: `c.var.caller`). */
+  readonly onVerified?: (call: VerifiedCall) => void
+  /**
+   * Reads the body from the server's own request object instead of `request.body` (Node's
+   * `IncomingMessage` under @hono/node-server: turning its lazy `Request` into a full one, with
+   * a web stream for the body and a copy of every header, costs more than the whole policy).
+   * It must honour the same limit: undefined when the body is larger.
+   */
+  readonly body?: BodySource
 }
 
 /** Ids we issue are 43 characters; anything much longer is not ours and is not looked up. */
@@ -80,14 +95,12 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
   const { resource, verifier, replay, nonce, sessions, audit, clock, challenge } = config
   const anonymous = createRefusalSampler({ perSecond: config.auditAnonymousPerSecond, clock })
 
-  async function handle(
-    request: Request,
-    onVerified?: (call: VerifiedCall) => void,
-  ): Promise<Response> {
+  async function handle(request: Request, hooks?: PipelineHooks): Promise<Response> {
     const requestId = crypto.randomUUID()
+    hooks?.onRequestId?.(requestId)
     const facts: Facts = { requestId, httpMethod: request.method }
     let opened: string | undefined
-    let response: Response
+    let response: Response | McpAnswer
     try {
       // 1. DNS rebinding: refuse a browser on a foreign origin before doing any work for it.
       const originProblem = checkOrigin(request, config.originPolicy)
@@ -107,7 +120,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       // computed once, by the verifier, only for a valid token, and reaches the audit facts
       // through `onBinding`: an anonymous sender cannot make us digest its body.
       const message =
-        request.method === 'POST' ? await readJsonBody(request, config.bodyLimit) : undefined
+        request.method === 'POST'
+          ? await readJsonBody(request, config.bodyLimit, hooks?.body)
+          : undefined
       if (message !== undefined) describe(facts, bindingShape(message))
 
       // 4. Who is calling, proven for this very message.
@@ -148,7 +163,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 
       // 7. No audit, no action: the event is written before anything happens on its behalf.
       await record({ ...facts, decision: 'allowed', reason: decision.reason }, true)
-      onVerified?.(call)
+      hooks?.onVerified?.(call)
 
       // 8. The SDK executes the very message that was verified.
       if (request.method === 'GET') {
@@ -350,24 +365,28 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     }
   }
 
+  /** The answer with this pipeline's own headers (request id, a new session, the nonce). */
   async function finish(
-    response: Response,
+    response: Response | McpAnswer,
     requestId: string,
     sessionId?: string,
   ): Promise<Response> {
-    const out = await withOwnHeaders(response)
-    out.headers.set('x-request-id', requestId)
-    if (sessionId !== undefined && out.status < 300) out.headers.set('mcp-session-id', sessionId)
-    if (nonce !== undefined && !out.headers.has('dpop-nonce')) {
+    const own: Record<string, string> = { 'x-request-id': requestId }
+    if (sessionId !== undefined && response.status < 300) own['mcp-session-id'] = sessionId
+    if (nonce !== undefined && !hasHeader(response, 'dpop-nonce')) {
       // A nonce source that cannot answer costs the client one use_dpop_nonce round trip later;
       // it must not turn an answer already decided into a 500.
       try {
-        out.headers.set('dpop-nonce', await nonce.current())
+        own['dpop-nonce'] = await nonce.current()
       } catch (error) {
         console.error('callproof: the nonce source failed', error)
       }
     }
-    return out
+    if (!isSeamAnswer(response)) return withOwnHeaders(response, own)
+    return new Response(response.body, {
+      status: response.status,
+      headers: { ...response.headers, ...own },
+    })
   }
 
   return { handle }
@@ -460,17 +479,32 @@ function accessTokenOf(request: Request): string {
  * answer's own headers must not be changed in place: @hono/node-server's lightweight `Response`
  * rebuilds itself from its original headers when its body is read.) A stream (SSE) stays a stream.
  */
-async function withOwnHeaders(response: Response): Promise<Response> {
-  const init = {
-    status: response.status,
-    statusText: response.statusText,
-    headers: new Headers(response.headers),
-  }
+async function withOwnHeaders(
+  response: Response,
+  own: Readonly<Record<string, string>>,
+): Promise<Response> {
+  const headers = new Headers(response.headers)
+  for (const [name, value] of Object.entries(own)) headers.set(name, value)
+  const init = { status: response.status, statusText: response.statusText, headers }
   if (NULL_BODY_STATUSES.has(response.status)) return new Response(null, init)
   if (response.headers.get('content-type')?.startsWith('text/event-stream') === true) {
     return new Response(response.body, init)
   }
   return new Response(await response.text(), init)
+}
+
+/**
+ * A seam's own complete answer: a plain object (a `Response` may come from another realm or be a
+ * server adapter's subclass, so `instanceof` cannot tell them apart).
+ */
+function isSeamAnswer(response: Response | McpAnswer): response is McpAnswer {
+  return Object.getPrototypeOf(response) === Object.prototype
+}
+
+function hasHeader(response: Response | McpAnswer, name: string): boolean {
+  return isSeamAnswer(response)
+    ? Object.keys(response.headers).some((key) => key.toLowerCase() === name)
+    : response.headers.has(name)
 }
 
 /** Statuses whose answers have no body (Fetch: a null body status). */

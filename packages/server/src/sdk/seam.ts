@@ -21,6 +21,17 @@ export interface McpExecution {
   readonly now: number
 }
 
+/**
+ * A complete answer a seam built itself (JSON, or no body): the pipeline adds its own headers and
+ * makes the one `Response`, instead of copying one the seam made (a copy reads the body again).
+ */
+export interface McpAnswer {
+  readonly status: number
+  /** The JSON text, or `null` for no body. */
+  readonly body: string | null
+  readonly headers: Readonly<Record<string, string>>
+}
+
 /** An MCP SDK behind the pipeline. */
 export interface McpSeam {
   /**
@@ -30,8 +41,8 @@ export interface McpSeam {
    * an `allowed` event written, for a call the transport then refuses.
    */
   refusal(request: Request, message: unknown): CallproofError | undefined
-  /** Runs the verified message and returns the SDK's HTTP answer. */
-  execute(execution: McpExecution): Promise<Response>
+  /** Runs the verified message and returns the SDK's HTTP answer (or a complete answer). */
+  execute(execution: McpExecution): Promise<Response | McpAnswer>
   /**
    * Whether `answer`, a JSON-RPC response, answers a request this seam sent to `caller` on
    * `sessionId` and not yet answered. The pipeline's policy step asks before anything runs (for
