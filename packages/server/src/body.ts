@@ -29,9 +29,10 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024
 export async function readJsonBody(
   request: Request,
   limit: number,
-  source?: BodySource,
+  from: { readonly body?: BodySource; readonly headers?: Pick<Headers, 'get'> } = {},
 ): Promise<unknown> {
-  const declared = request.headers.get('content-length')
+  const source = from.body
+  const declared = (from.headers ?? request.headers).get('content-length')
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) > limit) {
     // The server adapter drains or closes what is left of a body nobody reads.
     if (source === undefined) await request.body?.cancel().catch(() => undefined)
@@ -103,66 +104,7 @@ async function readFrom(source: BodySource, limit: number): Promise<Uint8Array> 
   return bytes
 }
 
-/** What {@link nodeBodySource} needs of Node's `IncomingMessage` (no `node:` import here). */
-export interface NodeIncoming {
-  on(event: string, listener: (...args: never[]) => void): unknown
-  off(event: string, listener: (...args: never[]) => void): unknown
-  pause(): unknown
-  readonly complete: boolean
-  readonly readableEnded: boolean
-}
-
-/**
- * The body of Node's `IncomingMessage`, read directly (`@hono/node-server` hands it to the app
- * as `c.env.incoming`): no web stream, no full `Request` built just to read a few hundred bytes.
- */
-export function nodeBodySource(incoming: NodeIncoming): BodySource {
-  return (limit) =>
-    new Promise<Uint8Array | undefined>((resolve, reject) => {
-      if (incoming.readableEnded) {
-        reject(new Error('the request body was already read'))
-        return
-      }
-      const chunks: Uint8Array[] = []
-      let total = 0
-      const stop = () => {
-        incoming.off('data', onData)
-        incoming.off('end', onEnd)
-        incoming.off('error', onError)
-        incoming.off('close', onClose)
-      }
-      const onData = (chunk: Uint8Array) => {
-        total += chunk.byteLength
-        if (total > limit) {
-          stop()
-          // Left paused: the server adapter drains or closes the rest after the answer.
-          incoming.pause()
-          resolve(undefined)
-          return
-        }
-        chunks.push(chunk)
-      }
-      const onEnd = () => {
-        stop()
-        resolve(concat(chunks, total))
-      }
-      const onError = (error: Error) => {
-        stop()
-        reject(error)
-      }
-      const onClose = () => {
-        stop()
-        if (!incoming.complete) reject(new Error('the request was aborted'))
-        else resolve(concat(chunks, total))
-      }
-      incoming.on('data', onData)
-      incoming.on('end', onEnd)
-      incoming.on('error', onError)
-      incoming.on('close', onClose)
-    })
-}
-
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
+export function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
   if (chunks.length === 1) return chunks[0]!
   const out = new Uint8Array(total)
   let offset = 0

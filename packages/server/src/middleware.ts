@@ -15,8 +15,7 @@ import { metadataResponse } from './metadata.js'
 import type { ProtectedResourceMetadata } from './metadata.js'
 import { configure } from './options.js'
 import type { CallproofOptions } from './options.js'
-import { nodeBodySource } from './body.js'
-import type { NodeIncoming } from './body.js'
+import { nodeBodySource, nodeHeaders, nodeIncomingOf } from './node.js'
 import { createPipeline } from './pipeline.js'
 import { createSdkV1Seam } from './sdk/v1.js'
 
@@ -97,7 +96,10 @@ export function createCallproof(options: CallproofOptions): Callproof {
         c.set('caller', call.caller)
         c.set('call', call)
       },
-      ...(incoming !== undefined && { body: nodeBodySource(incoming) }),
+      ...(incoming !== undefined && {
+        body: nodeBodySource(incoming),
+        headers: nodeHeaders(incoming),
+      }),
     })
   })
 
@@ -126,19 +128,4 @@ export function createCallproof(options: CallproofOptions): Callproof {
       app.all(resourcePath, middleware as unknown as MiddlewareHandler<Env>)
     },
   }
-}
-
-/**
- * Node's `IncomingMessage` of this request, when the app runs under `@hono/node-server` (which
- * passes it as `c.env.incoming`) and nobody has started reading its body.
- */
-function nodeIncomingOf(env: unknown): NodeIncoming | undefined {
-  const incoming = (env as { incoming?: Partial<NodeIncoming> } | undefined)?.incoming
-  return typeof incoming?.on === 'function' &&
-    typeof incoming.off === 'function' &&
-    typeof incoming.pause === 'function' &&
-    incoming.readableEnded === false &&
-    typeof incoming.complete === 'boolean'
-    ? (incoming as NodeIncoming)
-    : undefined
 }

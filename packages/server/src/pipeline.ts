@@ -45,6 +45,7 @@ import { AUDIT_TEXT_MAX, createRefusalSampler } from './audit.js'
 import type { AuditEvent } from './audit.js'
 import { readJsonBody } from './body.js'
 import type { BodySource } from './body.js'
+import type { RequestHeaders } from './node.js'
 import type { CallproofConfig } from './options.js'
 import { checkOrigin } from './origin.js'
 import type { McpAnswer, McpSeam } from './sdk/seam.js'
@@ -73,6 +74,8 @@ export interface PipelineHooks {
    * It must honour the same limit: undefined when the body is larger.
    */
   readonly body?: BodySource
+  /** Reads the headers from the server's own request object likewise (Node: `nodeHeaders`). */
+  readonly headers?: RequestHeaders
 }
 
 /** Ids we issue are 43 characters; anything much longer is not ours and is not looked up. */
@@ -99,11 +102,12 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     const requestId = crypto.randomUUID()
     hooks?.onRequestId?.(requestId)
     const facts: Facts = { requestId, httpMethod: request.method }
+    const headers = hooks?.headers ?? request.headers
     let opened: string | undefined
     let response: Response | McpAnswer
     try {
       // 1. DNS rebinding: refuse a browser on a foreign origin before doing any work for it.
-      const originProblem = checkOrigin(request, config.originPolicy)
+      const originProblem = checkOrigin({ url: request.url, headers }, config.originPolicy)
       if (originProblem !== undefined) {
         throw new CallproofError('ERR_ORIGIN_NOT_ALLOWED', originProblem)
       }
@@ -121,7 +125,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       // through `onBinding`: an anonymous sender cannot make us digest its body.
       const message =
         request.method === 'POST'
-          ? await readJsonBody(request, config.bodyLimit, hooks?.body)
+          ? await readJsonBody(request, config.bodyLimit, { ...hooks, headers })
           : undefined
       if (message !== undefined) describe(facts, bindingShape(message))
 
@@ -129,7 +133,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       const call = await verifier.verify({
         method: request.method,
         url: resource,
-        headers: request.headers,
+        headers,
         ...(message !== undefined && {
           message,
           onBinding: (binding: McpBinding) => describe(facts, binding),
@@ -141,14 +145,14 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       identify(facts, call.caller)
 
       // 5. A session belongs to the caller that opened it.
-      const sessionId = await checkSession(request, message, call.caller)
+      const sessionId = await checkSession(request.method, headers, message, call.caller)
 
       // 6. What the transport would refuse is refused first, before anything is spent on the
       // call: a one-time approval consumed, or an `allowed` event written, for a call that then
       // never runs would be a lie in the audit and a loss for the user. Then the policy of what
       // is called, for this caller and these arguments.
       if (message !== undefined) {
-        const refused = mcp.refusal(request, message) ?? notificationRefusal(message)
+        const refused = mcp.refusal(headers, message) ?? notificationRefusal(message)
         if (refused !== undefined) throw refused
       }
       const decision = await decide(message, call, sessionId)
@@ -175,7 +179,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
             ? mcp.openStream(
                 call.caller,
                 sessionId,
-                request.headers.get('last-event-id'),
+                headers.get('last-event-id'),
                 call.acceptedUntil,
               )
             : methodNotAllowed()
@@ -184,8 +188,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       } else {
         response = await mcp.execute({
           request,
+          headers,
           call,
-          accessToken: accessTokenOf(request),
+          accessToken: accessTokenOf(headers),
           now: clock(),
         })
       }
@@ -204,14 +209,15 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
    * another caller answers exactly like an unknown one (404), so that it reveals nothing.
    */
   async function checkSession(
-    request: Request,
+    method: string,
+    headers: RequestHeaders,
     message: unknown,
     caller: Caller,
   ): Promise<string | null> {
-    const sessionId = request.headers.get('mcp-session-id')
+    const sessionId = headers.get('mcp-session-id')
     if (
       sessions.requireSessionId &&
-      request.method === 'POST' &&
+      method === 'POST' &&
       sessionId === null &&
       !isInitialize(message)
     ) {
@@ -468,8 +474,8 @@ async function storeCall<T>(operation: () => Promise<T>): Promise<T> {
 }
 
 /** The token of an already verified request (the verifier accepted exactly `DPoP <token>`). */
-function accessTokenOf(request: Request): string {
-  return (request.headers.get('authorization') ?? '').trim().replace(/^DPoP +/i, '')
+function accessTokenOf(headers: RequestHeaders): string {
+  return (headers.get('authorization') ?? '').trim().replace(/^DPoP +/i, '')
 }
 
 /**

@@ -17,7 +17,8 @@ import {
   protectedResourceMetadata,
 } from '../src/index.js'
 // Internals of the request path, tested where they live (not part of the public API).
-import { nodeBodySource, readJsonBody } from '../src/body.js'
+import { readJsonBody } from '../src/body.js'
+import { nodeBodySource, nodeHeaders } from '../src/node.js'
 import { newSessionId, sameOwner } from '../src/sessions.js'
 import type { AuditEvent } from '../src/index.js'
 
@@ -270,11 +271,57 @@ describe("the body read from Node's IncomingMessage", () => {
   it('is refused by readJsonBody as malformed when the read fails (400, not 500)', async () => {
     const post = (body: string) => new Request('http://127.0.0.1/mcp', { method: 'POST', body })
     const failing = () => Promise.reject(new Error('reset'))
-    await expect(readJsonBody(post('{}'), 1024, failing)).rejects.toMatchObject({
+    await expect(readJsonBody(post('{}'), 1024, { body: failing })).rejects.toMatchObject({
       code: 'ERR_MALFORMED_BODY',
     })
-    await expect(readJsonBody(post('{}'), 4, async () => undefined)).rejects.toMatchObject({
+    await expect(
+      readJsonBody(post('{}'), 4, { body: async () => undefined }),
+    ).rejects.toMatchObject({
       code: 'ERR_BODY_TOO_LARGE',
     })
+  })
+})
+
+describe("the headers read from Node's IncomingMessage", () => {
+  it('read like Headers: case-insensitive, repeated values joined (never only the first)', async () => {
+    const seen: Array<[string | null, string | null, string | null, [string, string][]]> = []
+    const server = createServer((incoming, outgoing) => {
+      const headers = nodeHeaders(incoming)
+      seen.push([
+        headers.get('Authorization'),
+        headers.get('dpop'),
+        headers.get('x-absent'),
+        [...headers.entries()],
+      ])
+      outgoing.end()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+      await new Promise((resolve) => socket.once('connect', resolve))
+      socket.write(
+        'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: DPoP first\r\n' +
+          'authorization: DPoP second\r\nDPoP: proof\r\n\r\n',
+      )
+      await new Promise((resolve) => socket.once('data', resolve))
+      socket.destroy()
+      // Node's own `incoming.headers` would keep only "DPoP first": a second token would be
+      // ignored instead of making the request malformed.
+      expect(seen).toEqual([
+        [
+          'DPoP first, DPoP second',
+          'proof',
+          null,
+          [
+            ['authorization', 'DPoP first, DPoP second'],
+            ['dpop', 'proof'],
+            ['host', '127.0.0.1'],
+          ],
+        ],
+      ])
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })

@@ -21,6 +21,7 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js'
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js'
+import type { RequestHeaders } from '../node.js'
 
 /** What a server answered, or why it will not answer. */
 export type DirectOutcome =
@@ -33,17 +34,20 @@ interface Running {
 }
 
 /** The SDK's `requestInfo`, with the copy of the headers made only if a handler reads it. */
-export function lazyRequestInfo(request: Request): NonNullable<MessageExtraInfo['requestInfo']> {
-  let headers: Record<string, string> | undefined
-  let url: URL | undefined
+export function lazyRequestInfo(
+  url: string,
+  headers: RequestHeaders,
+): NonNullable<MessageExtraInfo['requestInfo']> {
+  let copy: Record<string, string> | undefined
+  let parsed: URL | undefined
   return {
     get headers() {
-      headers ??= Object.fromEntries(request.headers.entries())
-      return headers
+      copy ??= Object.fromEntries(headers.entries())
+      return copy
     },
     get url() {
-      url ??= new URL(request.url)
-      return url
+      parsed ??= new URL(url)
+      return parsed
     },
   }
 }

@@ -8,11 +8,17 @@
  * @module
  */
 import type { Caller, CallproofError, VerifiedCall } from '@callproof/core'
+import type { RequestHeaders } from '../node.js'
 
 /** One verified request, ready to run. */
 export interface McpExecution {
   /** The HTTP request (its body was already read: the SDK runs `call.message`). */
   readonly request: Request
+  /**
+   * Its headers: read them here rather than from `request.headers` (under some server adapters,
+   * `request.headers` is a second, costlier copy).
+   */
+  readonly headers: RequestHeaders
   /** The verified call: caller, token, proof, binding and the one parsed message. */
   readonly call: VerifiedCall
   /** The access token the request carried (handed to tools in `authInfo.token`). */
@@ -40,7 +46,7 @@ export interface McpSeam {
    * before anything is spent on the request, so that a one-time approval is never consumed, nor
    * an `allowed` event written, for a call the transport then refuses.
    */
-  refusal(request: Request, message: unknown): CallproofError | undefined
+  refusal(headers: RequestHeaders, message: unknown): CallproofError | undefined
   /** Runs the verified message and returns the SDK's HTTP answer (or a complete answer). */
   execute(execution: McpExecution): Promise<Response | McpAnswer>
   /**

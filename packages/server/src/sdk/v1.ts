@@ -104,6 +104,7 @@ import {
 } from '../tools.js'
 import type { ToolRegistry } from '../tools.js'
 import { DirectTransport, lazyRequestInfo } from './direct.js'
+import type { RequestHeaders } from '../node.js'
 import type { McpAnswer, McpExecution, McpSeam } from './seam.js'
 import { ServerRequests } from './server-requests.js'
 import { Streams, Subscriptions } from './streams.js'
@@ -440,7 +441,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   async function runPooled(
     message: JSONRPCMessage,
     authInfo: AuthInfo,
-    request: Request,
+    { request, headers }: McpExecution,
     requestKey: string,
   ): Promise<McpAnswer> {
     const version = registrations.version
@@ -461,7 +462,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       outcome = await pooled.transport.run(
         message as JSONRPCMessage & { id: string | number },
         authInfo,
-        lazyRequestInfo(request),
+        lazyRequestInfo(request.url, headers),
       )
     } finally {
       if (running.get(runningKey) === cancel) running.delete(runningKey)
@@ -504,25 +505,18 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     admitAnswer(answer, caller, sessionId) {
       return serverRequests.admits(answer, { owner: ownerOf(caller), sessionId })
     },
-    async execute({
-      request,
-      call,
-      accessToken,
-      now,
-    }: McpExecution): Promise<Response | McpAnswer> {
+    async execute(execution: McpExecution): Promise<Response | McpAnswer> {
+      const { request, headers, call, accessToken, now } = execution
       if (isResponse(call.message)) {
         // An answer to a request one of our servers sent: delivered to that server only, and
         // only from the caller and session the request was sent to (rule 5); else nowhere.
         serverRequests.deliver(call.message, {
           owner: ownerOf(call.caller),
-          sessionId: request.headers.get('mcp-session-id'),
+          sessionId: headers.get('mcp-session-id'),
         })
         return ACCEPTED
       }
-      const requestKey = JSON.stringify([
-        ownerOf(call.caller),
-        request.headers.get('mcp-session-id'),
-      ])
+      const requestKey = JSON.stringify([ownerOf(call.caller), headers.get('mcp-session-id')])
       const cancelled = cancelledRequestOf(call.message)
       if (cancelled !== undefined) {
         // A cancellation reaches the caller's own request on the same session, and no other
@@ -535,7 +529,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
         return ACCEPTED
       }
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
-      const sessionId = request.headers.get('mcp-session-id')
+      const sessionId = headers.get('mcp-session-id')
       // The caller is part of the key: in stateless mode nobody checks whose session id it is.
       const sessionKey =
         sessionId === null ? undefined : JSON.stringify([ownerOf(call.caller), sessionId])
@@ -547,7 +541,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       })
       const setup = registrations.options.setup
       if (jsonResponse && setup === undefined && !isInitialize(call.message)) {
-        return runPooled(call.message as JSONRPCMessage, authInfo, request, requestKey)
+        return runPooled(call.message as JSONRPCMessage, authInfo, execution, requestKey)
       }
       // Rule 3: a server for this request only (initialize, a `setup` hook, or an SSE answer).
       const server = build()
@@ -659,19 +653,19 @@ function isResponse(message: unknown): message is { id: string | number } {
  * What `WebStandardStreamableHTTPServerTransport.handlePostRequest` refuses before it runs a
  * message, with the same tests the SDK uses (its media-type parser, its list of versions).
  */
-function transportRefusal(request: Request, message: unknown): CallproofError | undefined {
-  const accept = request.headers.get('accept') ?? ''
+function transportRefusal(headers: RequestHeaders, message: unknown): CallproofError | undefined {
+  const accept = headers.get('accept') ?? ''
   if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
     return new CallproofError(
       'ERR_NOT_ACCEPTABLE',
       'Accept must list both application/json and text/event-stream (MCP Streamable HTTP)',
     )
   }
-  if (!isJsonContentType(request.headers.get('content-type'))) {
+  if (!isJsonContentType(headers.get('content-type'))) {
     return new CallproofError('ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json')
   }
   // Like the SDK: `initialize` negotiates its version in the body; every later request names it.
-  const version = isInitialize(message) ? null : request.headers.get('mcp-protocol-version')
+  const version = isInitialize(message) ? null : headers.get('mcp-protocol-version')
   if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
     return new CallproofError(
       'ERR_UNSUPPORTED_PROTOCOL_VERSION',
