@@ -69,8 +69,11 @@ async function listen(build: (resource: string, origin: string) => Hono | Promis
   // Requests that arrive before the app is built (none do: the parent waits for READY) get 503.
   const slot: { app?: Hono } = {}
   const server = serve({
-    fetch: (request: Request) =>
-      slot.app === undefined ? new Response('starting', { status: 503 }) : slot.app.fetch(request),
+    // The app gets the server's env ({ incoming, outgoing }), as `serve(app)` would give it.
+    fetch: (request: Request, env: unknown) =>
+      slot.app === undefined
+        ? new Response('starting', { status: 503 })
+        : slot.app.fetch(request, env),
     port: 0,
     hostname: '127.0.0.1',
   })

@@ -175,7 +175,8 @@ export interface Verifier {
 export interface VerifyRequest {
   method: string
   url: string
-  headers: Headers
+  /** The request's headers (only `get` is used: a `Headers`, or an adapter's cheaper view). */
+  headers: Pick<Headers, 'get'>
   /** The ONE parsed body (absent for GET/DELETE). */
   message?: unknown
   /**

@@ -26,13 +26,20 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024
  * const message = await readJsonBody(c.req.raw, DEFAULT_BODY_LIMIT)
  * ```
  */
-export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
-  const declared = request.headers.get('content-length')
+export async function readJsonBody(
+  request: Request,
+  limit: number,
+  from: { readonly body?: BodySource; readonly headers?: Pick<Headers, 'get'> } = {},
+): Promise<unknown> {
+  const source = from.body
+  const declared = (from.headers ?? request.headers).get('content-length')
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) > limit) {
-    await request.body?.cancel().catch(() => undefined)
+    // The server adapter drains or closes what is left of a body nobody reads.
+    if (source === undefined) await request.body?.cancel().catch(() => undefined)
     throw tooLarge(limit)
   }
-  const bytes = await readLimited(request, limit)
+  const bytes =
+    source === undefined ? await readLimited(request, limit) : await readFrom(source, limit)
   let text: string
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
@@ -77,6 +84,28 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
     if (cause instanceof CallproofError) throw cause
     throw new CallproofError('ERR_MALFORMED_BODY', 'request body could not be read', { cause })
   }
+  return concat(chunks, total)
+}
+
+/**
+ * Where the body's bytes come from when not from `request.body`: resolves with them, or with
+ * `undefined` as soon as more than `limit` bytes arrived (the rest is not buffered).
+ */
+export type BodySource = (limit: number) => Promise<Uint8Array | undefined>
+
+async function readFrom(source: BodySource, limit: number): Promise<Uint8Array> {
+  let bytes: Uint8Array | undefined
+  try {
+    bytes = await source(limit)
+  } catch (cause) {
+    throw new CallproofError('ERR_MALFORMED_BODY', 'request body could not be read', { cause })
+  }
+  if (bytes === undefined) throw tooLarge(limit)
+  return bytes
+}
+
+export function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!
   const out = new Uint8Array(total)
   let offset = 0
   for (const chunk of chunks) {

@@ -15,6 +15,7 @@ import { metadataResponse } from './metadata.js'
 import type { ProtectedResourceMetadata } from './metadata.js'
 import { configure } from './options.js'
 import type { CallproofOptions } from './options.js'
+import { nodeBodySource, nodeHeaders, nodeIncomingOf } from './node.js'
 import { createPipeline } from './pipeline.js'
 import { createSdkV1Seam } from './sdk/v1.js'
 
@@ -88,13 +89,18 @@ export function createCallproof(options: CallproofOptions): Callproof {
   const { metadata, metadataPath, resourcePath } = config
 
   const middleware = createMiddleware<CallproofEnv>(async (c) => {
-    const response = await pipeline.handle(c.req.raw, (call) => {
-      c.set('caller', call.caller)
-      c.set('call', call)
+    const incoming = nodeIncomingOf(c.env)
+    return pipeline.handle(c.req.raw, {
+      onRequestId: (requestId) => c.set('requestId', requestId),
+      onVerified: (call) => {
+        c.set('caller', call.caller)
+        c.set('call', call)
+      },
+      ...(incoming !== undefined && {
+        body: nodeBodySource(incoming),
+        headers: nodeHeaders(incoming),
+      }),
     })
-    const requestId = response.headers.get('x-request-id')
-    if (requestId !== null) c.set('requestId', requestId)
-    return response
   })
 
   const handle = (request: Request) => pipeline.handle(request)

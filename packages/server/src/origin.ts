@@ -62,7 +62,10 @@ export function defaultOriginPolicy(resource: string): OriginPolicy {
  * if (problem !== undefined) return forbidden(problem)
  * ```
  */
-export function checkOrigin(request: Request, policy: OriginPolicy): string | undefined {
+export function checkOrigin(
+  request: { readonly url: string; readonly headers: Pick<Headers, 'get'> },
+  policy: OriginPolicy,
+): string | undefined {
   const headers = request.headers
   if (policy.allowedHosts !== undefined) {
     // Runtimes that build the Request from the socket put Host into the URL; fall back to it.

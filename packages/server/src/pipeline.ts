@@ -44,9 +44,11 @@ import type { Caller, McpBinding, VerifiedCall } from '@callproof/core'
 import { AUDIT_TEXT_MAX, createRefusalSampler } from './audit.js'
 import type { AuditEvent } from './audit.js'
 import { readJsonBody } from './body.js'
+import type { BodySource } from './body.js'
+import type { RequestHeaders } from './node.js'
 import type { CallproofConfig } from './options.js'
 import { checkOrigin } from './origin.js'
-import type { McpSeam } from './sdk/seam.js'
+import type { McpAnswer, McpSeam } from './sdk/seam.js'
 import { newSessionId, sameOwner } from './sessions.js'
 import { registrationsOf, targetOf } from './tools.js'
 
@@ -54,10 +56,26 @@ import { registrationsOf, targetOf } from './tools.js'
 export interface Pipeline {
   /**
    * Answers one request to the MCP endpoint. It never throws: every failure is an answer (a
-   * challenge, a JSON-RPC error, or 500 for a bug, logged). `onVerified` sees the verified call
-   * of a request that is about to run (the Hono adapter sets `c.var.caller` from it).
+   * challenge, a JSON-RPC error, or 500 for a bug, logged).
    */
-  handle(request: Request, onVerified?: (call: VerifiedCall) => void): Promise<Response>
+  handle(request: Request, hooks?: PipelineHooks): Promise<Response>
+}
+
+/** What an adapter may add to one request's handling. */
+export interface PipelineHooks {
+  /** Sees the id of the request (audit events, `x-request-id`) before anything else happens. */
+  readonly onRequestId?: (requestId: string) => void
+  /** Sees the verified call of a request that is about to run (Hono: `c.var.caller`). */
+  readonly onVerified?: (call: VerifiedCall) => void
+  /**
+   * Reads the body from the server's own request object instead of `request.body` (Node's
+   * `IncomingMessage` under @hono/node-server: turning its lazy `Request` into a full one, with
+   * a web stream for the body and a copy of every header, costs more than the whole policy).
+   * It must honour the same limit: undefined when the body is larger.
+   */
+  readonly body?: BodySource
+  /** Reads the headers from the server's own request object likewise (Node: `nodeHeaders`). */
+  readonly headers?: RequestHeaders
 }
 
 /** Ids we issue are 43 characters; anything much longer is not ours and is not looked up. */
@@ -80,17 +98,16 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
   const { resource, verifier, replay, nonce, sessions, audit, clock, challenge } = config
   const anonymous = createRefusalSampler({ perSecond: config.auditAnonymousPerSecond, clock })
 
-  async function handle(
-    request: Request,
-    onVerified?: (call: VerifiedCall) => void,
-  ): Promise<Response> {
+  async function handle(request: Request, hooks?: PipelineHooks): Promise<Response> {
     const requestId = crypto.randomUUID()
+    hooks?.onRequestId?.(requestId)
     const facts: Facts = { requestId, httpMethod: request.method }
+    const headers = hooks?.headers ?? request.headers
     let opened: string | undefined
-    let response: Response
+    let response: Response | McpAnswer
     try {
       // 1. DNS rebinding: refuse a browser on a foreign origin before doing any work for it.
-      const originProblem = checkOrigin(request, config.originPolicy)
+      const originProblem = checkOrigin({ url: request.url, headers }, config.originPolicy)
       if (originProblem !== undefined) {
         throw new CallproofError('ERR_ORIGIN_NOT_ALLOWED', originProblem)
       }
@@ -107,14 +124,16 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       // computed once, by the verifier, only for a valid token, and reaches the audit facts
       // through `onBinding`: an anonymous sender cannot make us digest its body.
       const message =
-        request.method === 'POST' ? await readJsonBody(request, config.bodyLimit) : undefined
+        request.method === 'POST'
+          ? await readJsonBody(request, config.bodyLimit, { ...hooks, headers })
+          : undefined
       if (message !== undefined) describe(facts, bindingShape(message))
 
       // 4. Who is calling, proven for this very message.
       const call = await verifier.verify({
         method: request.method,
         url: resource,
-        headers: request.headers,
+        headers,
         ...(message !== undefined && {
           message,
           onBinding: (binding: McpBinding) => describe(facts, binding),
@@ -126,14 +145,14 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       identify(facts, call.caller)
 
       // 5. A session belongs to the caller that opened it.
-      const sessionId = await checkSession(request, message, call.caller)
+      const sessionId = await checkSession(request.method, headers, message, call.caller)
 
       // 6. What the transport would refuse is refused first, before anything is spent on the
       // call: a one-time approval consumed, or an `allowed` event written, for a call that then
       // never runs would be a lie in the audit and a loss for the user. Then the policy of what
       // is called, for this caller and these arguments.
       if (message !== undefined) {
-        const refused = mcp.refusal(request, message) ?? notificationRefusal(message)
+        const refused = mcp.refusal(headers, message) ?? notificationRefusal(message)
         if (refused !== undefined) throw refused
       }
       const decision = await decide(message, call, sessionId)
@@ -148,7 +167,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 
       // 7. No audit, no action: the event is written before anything happens on its behalf.
       await record({ ...facts, decision: 'allowed', reason: decision.reason }, true)
-      onVerified?.(call)
+      hooks?.onVerified?.(call)
 
       // 8. The SDK executes the very message that was verified.
       if (request.method === 'GET') {
@@ -160,7 +179,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
             ? mcp.openStream(
                 call.caller,
                 sessionId,
-                request.headers.get('last-event-id'),
+                headers.get('last-event-id'),
                 call.acceptedUntil,
               )
             : methodNotAllowed()
@@ -169,8 +188,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       } else {
         response = await mcp.execute({
           request,
+          headers,
           call,
-          accessToken: accessTokenOf(request),
+          accessToken: accessTokenOf(headers),
           now: clock(),
         })
       }
@@ -189,14 +209,15 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
    * another caller answers exactly like an unknown one (404), so that it reveals nothing.
    */
   async function checkSession(
-    request: Request,
+    method: string,
+    headers: RequestHeaders,
     message: unknown,
     caller: Caller,
   ): Promise<string | null> {
-    const sessionId = request.headers.get('mcp-session-id')
+    const sessionId = headers.get('mcp-session-id')
     if (
       sessions.requireSessionId &&
-      request.method === 'POST' &&
+      method === 'POST' &&
       sessionId === null &&
       !isInitialize(message)
     ) {
@@ -350,24 +371,28 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     }
   }
 
+  /** The answer with this pipeline's own headers (request id, a new session, the nonce). */
   async function finish(
-    response: Response,
+    response: Response | McpAnswer,
     requestId: string,
     sessionId?: string,
   ): Promise<Response> {
-    const out = await withOwnHeaders(response)
-    out.headers.set('x-request-id', requestId)
-    if (sessionId !== undefined && out.status < 300) out.headers.set('mcp-session-id', sessionId)
-    if (nonce !== undefined && !out.headers.has('dpop-nonce')) {
+    const own: Record<string, string> = { 'x-request-id': requestId }
+    if (sessionId !== undefined && response.status < 300) own['mcp-session-id'] = sessionId
+    if (nonce !== undefined && !hasHeader(response, 'dpop-nonce')) {
       // A nonce source that cannot answer costs the client one use_dpop_nonce round trip later;
       // it must not turn an answer already decided into a 500.
       try {
-        out.headers.set('dpop-nonce', await nonce.current())
+        own['dpop-nonce'] = await nonce.current()
       } catch (error) {
         console.error('callproof: the nonce source failed', error)
       }
     }
-    return out
+    if (!isSeamAnswer(response)) return withOwnHeaders(response, own)
+    return new Response(response.body, {
+      status: response.status,
+      headers: { ...response.headers, ...own },
+    })
   }
 
   return { handle }
@@ -449,8 +474,8 @@ async function storeCall<T>(operation: () => Promise<T>): Promise<T> {
 }
 
 /** The token of an already verified request (the verifier accepted exactly `DPoP <token>`). */
-function accessTokenOf(request: Request): string {
-  return (request.headers.get('authorization') ?? '').trim().replace(/^DPoP +/i, '')
+function accessTokenOf(headers: RequestHeaders): string {
+  return (headers.get('authorization') ?? '').trim().replace(/^DPoP +/i, '')
 }
 
 /**
@@ -460,17 +485,32 @@ function accessTokenOf(request: Request): string {
  * answer's own headers must not be changed in place: @hono/node-server's lightweight `Response`
  * rebuilds itself from its original headers when its body is read.) A stream (SSE) stays a stream.
  */
-async function withOwnHeaders(response: Response): Promise<Response> {
-  const init = {
-    status: response.status,
-    statusText: response.statusText,
-    headers: new Headers(response.headers),
-  }
+async function withOwnHeaders(
+  response: Response,
+  own: Readonly<Record<string, string>>,
+): Promise<Response> {
+  const headers = new Headers(response.headers)
+  for (const [name, value] of Object.entries(own)) headers.set(name, value)
+  const init = { status: response.status, statusText: response.statusText, headers }
   if (NULL_BODY_STATUSES.has(response.status)) return new Response(null, init)
   if (response.headers.get('content-type')?.startsWith('text/event-stream') === true) {
     return new Response(response.body, init)
   }
   return new Response(await response.text(), init)
+}
+
+/**
+ * A seam's own complete answer: a plain object (a `Response` may come from another realm or be a
+ * server adapter's subclass, so `instanceof` cannot tell them apart).
+ */
+function isSeamAnswer(response: Response | McpAnswer): response is McpAnswer {
+  return Object.getPrototypeOf(response) === Object.prototype
+}
+
+function hasHeader(response: Response | McpAnswer, name: string): boolean {
+  return isSeamAnswer(response)
+    ? Object.keys(response.headers).some((key) => key.toLowerCase() === name)
+    : response.headers.has(name)
 }
 
 /** Statuses whose answers have no body (Fetch: a null body status). */

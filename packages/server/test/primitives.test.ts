@@ -32,6 +32,8 @@ let bob: ClientKey
 
 /** The tags of `slow` calls whose request was cancelled, in order. */
 const aborts: string[] = []
+/** The tags of `slow` calls that started. */
+const started: string[] = []
 
 function registry(): ToolRegistry {
   const tools = createToolRegistry({ name: 'prims', version: '0.0.0' }, { logging: true })
@@ -61,6 +63,7 @@ function registry(): ToolRegistry {
     'slow',
     { inputSchema: { tag: z.string() }, policy: { public: true } },
     async ({ tag }, extra) => {
+      started.push(tag)
       await new Promise<void>((resolve) =>
         extra.signal.addEventListener('abort', () => {
           aborts.push(tag)
@@ -491,6 +494,48 @@ describe('ping and sessions', () => {
     }
     const own = await w.send(alice, rpc('resources/read', { uri: 'test://open' }), { sessionId })
     expect(own.status).toBe(200)
+  })
+})
+
+describe('JSON answers on pooled servers', () => {
+  it('a tool that asks the client something fails at once with a reason, instead of hanging', async () => {
+    const response = await w.send(alice, rpc('tools/call', { name: 'ask' }))
+    expect(response.status).toBe(200)
+    const body = (await response.json()) as { result?: { isError?: boolean; content: unknown } }
+    expect(body.result?.isError).toBe(true)
+    expect(JSON.stringify(body.result?.content)).toContain('jsonResponse: false')
+  })
+
+  it("a cancellation reaches its own caller's running request only, and the call answers 202", async () => {
+    const opened = await w.send(alice, INITIALIZE(), { sub: 'alice' })
+    const sessionId = opened.headers.get('mcp-session-id')!
+    const call = rpc('tools/call', { name: 'slow', arguments: { tag: 'json-alice' } })
+    const running = w.send(alice, call, { sessionId })
+    const cancel = {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: call.id, reason: 'test' },
+    }
+    for (let i = 0; i < 200 && !started.includes('json-alice'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    expect(started).toContain('json-alice')
+    // Another caller, alice outside her session: the running call is not theirs to cancel.
+    expect((await w.send(bob, cancel, { sub: 'bob' })).status).toBe(202)
+    expect((await w.send(bob, cancel, { sub: 'bob', sessionId })).status).toBe(404)
+    expect((await w.send(alice, cancel)).status).toBe(202)
+    expect(aborts).not.toContain('json-alice')
+    expect((await w.send(alice, cancel, { sessionId })).status).toBe(202)
+    expect(aborts).toContain('json-alice')
+    // A cancelled request sends no JSON-RPC answer; its HTTP request is not left hanging.
+    const answered = await running
+    expect(answered.status).toBe(202)
+    expect(await answered.text()).toBe('')
+    // The pool still serves calls (the cancelled request's server was closed, not reused).
+    const after = await w.send(alice, rpc('tools/call', { name: 'log' }))
+    expect(after.status).toBe(200)
+    // The later tests count the aborts of their own calls.
+    aborts.splice(0)
   })
 })
 

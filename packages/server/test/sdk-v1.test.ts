@@ -13,6 +13,7 @@ import { z } from 'zod'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { callerOf, createCallproof, createToolRegistry } from '../src/index.js'
 import type { ToolRegistry } from '../src/index.js'
+import { DirectTransport } from '../src/sdk/direct.js'
 import { clientKey, startIssuer } from './helpers/issuer.js'
 import type { ClientKey, TestIssuer } from './helpers/issuer.js'
 import { provenRequest, rpc, toolCall } from './helpers/client.js'
@@ -147,12 +148,24 @@ describe('the SDK v1 seam', () => {
   it('never reuses a server that ran initialize (it holds that client’s capabilities)', async () => {
     const w = await world()
     try {
-      // Which server each request ran on, in order (requests are sent one after another).
+      // Which server each request ran on, in order (requests are sent one after another): a
+      // server connected for one request (initialize), or the pooled server whose own transport
+      // ran it.
       const used: McpServer[] = []
+      const serverOf = new Map<object, McpServer>()
       const connect = McpServer.prototype.connect
       vi.spyOn(McpServer.prototype, 'connect').mockImplementation(function (this: McpServer, t) {
-        used.push(this)
+        serverOf.set(t, this)
+        if (!(t instanceof DirectTransport)) used.push(this)
         return connect.call(this, t)
+      })
+      const run = DirectTransport.prototype.run
+      vi.spyOn(DirectTransport.prototype, 'run').mockImplementation(function (
+        this: DirectTransport,
+        ...args
+      ) {
+        used.push(serverOf.get(this)!)
+        return run.apply(this, args)
       })
       expect((await w.send(alice, toolCall('whoami'))).status).toBe(200)
       const initialize = rpc('initialize', {

@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import { createServer } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import { connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,6 +18,7 @@ import {
 } from '../src/index.js'
 // Internals of the request path, tested where they live (not part of the public API).
 import { readJsonBody } from '../src/body.js'
+import { nodeBodySource, nodeHeaders } from '../src/node.js'
 import { newSessionId, sameOwner } from '../src/sessions.js'
 import type { AuditEvent } from '../src/index.js'
 
@@ -204,5 +209,119 @@ describe('readJsonBody', () => {
   })
   it('parses a message', async () => {
     await expect(readJsonBody(post('{"a":1}'), 1024)).resolves.toEqual({ a: 1 })
+  })
+})
+
+describe("the body read from Node's IncomingMessage", () => {
+  /** A real HTTP server that reads each request's body with `nodeBodySource` and reports it. */
+  async function withServer(
+    limit: number,
+    run: (port: number, outcomes: Promise<unknown>[]) => Promise<void>,
+  ): Promise<void> {
+    const outcomes: Promise<unknown>[] = []
+    const server = createServer((incoming: IncomingMessage, outgoing) => {
+      const outcome = nodeBodySource(incoming)(limit).then(
+        (bytes) => (bytes === undefined ? 'too large' : new TextDecoder().decode(bytes)),
+        (error: Error) => `failed: ${error.message}`,
+      )
+      outcomes.push(outcome)
+      void outcome.then(() => outgoing.end('done'))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      await run((server.address() as AddressInfo).port, outcomes)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  }
+
+  it('reads a body in several chunks, and stops buffering past the limit', async () => {
+    await withServer(16, async (port, outcomes) => {
+      const url = `http://127.0.0.1:${port}/`
+      const chunked = (parts: string[]) =>
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (const part of parts) controller.enqueue(new TextEncoder().encode(part))
+            controller.close()
+          },
+        })
+      const send = (parts: string[]) =>
+        fetch(url, { method: 'POST', body: chunked(parts), duplex: 'half' } as RequestInit)
+      await (await send(['{"a":', '1}'])).text()
+      await (await send(['x'.repeat(10), 'y'.repeat(10)])).text()
+      expect(await Promise.all(outcomes)).toEqual(['{"a":1}', 'too large'])
+    })
+  })
+
+  it('fails, without a crash, when the client goes away in the middle of the body', async () => {
+    await withServer(1024, async (port, outcomes) => {
+      const socket = connect(port, '127.0.0.1')
+      await new Promise((resolve) => socket.once('connect', resolve))
+      socket.write('POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 100\r\n\r\n{"a":')
+      for (let i = 0; i < 200 && outcomes.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      socket.destroy()
+      // Node reports the abort as an error ('aborted') or a close before the end.
+      expect(await outcomes[0]).toMatch(/^failed: (aborted|the request was aborted)$/)
+    })
+  })
+
+  it('is refused by readJsonBody as malformed when the read fails (400, not 500)', async () => {
+    const post = (body: string) => new Request('http://127.0.0.1/mcp', { method: 'POST', body })
+    const failing = () => Promise.reject(new Error('reset'))
+    await expect(readJsonBody(post('{}'), 1024, { body: failing })).rejects.toMatchObject({
+      code: 'ERR_MALFORMED_BODY',
+    })
+    await expect(
+      readJsonBody(post('{}'), 4, { body: async () => undefined }),
+    ).rejects.toMatchObject({
+      code: 'ERR_BODY_TOO_LARGE',
+    })
+  })
+})
+
+describe("the headers read from Node's IncomingMessage", () => {
+  it('read like Headers: case-insensitive, repeated values joined (never only the first)', async () => {
+    const seen: Array<[string | null, string | null, string | null, [string, string][]]> = []
+    const server = createServer((incoming, outgoing) => {
+      const headers = nodeHeaders(incoming)
+      seen.push([
+        headers.get('Authorization'),
+        headers.get('dpop'),
+        headers.get('x-absent'),
+        [...headers.entries()],
+      ])
+      outgoing.end()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+      await new Promise((resolve) => socket.once('connect', resolve))
+      socket.write(
+        'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: DPoP first\r\n' +
+          'authorization: DPoP second\r\nDPoP: proof\r\n\r\n',
+      )
+      await new Promise((resolve) => socket.once('data', resolve))
+      socket.destroy()
+      // Node's own `incoming.headers` would keep only "DPoP first": a second token would be
+      // ignored instead of making the request malformed.
+      expect(seen).toEqual([
+        [
+          'DPoP first, DPoP second',
+          'proof',
+          null,
+          [
+            ['authorization', 'DPoP first, DPoP second'],
+            ['dpop', 'proof'],
+            ['host', '127.0.0.1'],
+          ],
+        ],
+      ])
+    } finally {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })

@@ -8,17 +8,34 @@
  * @module
  */
 import type { Caller, CallproofError, VerifiedCall } from '@callproof/core'
+import type { RequestHeaders } from '../node.js'
 
 /** One verified request, ready to run. */
 export interface McpExecution {
   /** The HTTP request (its body was already read: the SDK runs `call.message`). */
   readonly request: Request
+  /**
+   * Its headers: read them here rather than from `request.headers` (under some server adapters,
+   * `request.headers` is a second, costlier copy).
+   */
+  readonly headers: RequestHeaders
   /** The verified call: caller, token, proof, binding and the one parsed message. */
   readonly call: VerifiedCall
   /** The access token the request carried (handed to tools in `authInfo.token`). */
   readonly accessToken: string
   /** The time of the decision, milliseconds since the epoch (listing's step-up hints use it). */
   readonly now: number
+}
+
+/**
+ * A complete answer a seam built itself (JSON, or no body): the pipeline adds its own headers and
+ * makes the one `Response`, instead of copying one the seam made (a copy reads the body again).
+ */
+export interface McpAnswer {
+  readonly status: number
+  /** The JSON text, or `null` for no body. */
+  readonly body: string | null
+  readonly headers: Readonly<Record<string, string>>
 }
 
 /** An MCP SDK behind the pipeline. */
@@ -29,9 +46,9 @@ export interface McpSeam {
    * before anything is spent on the request, so that a one-time approval is never consumed, nor
    * an `allowed` event written, for a call the transport then refuses.
    */
-  refusal(request: Request, message: unknown): CallproofError | undefined
-  /** Runs the verified message and returns the SDK's HTTP answer. */
-  execute(execution: McpExecution): Promise<Response>
+  refusal(headers: RequestHeaders, message: unknown): CallproofError | undefined
+  /** Runs the verified message and returns the SDK's HTTP answer (or a complete answer). */
+  execute(execution: McpExecution): Promise<Response | McpAnswer>
   /**
    * Whether `answer`, a JSON-RPC response, answers a request this seam sent to `caller` on
    * `sessionId` and not yet answered. The pipeline's policy step asks before anything runs (for

@@ -7,9 +7,11 @@
  * and reused across requests and callers. Four rules keep a reused server from carrying one
  * caller's state into another caller's request:
  *
- * 1. A server serves one request at a time. Each request gets its own stateless transport,
- *    connected for that request and closed after it, so JSON-RPC ids of different callers never
- *    meet in one server (the SDK routes answers by id).
+ * 1. A server serves one request at a time, so JSON-RPC ids of different callers never meet in
+ *    one server (the SDK routes answers by id). A pooled server keeps one transport of our own
+ *    (`direct.ts`) for its whole life: it hands the server one verified message and returns the
+ *    answer to that message's id, and only that. (A server that streams its answer, below, gets
+ *    the SDK's Streamable HTTP transport, connected for that request and closed after it.)
  * 2. Every pooled server holds every tool, prompt and resource. What a caller may see is decided
  *    per request: the pipeline refuses a call the caller can never be granted before the SDK
  *    runs, and every listing (`tools/list`, `prompts/list`, `resources/list`,
@@ -101,7 +103,9 @@ import {
   POLICY_META_KEY,
 } from '../tools.js'
 import type { ToolRegistry } from '../tools.js'
-import type { McpExecution, McpSeam } from './seam.js'
+import { DirectTransport, lazyRequestInfo } from './direct.js'
+import type { RequestHeaders } from '../node.js'
+import type { McpAnswer, McpExecution, McpSeam } from './seam.js'
 import { ServerRequests } from './server-requests.js'
 import { Streams, Subscriptions } from './streams.js'
 
@@ -156,8 +160,8 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   // Keyed by the very `authInfo` object the transport passes to the handler's `extra`.
   const listings = new WeakMap<AuthInfo, ListingRequest>()
   const serverRequests = new ServerRequests()
-  // The transports of requests still running, by caller, session and JSON-RPC id (rule 7).
-  const running = new Map<string, WebStandardStreamableHTTPServerTransport>()
+  // The requests still running, by caller, session and JSON-RPC id (rule 7): how to cancel each.
+  const running = new Map<string, (cancellation: JSONRPCMessage) => void>()
   const streams = new Streams()
   const subscriptions = new Subscriptions()
   registrations.updates.add((uri) => {
@@ -171,7 +175,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   })
   // The logging level of each caller session that set one (rule 4).
   const levels = new Map<string, LoggingLevel>()
-  let idle: McpServer[] = []
+  let idle: Pooled[] = []
   let builtFor = -1
   let descriptors: Promise<ReadonlyMap<string, Tool>> | undefined
   let promptDescriptors: Promise<ReadonlyMap<string, Prompt>> | undefined
@@ -416,26 +420,74 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     promptDescriptors = undefined
   }
 
-  function acquire(): McpServer {
+  async function acquire(): Promise<Pooled> {
     refreshIfRegistrationsChanged()
-    return idle.pop() ?? build()
+    const found = idle.pop()
+    if (found !== undefined) return found
+    const pooled = { server: build(), transport: new DirectTransport() }
+    await pooled.server.connect(pooled.transport)
+    return pooled
+  }
+
+  /** Takes back a server whose request is answered (not one built for older registrations). */
+  function release(pooled: Pooled, version: number): void {
+    if (version === registrations.version && idle.length < maxIdle) idle.push(pooled)
   }
 
   /**
-   * Closes a server whose request is answered and, when `version` is given, returns it to the
-   * pool. On the next turn of the event loop, not now: the SDK forgets a finished request a few
-   * promise callbacks after the answer is handed over, and closing before that aborts the
-   * request's signal (a `DOMException` per call, a few per cent of a call's CPU). The answer
-   * does not wait for it.
+   * Runs a message on a pooled server and answers with JSON (rule 1). A cancelled request sends
+   * no answer, and its handler may still be running: its server is closed, never reused.
    */
-  function retire(server: McpServer, version: number | undefined): void {
-    nextTurn(() => {
-      server.close().then(
-        () => {
-          if (version === registrations.version && idle.length < maxIdle) idle.push(server)
-        },
-        () => undefined,
+  async function runPooled(
+    message: JSONRPCMessage,
+    authInfo: AuthInfo,
+    { request, headers }: McpExecution,
+    requestKey: string,
+  ): Promise<McpAnswer> {
+    const version = registrations.version
+    const pooled = await acquire()
+    const id = requestIdOf(message)
+    if (id === undefined) {
+      pooled.transport.notify(message, authInfo)
+      release(pooled, version)
+      return ACCEPTED
+    }
+    const runningKey = JSON.stringify([requestKey, id])
+    const cancel = (cancellation: JSONRPCMessage) => {
+      if (pooled.transport.isRunning(id)) pooled.transport.cancel(cancellation)
+    }
+    if (running.size < MAX_RUNNING) running.set(runningKey, cancel)
+    let outcome
+    try {
+      outcome = await pooled.transport.run(
+        message as JSONRPCMessage & { id: string | number },
+        authInfo,
+        lazyRequestInfo(request.url, headers),
       )
+    } finally {
+      if (running.get(runningKey) === cancel) running.delete(runningKey)
+    }
+    if (outcome.kind === 'cancelled') {
+      await pooled.server.close().catch(() => undefined)
+      return ACCEPTED
+    }
+    release(pooled, version)
+    return {
+      status: 200,
+      body: JSON.stringify(outcome.message),
+      headers: { 'content-type': 'application/json' },
+    }
+  }
+
+  /**
+   * Closes a server built for one request once it is answered. On the next turn of the event
+   * loop, not now: the SDK forgets a finished request a few promise callbacks after the answer
+   * is handed over, and closing before that aborts the request's signal (a `DOMException`). The
+   * answer does not wait for it.
+   */
+  function retire(server: McpServer): void {
+    nextTurn(() => {
+      server.close().catch(() => undefined)
     })
   }
 
@@ -453,20 +505,18 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     admitAnswer(answer, caller, sessionId) {
       return serverRequests.admits(answer, { owner: ownerOf(caller), sessionId })
     },
-    async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
+    async execute(execution: McpExecution): Promise<Response | McpAnswer> {
+      const { request, headers, call, accessToken, now } = execution
       if (isResponse(call.message)) {
         // An answer to a request one of our servers sent: delivered to that server only, and
         // only from the caller and session the request was sent to (rule 5); else nowhere.
         serverRequests.deliver(call.message, {
           owner: ownerOf(call.caller),
-          sessionId: request.headers.get('mcp-session-id'),
+          sessionId: headers.get('mcp-session-id'),
         })
-        return new Response(null, { status: 202 })
+        return ACCEPTED
       }
-      const requestKey = JSON.stringify([
-        ownerOf(call.caller),
-        request.headers.get('mcp-session-id'),
-      ])
+      const requestKey = JSON.stringify([ownerOf(call.caller), headers.get('mcp-session-id')])
       const cancelled = cancelledRequestOf(call.message)
       if (cancelled !== undefined) {
         // A cancellation reaches the caller's own request on the same session, and no other
@@ -475,11 +525,11 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
         const target = running.get(key)
         // Once: a cancelled request sends no answer, so it is forgotten here.
         running.delete(key)
-        target?.onmessage?.(call.message as JSONRPCMessage)
-        return new Response(null, { status: 202 })
+        target?.(call.message as JSONRPCMessage)
+        return ACCEPTED
       }
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
-      const sessionId = request.headers.get('mcp-session-id')
+      const sessionId = headers.get('mcp-session-id')
       // The caller is part of the key: in stateless mode nobody checks whose session id it is.
       const sessionKey =
         sessionId === null ? undefined : JSON.stringify([ownerOf(call.caller), sessionId])
@@ -490,10 +540,12 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
         acceptedUntil: call.acceptedUntil,
       })
       const setup = registrations.options.setup
-      const shared = jsonResponse && setup === undefined && !isInitialize(call.message)
-      const version = registrations.version
-      const server = shared ? acquire() : build()
-      if (!shared) setup?.(server, call.caller)
+      if (jsonResponse && setup === undefined && !isInitialize(call.message)) {
+        return runPooled(call.message as JSONRPCMessage, authInfo, execution, requestKey)
+      }
+      // Rule 3: a server for this request only (initialize, a `setup` hook, or an SSE answer).
+      const server = build()
+      setup?.(server, call.caller)
       const transport = new WebStandardStreamableHTTPServerTransport({
         enableJsonResponse: jsonResponse,
       })
@@ -502,9 +554,10 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       // While it runs, this request can be cancelled by its own caller on its own session.
       const ownId = requestIdOf(call.message)
       const runningKey = ownId === undefined ? undefined : JSON.stringify([requestKey, ownId])
-      if (runningKey !== undefined && running.size < MAX_RUNNING) running.set(runningKey, transport)
+      const cancel = (cancellation: JSONRPCMessage) => transport.onmessage?.(cancellation)
+      if (runningKey !== undefined && running.size < MAX_RUNNING) running.set(runningKey, cancel)
       const done = () => {
-        if (runningKey !== undefined && running.get(runningKey) === transport) {
+        if (runningKey !== undefined && running.get(runningKey) === cancel) {
           running.delete(runningKey)
         }
       }
@@ -532,11 +585,20 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
       }
       // A JSON answer is complete here: the handler has returned. An SSE answer is still being
       // written; its server lives as long as its stream and is never reused.
-      if (jsonResponse) retire(server, shared ? version : undefined)
+      if (jsonResponse) retire(server)
       return response
     },
   }
 }
+
+/** A pooled server and the transport it keeps (rule 1). */
+interface Pooled {
+  readonly server: McpServer
+  readonly transport: DirectTransport
+}
+
+/** The answer to a notification or a response: accepted, nothing to say (MCP Streamable HTTP). */
+const ACCEPTED: McpAnswer = Object.freeze({ status: 202, body: null, headers: Object.freeze({}) })
 
 /** A registration's SDK metadata: everything but callproof's policy and the template callbacks. */
 function metadataOf(config: object): Record<string, unknown> {
@@ -591,19 +653,19 @@ function isResponse(message: unknown): message is { id: string | number } {
  * What `WebStandardStreamableHTTPServerTransport.handlePostRequest` refuses before it runs a
  * message, with the same tests the SDK uses (its media-type parser, its list of versions).
  */
-function transportRefusal(request: Request, message: unknown): CallproofError | undefined {
-  const accept = request.headers.get('accept') ?? ''
+function transportRefusal(headers: RequestHeaders, message: unknown): CallproofError | undefined {
+  const accept = headers.get('accept') ?? ''
   if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
     return new CallproofError(
       'ERR_NOT_ACCEPTABLE',
       'Accept must list both application/json and text/event-stream (MCP Streamable HTTP)',
     )
   }
-  if (!isJsonContentType(request.headers.get('content-type'))) {
+  if (!isJsonContentType(headers.get('content-type'))) {
     return new CallproofError('ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json')
   }
   // Like the SDK: `initialize` negotiates its version in the body; every later request names it.
-  const version = isInitialize(message) ? null : request.headers.get('mcp-protocol-version')
+  const version = isInitialize(message) ? null : headers.get('mcp-protocol-version')
   if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
     return new CallproofError(
       'ERR_UNSUPPORTED_PROTOCOL_VERSION',

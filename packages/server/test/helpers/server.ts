@@ -7,18 +7,25 @@ export interface Running {
   close(): Promise<void>
 }
 
-/** Listens first (port 0), then builds the fetch handler once the origin is known. */
-export async function listen(
-  build: (origin: string) => { fetch: (r: Request) => Response | Promise<Response> },
-): Promise<Running> {
-  const slot: { handler?: (r: Request) => Response | Promise<Response> } = {}
-  const server = serve({ fetch: (r: Request) => slot.handler!(r), port: 0, hostname: '127.0.0.1' })
+type Fetch = (r: Request, env?: unknown) => Response | Promise<Response>
+
+/**
+ * Listens first (port 0), then builds the fetch handler once the origin is known. The app gets
+ * the server's `env` (`{ incoming, outgoing }`), as `serve(app)` gives it.
+ */
+export async function listen(build: (origin: string) => { fetch: Fetch }): Promise<Running> {
+  const slot: { handler?: Fetch } = {}
+  const server = serve({
+    fetch: (r: Request, env: unknown) => slot.handler!(r, env),
+    port: 0,
+    hostname: '127.0.0.1',
+  })
   await new Promise<void>((resolve) =>
     server.listening ? resolve() : server.once('listening', () => resolve()),
   )
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   const app = build(origin)
-  slot.handler = (r) => app.fetch(r)
+  slot.handler = (r, env) => app.fetch(r, env)
   return {
     origin,
     close: () =>
