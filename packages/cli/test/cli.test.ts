@@ -3,7 +3,7 @@ import { main, memoryIo } from '../src/index.js'
 import { style, wrap } from '../src/io.js'
 
 describe('the callproof command line', () => {
-  it.each(['demo', 'dev', 'call', 'inspect', 'audit'])(
+  it.each(['demo', 'dev', 'call', 'bridge', 'inspect', 'audit'])(
     '%s --help prints usage and exits 0',
     async (command) => {
       const io = memoryIo()

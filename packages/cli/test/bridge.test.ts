@@ -1,0 +1,157 @@
+// `callproof bridge` between the official SDK v1 client and real callproof servers: the drive
+// (tools, MFA step-up, per-call approval) and the everything server (elicitation, sampling,
+// progress, logging), each behind the real development authorization server.
+import { mkdtempSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { McpError } from '@modelcontextprotocol/sdk/types.js'
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  LoggingMessageNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js'
+import { EVERYTHING_SCOPES, startEverything } from '@callproof/example-everything'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startAuthServer, startStack } from '../src/index.js'
+import type { AuthServer, Stack } from '../src/index.js'
+import { freePort } from '../src/stack.js'
+import { BRIDGE_ERROR } from '../src/bridge/pump.js'
+import { stdioBridge } from './support/bridge.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'callproof-bridge-'))
+
+function text(result: { content?: unknown }): string {
+  return ((result.content ?? []) as { type: string; text?: string }[])
+    .map((c) => c.text ?? '')
+    .join('\n')
+}
+
+describe('callproof bridge on stdio, the SDK v1 client, the drive', () => {
+  let stack: Stack
+  beforeAll(async () => {
+    stack = await startStack({ drive: 'callproof' })
+  })
+  afterAll(async () => {
+    await stack?.close()
+  })
+
+  it('lists and calls the tools, delete_file with MFA step-up, with a key kept on disk', async () => {
+    const state = join(dir, 'alice')
+    const bridge = await stdioBridge([stack.url, '--user', 'alice', '--state', state])
+    try {
+      const { tools } = await bridge.client.listTools()
+      expect(tools.map((t) => t.name)).toEqual(
+        expect.arrayContaining(['whoami', 'read_file', 'delete_file', 'share_file']),
+      )
+      const who = JSON.parse(
+        text(await bridge.client.callTool({ name: 'whoami', arguments: {} })),
+      ) as { sub: string; jkt: string }
+      expect(who.sub).toBe('alice')
+
+      const deleted = await bridge.client.callTool({
+        name: 'delete_file',
+        arguments: { path: 'notes/todo.txt' },
+      })
+      expect(deleted.isError).not.toBe(true)
+      expect(text(deleted)).toContain('notes/todo.txt')
+      const err = bridge.stderr()
+      expect(err).toContain('sign-in needed')
+      expect(err).toContain('401 insufficient_user_authentication')
+      expect(err).toContain('step-up')
+      // Nothing but JSON-RPC on stdout: the SDK client saw no unparsable line.
+      expect(bridge.errors).toEqual([])
+      expect(statSync(join(state, 'key.json')).mode & 0o777).toBe(0o600)
+    } finally {
+      await bridge.close()
+    }
+  })
+
+  it('answers a refused call with a JSON-RPC error and keeps serving', async () => {
+    const bridge = await stdioBridge([stack.url, '--user', 'alice', '--deny', '--state', dir])
+    try {
+      const refused = await bridge.client
+        .callTool({ name: 'share_file', arguments: { path: 'README.md', with: 'mallory' } })
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        )
+      expect(refused).toBeInstanceOf(McpError)
+      expect((refused as McpError).code).toBe(BRIDGE_ERROR)
+      expect((refused as McpError).message).toContain('denied')
+      // The process is still there, and the next call goes through.
+      const who = await bridge.client.callTool({ name: 'whoami', arguments: {} })
+      expect(JSON.parse(text(who))).toMatchObject({ sub: 'alice' })
+      expect(bridge.stderr()).toContain('callproof bridge:')
+      expect(bridge.errors).toEqual([])
+    } finally {
+      await bridge.close()
+    }
+  })
+})
+
+describe('callproof bridge relays what the server sends back', () => {
+  let auth: AuthServer
+  let everything: { url: string; close(): Promise<void> }
+  beforeAll(async () => {
+    const port = await freePort()
+    const uri = `http://127.0.0.1:${port}/mcp`
+    auth = await startAuthServer({ resources: [{ uri, scopes: [...EVERYTHING_SCOPES] }] })
+    everything = await startEverything({ port, issuer: auth.issuer })
+  })
+  afterAll(async () => {
+    await everything?.close()
+    await auth?.close()
+  })
+
+  it('passes elicitation and sampling requests, progress and log notifications', async () => {
+    const bridge = await stdioBridge([everything.url, '--user', 'alice', '--state', dir], {
+      elicitation: {},
+      sampling: {},
+    })
+    try {
+      const asked: string[] = []
+      bridge.client.setRequestHandler(ElicitRequestSchema, (request) => {
+        asked.push(request.params.message)
+        return { action: 'accept', content: { username: 'alice', email: 'alice@example.com' } }
+      })
+      bridge.client.setRequestHandler(CreateMessageRequestSchema, () => ({
+        role: 'assistant',
+        content: { type: 'text', text: 'sampled through the bridge' },
+        model: 'test-model',
+      }))
+      const logs: unknown[] = []
+      bridge.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+        logs.push(n.params.data)
+      })
+
+      const elicited = await bridge.client.callTool({
+        name: 'test_elicitation',
+        arguments: { message: 'Who are you?' },
+      })
+      expect(asked).toEqual(['Who are you?'])
+      expect(text(elicited)).toContain('alice@example.com')
+
+      const sampled = await bridge.client.callTool({
+        name: 'test_sampling',
+        arguments: { prompt: 'hello' },
+      })
+      expect(text(sampled)).toContain('sampled through the bridge')
+
+      const progress: number[] = []
+      await bridge.client.callTool({ name: 'test_tool_with_progress', arguments: {} }, undefined, {
+        onprogress: (p) => progress.push(p.progress),
+      })
+      expect(progress).toEqual([0, 50, 100])
+
+      await bridge.client.callTool({ name: 'test_tool_with_logging', arguments: {} })
+      expect(logs).toEqual([
+        'Tool execution started',
+        'Tool processing data',
+        'Tool execution completed',
+      ])
+      expect(bridge.errors).toEqual([])
+    } finally {
+      await bridge.close()
+    }
+  })
+})

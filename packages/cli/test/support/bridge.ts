@@ -1,0 +1,37 @@
+// `callproof bridge` as an MCP client launches it: its own Node process on stdio (from the
+// sources, as a user runs it from a checkout), driven by the official SDK v1 client.
+import { fileURLToPath } from 'node:url'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
+
+export const packageDir = fileURLToPath(new URL('../..', import.meta.url))
+
+/** The command line that starts the bridge from the sources. */
+export function bridgeCommandLine(args: string[]): { command: string; args: string[] } {
+  return {
+    command: process.execPath,
+    args: ['--conditions=@callproof/source', '--import', 'tsx', 'src/bin.ts', 'bridge', ...args],
+  }
+}
+
+/** A stdio bridge with the SDK's own client connected to it, and what it wrote on stderr. */
+export async function stdioBridge(
+  args: string[],
+  capabilities: ClientCapabilities = {},
+): Promise<{ client: Client; stderr: () => string; errors: Error[]; close(): Promise<void> }> {
+  const transport = new StdioClientTransport({
+    ...bridgeCommandLine(args),
+    cwd: packageDir,
+    env: { ...(process.env as Record<string, string>), NO_COLOR: '1' },
+    stderr: 'pipe',
+  })
+  let stderr = ''
+  transport.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const client = new Client({ name: 'sdk-v1-test-client', version: '1.0.0' }, { capabilities })
+  // Anything on stdout that is not a JSON-RPC message would surface here.
+  const errors: Error[] = []
+  client.onerror = (error) => errors.push(error)
+  await client.connect(transport)
+  return { client, stderr: () => stderr, errors, close: () => client.close() }
+}
