@@ -20,8 +20,8 @@ import { stdioBridge } from './support/bridge.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'callproof-bridge-'))
 
-function text(result: { content?: unknown }): string {
-  return ((result.content ?? []) as { type: string; text?: string }[])
+function text(result: object): string {
+  return (((result as { content?: unknown }).content ?? []) as { type: string; text?: string }[])
     .map((c) => c.text ?? '')
     .join('\n')
 }

@@ -28,6 +28,8 @@ export interface Listening {
   /** The full endpoint URL, secret included: what the MCP client is given. */
   readonly url: string
   readonly port: number
+  /** The address the socket is bound to: always 127.0.0.1. */
+  readonly address: string
   close(): Promise<void>
 }
 
@@ -89,10 +91,12 @@ export async function listen(options: ListenOptions): Promise<Listening> {
     // 127.0.0.1 only, never all interfaces: the endpoint is for this machine.
     server.listen(options.port, '127.0.0.1', () => resolve())
   })
-  port = (server.address() as AddressInfo).port
+  const bound = server.address() as AddressInfo
+  port = bound.port
   return {
     url: `http://127.0.0.1:${port}${endpointPath(secret)}`,
     port,
+    address: bound.address,
     close: async () => {
       await Promise.all([...sessions.values()].map((s) => s.pump.close()))
       server.closeAllConnections()

@@ -9,11 +9,7 @@
  * never a crash and never silence: a refused authorization, an unreachable server, an HTTP error.
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
-import type {
-  JSONRPCMessage,
-  JSONRPCRequest,
-  RequestId,
-} from '@modelcontextprotocol/sdk/types.js'
+import type { JSONRPCMessage, JSONRPCRequest, RequestId } from '@modelcontextprotocol/sdk/types.js'
 import { CallproofClientError, ChallengeError } from '@callproof/client'
 import { safeText } from '../terminal.js'
 
@@ -153,7 +149,8 @@ export async function pump(
   const close = async () => {
     if (closing) return
     closing = true
-    if (pending.size > 0) events.note(`callproof bridge: ${pending.size} request(s) left unanswered`)
+    if (pending.size > 0)
+      events.note(`callproof bridge: ${pending.size} request(s) left unanswered`)
     for (const id of [...pending.keys()]) {
       answer(id, new Error('the connection to the server closed'))
     }
@@ -166,7 +163,10 @@ export async function pump(
   local.onerror = (error) => events.note(`local client: ${safeText(error.message, { max: 300 })}`)
   // Every failed send is reported here (and answered where send() failed), and so are the
   // streams the SDK reopens by itself.
-  remote.onerror = (error) => events.note(deliveryError(error).message)
+  remote.onerror = (error) => {
+    // Closing aborts the streams still open: that is no error to report.
+    if (!closing) events.note(deliveryError(error).message)
+  }
 
   await remote.start()
   await local.start()

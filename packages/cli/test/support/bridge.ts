@@ -27,7 +27,7 @@ export async function stdioBridge(
     stderr: 'pipe',
   })
   let stderr = ''
-  transport.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  transport.stderr?.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
   const client = new Client({ name: 'sdk-v1-test-client', version: '1.0.0' }, { capabilities })
   // Anything on stdout that is not a JSON-RPC message would surface here.
   const errors: Error[] = []
