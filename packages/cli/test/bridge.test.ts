@@ -16,9 +16,13 @@ import { startAuthServer, startStack } from '../src/index.js'
 import type { AuthServer, Stack } from '../src/index.js'
 import { freePort } from '../src/stack.js'
 import { BRIDGE_ERROR } from '../src/bridge/pump.js'
-import { stdioBridge } from './support/bridge.js'
+import { bridgeCommand } from '../src/bridge/command.js'
+import { memoryIo } from '../src/io.js'
+import { stdioBridge, streamClient } from './support/bridge.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'callproof-bridge-'))
+/** For a bridge run in this process: no Ctrl-C handler of its own; it stops when stdin ends. */
+const forever = new Promise<never>(() => undefined)
 
 function text(result: object): string {
   return (((result as { content?: unknown }).content ?? []) as { type: string; text?: string }[])
@@ -64,6 +68,40 @@ describe('callproof bridge on stdio, the SDK v1 client, the drive', () => {
     } finally {
       await bridge.close()
     }
+  })
+
+  it('signs in through the browser once; the next launch reuses the key and tokens', async () => {
+    const xdg = mkdtempSync(join(tmpdir(), 'callproof-xdg-'))
+    const opened: string[] = []
+    // The "browser": the development server's headless login, then the redirect to the bridge's
+    // loopback listener, as a browser would follow it.
+    const browser = stack.devInteraction({ user: 'bob' })
+    const openUrl = async (url: string) => {
+      opened.push(url)
+      const redirect = await browser.authorize(new URL(url), { reason: 'authorize' })
+      await fetch(redirect)
+    }
+    const launch = async () => {
+      const io = memoryIo({ env: { XDG_CONFIG_HOME: xdg } })
+      const { client, transport, stdin, stdout } = streamClient()
+      const exited = bridgeCommand([stack.url], io, { stdin, stdout, openUrl, until: forever })
+      await client.connect(transport)
+      const who = JSON.parse(text(await client.callTool({ name: 'whoami', arguments: {} }))) as {
+        sub: string
+        jkt: string
+      }
+      await client.close()
+      expect(await exited).toBe(0)
+      return { who, stderr: io.stderr.join('\n') }
+    }
+    const first = await launch()
+    expect(first.who.sub).toBe('bob')
+    expect(opened).toHaveLength(1)
+    expect(first.stderr).toContain('open this URL to continue')
+    const second = await launch()
+    expect(second.who).toEqual(first.who)
+    expect(opened).toHaveLength(1)
+    expect(second.stderr).not.toContain('sign-in needed')
   })
 
   it('answers a refused call with a JSON-RPC error and keeps serving', async () => {

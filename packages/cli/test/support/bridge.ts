@@ -1,9 +1,12 @@
 // `callproof bridge` as an MCP client launches it: its own Node process on stdio (from the
 // sources, as a user runs it from a checkout), driven by the official SDK v1 client.
+import { PassThrough } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
-import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
+import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js'
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
+import type { ClientCapabilities, JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 
 export const packageDir = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -34,4 +37,43 @@ export async function stdioBridge(
   client.onerror = (error) => errors.push(error)
   await client.connect(transport)
   return { client, stderr: () => stderr, errors, close: () => client.close() }
+}
+
+/**
+ * An SDK client on a pair of in-memory streams, for `bridgeCommand` run in this process: the
+ * stdin it reads and the stdout it writes, newline-delimited JSON-RPC as on a real pipe.
+ */
+export function streamClient(): {
+  client: Client
+  transport: Transport
+  stdin: PassThrough
+  stdout: PassThrough
+} {
+  const stdin = new PassThrough()
+  const stdout = new PassThrough()
+  const buffer = new ReadBuffer()
+  const transport: Transport = {
+    start: () => {
+      stdout.on('data', (chunk: Buffer) => {
+        buffer.append(chunk)
+        // A line that is not a JSON-RPC message throws here and fails the test.
+        for (let m = buffer.readMessage(); m !== null; m = buffer.readMessage()) {
+          transport.onmessage?.(m)
+        }
+      })
+      return Promise.resolve()
+    },
+    send: (message: JSONRPCMessage) => {
+      stdin.write(serializeMessage(message))
+      return Promise.resolve()
+    },
+    close: () => {
+      // The MCP client goes away: the bridge sees the end of its stdin.
+      stdin.end()
+      transport.onclose?.()
+      return Promise.resolve()
+    },
+  }
+  const client = new Client({ name: 'in-process', version: '1.0.0' })
+  return { client, transport, stdin, stdout }
 }
