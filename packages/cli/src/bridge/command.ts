@@ -140,7 +140,8 @@ export async function bridgeCommand(
     session = signed.session
     const remote = () => new StreamableHTTPClientTransport(url, { fetch: signed.fetch })
     const events: PumpEvents = {
-      note: (line) => io.err(`${style(io, 'red', '✗')} ${safeText(line, { max: 1100 })}`),
+      // The pump's lines are escaped and bounded already (PumpEvents).
+      note: (line) => io.err(`${style(io, 'red', '✗')} ${line}`),
       initialized: (version) => note(`connected to ${shownUrl} (MCP ${safeText(version)})`),
     }
     if (development) note(`development mode: ${url.origin} is on loopback, http allowed`)
