@@ -39,7 +39,7 @@ describe('callproof bridge on stdio, the SDK v1 client, the drive', () => {
     await stack?.close()
   })
 
-  it('lists and calls the tools, delete_file with MFA step-up, with a key kept on disk', async () => {
+  it('lists and calls the tools: delete_file after MFA step-up, share_file after approval; key on disk', async () => {
     const state = join(dir, 'alice')
     const bridge = await stdioBridge([stack.url, '--user', 'alice', '--state', state])
     try {
@@ -58,7 +58,14 @@ describe('callproof bridge on stdio, the SDK v1 client, the drive', () => {
       })
       expect(deleted.isError).not.toBe(true)
       expect(text(deleted)).toContain('notes/todo.txt')
+      const shared = await bridge.client.callTool({
+        name: 'share_file',
+        arguments: { path: 'README.md', with: 'bob' },
+      })
+      expect(shared.isError).not.toBe(true)
       const err = bridge.stderr()
+      expect(err).toContain('403 insufficient_authorization_details')
+      expect(err).toContain('needs your approval (share_file)')
       expect(err).toContain('sign-in needed')
       expect(err).toContain('401 insufficient_user_authentication')
       expect(err).toContain('step-up')
