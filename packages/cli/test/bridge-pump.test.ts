@@ -71,6 +71,34 @@ describe('the bridge pump', () => {
     expect(notes).toEqual(['callproof bridge: denied\\u{1b}[2J by the user'])
   })
 
+  it('forwards a cancellation, and owes no answer for the cancelled request when it closes', async () => {
+    const [client, local] = InMemoryTransport.createLinkedPair()
+    const [remote, server] = InMemoryTransport.createLinkedPair()
+    const atServer: JSONRPCMessage[] = []
+    const atClient: JSONRPCMessage[] = []
+    server.onmessage = (m) => atServer.push(m)
+    client.onmessage = (m) => atClient.push(m)
+    await server.start()
+    await client.start()
+    const running = await pump(local, remote, { note: () => undefined })
+    const cancel = {
+      jsonrpc: '2.0' as const,
+      method: 'notifications/cancelled',
+      params: { requestId: 1, reason: 'user pressed stop' },
+    }
+    await client.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'slow' } })
+    await client.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'slow' } })
+    await client.send(cancel)
+    await new Promise((r) => setTimeout(r, 10))
+    expect(atServer.at(-1)).toEqual(cancel)
+    await server.close()
+    await running.closed
+    await new Promise((r) => setTimeout(r, 10))
+    // Only the request still waiting gets an error when the server side goes away.
+    expect(atClient.map((m) => ('id' in m ? m.id : undefined))).toEqual([2])
+    expect(atClient[0]).toMatchObject({ error: { code: BRIDGE_ERROR } })
+  })
+
   it('bounds and escapes what it says about an error', () => {
     const { message } = deliveryError(new Error(`\u202e${'x'.repeat(5000)}`))
     expect(message).not.toContain('\u202e')

@@ -108,6 +108,10 @@ export async function pump(
         ...(meta?.progressToken === undefined ? {} : { progressToken: meta.progressToken }),
       })
       if (message.method === 'initialize') initializeId = message.id
+    } else if ('method' in message && message.method === 'notifications/cancelled') {
+      // The client gave up on that request: no answer is owed for it any more.
+      const id = (message.params as { requestId?: RequestId } | undefined)?.requestId
+      if (id !== undefined) pending.delete(id)
     }
     // Not awaited: a call waiting for a sign-in or an approval must not hold up the others.
     // The transport has reported the error through onerror already (one line on stderr).
