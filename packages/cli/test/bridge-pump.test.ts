@@ -99,6 +99,48 @@ describe('the bridge pump', () => {
     expect(atClient[0]).toMatchObject({ error: { code: BRIDGE_ERROR } })
   })
 
+  it('routes a server message to the request it belongs with, for Streamable HTTP', async () => {
+    const [client, local] = InMemoryTransport.createLinkedPair()
+    const [remote, server] = InMemoryTransport.createLinkedPair()
+    const routed: [string, unknown][] = []
+    const send = local.send.bind(local)
+    local.send = (message, options) => {
+      routed.push(['method' in message ? message.method : 'response', options?.relatedRequestId])
+      return send(message, options)
+    }
+    await server.start()
+    await client.start()
+    await pump(local, remote, { note: () => undefined }, { routeToRequest: true })
+    const call = (id: number, progressToken: string) =>
+      client.send({
+        jsonrpc: '2.0',
+        id,
+        method: 'tools/call',
+        params: { name: 'slow', _meta: { progressToken } },
+      })
+    await call(1, 'p-1')
+    await call(2, 'p-2')
+    await new Promise((r) => setTimeout(r, 10))
+    await server.send({
+      jsonrpc: '2.0',
+      method: 'notifications/progress',
+      params: { progressToken: 'p-1', progress: 1 },
+    })
+    await server.send({ jsonrpc: '2.0', id: 7, method: 'elicitation/create', params: {} })
+    await server.send({ jsonrpc: '2.0', id: 2, result: {} })
+    await server.send({ jsonrpc: '2.0', id: 1, result: {} })
+    await server.send({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' })
+    await new Promise((r) => setTimeout(r, 10))
+    expect(routed).toEqual([
+      ['notifications/progress', 1],
+      ['elicitation/create', 2],
+      ['response', undefined],
+      ['response', undefined],
+      // Nothing pending: the session's standalone stream.
+      ['notifications/tools/list_changed', undefined],
+    ])
+  })
+
   it('bounds and escapes what it says about an error', () => {
     const { message } = deliveryError(new Error(`\u202e${'x'.repeat(5000)}`))
     expect(message).not.toContain('\u202e')
