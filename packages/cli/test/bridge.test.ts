@@ -4,6 +4,8 @@
 import { mkdtempSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
 import {
   CreateMessageRequestSchema,
@@ -171,6 +173,39 @@ describe('callproof bridge relays what the server sends back', () => {
   afterAll(async () => {
     await everything?.close()
     await auth?.close()
+  })
+
+  it('relays an elicitation over --listen to the HTTP client that made the call', async () => {
+    const io = memoryIo()
+    let stop: () => void = () => undefined
+    const until = new Promise<void>((resolve) => (stop = resolve))
+    const args = [everything.url, '--user', 'alice', '--state', dir, '--listen', '0']
+    const exited = bridgeCommand(args, io, { until })
+    const printed = /http:\/\/127\.0\.0\.1:\d+\/[A-Za-z0-9_-]+\/mcp/
+    for (let i = 0; i < 600 && !printed.test(io.stderr.join('\n')); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    const endpoint = new URL(printed.exec(io.stderr.join('\n'))?.[0] ?? '')
+    const client = new Client(
+      { name: 'http-only-client', version: '1.0.0' },
+      { capabilities: { elicitation: {} } },
+    )
+    client.setRequestHandler(ElicitRequestSchema, () => ({
+      action: 'accept',
+      content: { username: 'alice', email: 'alice@http.example' },
+    }))
+    try {
+      await client.connect(new StreamableHTTPClientTransport(endpoint))
+      const elicited = await client.callTool({
+        name: 'test_elicitation',
+        arguments: { message: 'Who are you?' },
+      })
+      expect(text(elicited)).toContain('alice@http.example')
+    } finally {
+      await client.close()
+      stop()
+    }
+    expect(await exited).toBe(0)
   })
 
   it('passes elicitation and sampling requests, progress and log notifications', async () => {
