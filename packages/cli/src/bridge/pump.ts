@@ -82,7 +82,7 @@ export async function pump(
 ): Promise<Pump> {
   // Local requests the server has not answered yet, by id, with their progress token: a lost
   // one is answered with an error when the server side goes away.
-  const pending = new Map<RequestId, { method: string; progressToken?: unknown }>()
+  const pending = new Map<RequestId, { progressToken?: unknown }>()
   let initializeId: RequestId | undefined
   let closing = false
   let settle: () => void = () => undefined
@@ -103,10 +103,10 @@ export async function pump(
   local.onmessage = (message) => {
     if (isRequest(message)) {
       const meta = (message.params as { _meta?: { progressToken?: unknown } } | undefined)?._meta
-      pending.set(message.id, {
-        method: message.method,
-        ...(meta?.progressToken === undefined ? {} : { progressToken: meta.progressToken }),
-      })
+      pending.set(
+        message.id,
+        meta?.progressToken === undefined ? {} : { progressToken: meta.progressToken },
+      )
       if (message.method === 'initialize') initializeId = message.id
     } else if ('method' in message && message.method === 'notifications/cancelled') {
       // The client gave up on that request: no answer is owed for it any more.
