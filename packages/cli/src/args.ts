@@ -44,3 +44,20 @@ export function portOption(
   }
   return port
 }
+
+/** An MCP server URL from the command line: http(s) only, or a one-line usage error. */
+export function serverUrlArgument(command: string, value: string): URL {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new UsageError(`"${value}" is not a URL (e.g. http://127.0.0.1:3000/mcp)`, command)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(
+      `the server URL must be http(s), not ${url.protocol.slice(0, -1)} (e.g. http://127.0.0.1:3000/mcp)`,
+      command,
+    )
+  }
+  return url
+}

@@ -4,7 +4,6 @@
  * happen as the server asks for them, and are shown as they happen.
  */
 import { isLoopbackHost } from '@callproof/core'
-import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import {
   CallproofClientError,
@@ -12,15 +11,14 @@ import {
   FileKeyStore,
   FileTokenStore,
   connect,
-  systemBrowserInteraction,
 } from '@callproof/client'
-import type { ConnectOptions, Interaction, InteractionContext } from '@callproof/client'
+import type { ConnectOptions } from '@callproof/client'
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
-import { parse } from './args.js'
+import { parse, serverUrlArgument } from './args.js'
 import { CliError, UsageError, style } from './io.js'
 import type { Io } from './io.js'
 import { safeJson, safeText } from './terminal.js'
-import { loadDevAuthServer } from './stack.js'
+import { signIn } from './sign-in.js'
 import {
   AGENT_METADATA,
   describeChallenge,
@@ -75,22 +73,6 @@ function isLoopbackUrl(url: URL): boolean {
   return isLoopbackHost(url.hostname)
 }
 
-function describeAuthorization(context: InteractionContext): string {
-  switch (context.reason) {
-    case 'authorize':
-      return 'sign-in needed'
-    case 'scope':
-      return 'more permissions needed (scope step-up)'
-    case 'step_up':
-      return 'a stronger or fresher sign-in is needed (step-up)'
-    case 'approval': {
-      const details = (context.authorizationDetails ?? []) as { tool?: unknown; args?: unknown }[]
-      const tools = details.map((d) => safeText(d.tool, { max: 80 })).join(', ')
-      return `this call needs your approval (${tools || 'one call'})`
-    }
-  }
-}
-
 const HELP = `Usage: callproof call <server-url> [tool] [key=value | key:=json …] [options]
 
 Calls one tool on an MCP server as a callproof client: a non-extractable key, DPoP-bound
@@ -128,18 +110,6 @@ export interface CallDependencies {
   readonly openUrl?: (url: string) => Promise<void>
 }
 
-/** Opens `url` with the program named in `$BROWSER` (a common convention), never through a shell. */
-function browserFromEnv(command: string): (url: string) => Promise<void> {
-  return (url) =>
-    new Promise((resolve, reject) => {
-      const child = execFile(command, [url], { shell: false }, (error) => {
-        if (error !== null) reject(error)
-      })
-      // The browser may keep running; it only has to have started.
-      child.once('spawn', () => resolve())
-    })
-}
-
 /** Runs `callproof call`. */
 export async function callCommand(
   argv: string[],
@@ -162,18 +132,7 @@ export async function callCommand(
   }
   const [server, tool, ...pairs] = positionals
   if (server === undefined) throw new UsageError('give the MCP server URL', 'call')
-  let url: URL
-  try {
-    url = new URL(server)
-  } catch {
-    throw new UsageError(`"${server}" is not a URL (e.g. http://127.0.0.1:3000/mcp)`, 'call')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(
-      `the server URL must be http(s), not ${url.protocol.slice(0, -1)} (e.g. http://127.0.0.1:3000/mcp)`,
-      'call',
-    )
-  }
+  const url = serverUrlArgument('call', server)
   if (tool === undefined && (pairs.length > 0 || values.json !== undefined)) {
     throw new UsageError('arguments given without a tool name', 'call')
   }
@@ -181,49 +140,13 @@ export async function callCommand(
   const development = isLoopbackUrl(url)
   const note = (text: string) => io.err(style(io, 'dim', text))
 
-  let interaction: Interaction
-  let closeInteraction = async () => {}
-  if (values.user !== undefined) {
-    const { devInteraction } = await loadDevAuthServer()
-    interaction = devInteraction({
-      user: values.user,
-      ...(values.password === undefined ? {} : { password: values.password }),
-      ...(values.deny === true ? { approve: false } : {}),
-    })
-  } else {
-    const browserCommand = io.env.BROWSER
-    const openUrl =
-      dependencies.openUrl ??
-      (browserCommand === undefined || browserCommand === ''
-        ? undefined
-        : browserFromEnv(browserCommand))
-    const browser = systemBrowserInteraction({
-      allowLoopbackHttp: development,
-      ...(openUrl === undefined ? {} : { open: openUrl }),
-      onUrl: (authorizationUrl) =>
-        io.err(
-          `  open this URL to continue (a browser should open by itself):\n  ${safeText(authorizationUrl.href, { max: 8000 })}`,
-        ),
-    })
-    interaction = browser
-    closeInteraction = () => browser.close()
-  }
-  const shown: Interaction = {
-    redirectUri: () => interaction.redirectUri(),
-    authorize: async (authorizationUrl, context) => {
-      io.err(
-        `${style(io, 'yellow', '↻')} ${describeAuthorization(context)}${values.user === undefined ? '' : ` — signing in as ${safeText(values.user)}`}`,
-      )
-      const result = await interaction.authorize(authorizationUrl, context)
-      const error = result.searchParams.get('error')
-      io.err(
-        error === null
-          ? `${style(io, 'green', '✓')} authorized`
-          : `${style(io, 'red', '✗')} authorization refused: ${safeText(error)}`,
-      )
-      return result
-    },
-  }
+  const { interaction, close: closeInteraction } = await signIn(io, {
+    development,
+    ...(values.user === undefined ? {} : { user: values.user }),
+    ...(values.password === undefined ? {} : { password: values.password }),
+    ...(values.deny === true ? { deny: true } : {}),
+    ...(dependencies.openUrl === undefined ? {} : { openUrl: dependencies.openUrl }),
+  })
 
   const trace = values.trace === true
   const isRetry = retryTracker()
@@ -241,7 +164,7 @@ export async function callCommand(
     { answers: trace },
   )
   const options: ConnectOptions = {
-    interaction: shown,
+    interaction,
     fetch: traced,
     development,
     clientInfo: { name: 'callproof-cli', version: '0.1.0' },
@@ -306,7 +229,7 @@ function toolLines(text: unknown): string {
 }
 
 /** One line for what went wrong, and what to do about it. */
-function explain(error: unknown, url: URL): unknown {
+export function explain(error: unknown, url: URL): unknown {
   if (error instanceof CliError) return error
   const devError = causes(error).find((e) => e.name === 'DevInteractionError')
   if (devError !== undefined) {

@@ -7,7 +7,7 @@ import type { DevResource } from '@callproof/dev-auth-server'
 import { isLoopbackHost } from '@callproof/core'
 import type { AuditSink } from '@callproof/server'
 import { parse, portOption } from './args.js'
-import { UsageError, progress, style } from './io.js'
+import { UsageError, interrupted, progress, style } from './io.js'
 import type { Io } from './io.js'
 import { safeText } from './terminal.js'
 import { startAuthServer, startStack } from './stack.js'
@@ -268,7 +268,7 @@ export async function devCommand(
         ].join('\n'),
       )
     }
-    await (until ?? signal())
+    await (until ?? interrupted())
     if (values.json !== true) io.err('callproof: stopping')
     return 0
   } finally {
@@ -341,24 +341,10 @@ async function serveResources(
         ].join('\n'),
       )
     }
-    await (until ?? signal())
+    await (until ?? interrupted())
     if (flags.json !== true) io.err('callproof: stopping')
     return 0
   } finally {
     await auth.close()
   }
-}
-
-function signal(): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (name: string) => () => {
-      process.off('SIGINT', onInt)
-      process.off('SIGTERM', onTerm)
-      resolve(name)
-    }
-    const onInt = done('SIGINT')
-    const onTerm = done('SIGTERM')
-    process.once('SIGINT', onInt)
-    process.once('SIGTERM', onTerm)
-  })
 }

@@ -1,5 +1,5 @@
 /**
- * `@callproof/cli`: the `callproof` command (`demo`, `dev`, `call`, `scan`, `inspect`, `audit`) and the
+ * `@callproof/cli`: the `callproof` command (`demo`, `dev`, `call`, `bridge`, `scan`, `inspect`, `audit`) and the
  * functions behind it, for programs and tests that want the demo or the inspector in-process.
  *
  * @packageDocumentation

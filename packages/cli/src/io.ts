@@ -216,3 +216,18 @@ export function relativeTime(epochSeconds: number, nowMs = Date.now()): string {
   if (delta === 0) return 'now'
   return delta < 0 ? `${amount} ago` : `in ${amount}`
 }
+
+/** Resolves with the signal's name on the first Ctrl-C (SIGINT) or SIGTERM, for commands that serve until then. */
+export function interrupted(): Promise<string> {
+  return new Promise((resolve) => {
+    const done = (name: string) => () => {
+      process.off('SIGINT', onInt)
+      process.off('SIGTERM', onTerm)
+      resolve(name)
+    }
+    const onInt = done('SIGINT')
+    const onTerm = done('SIGTERM')
+    process.once('SIGINT', onInt)
+    process.once('SIGTERM', onTerm)
+  })
+}

@@ -17,6 +17,9 @@ Commands:
   dev       run a development authorization server and the drive server until Ctrl-C
             (--resource <uri> --scopes <list>: the authorization server for your own server)
   call      call a tool on an MCP server as a secure client (DPoP, step-up, approvals)
+  bridge    let any MCP client (Claude Desktop, Cursor, VS Code, Inspector) use a callproof
+            server: a stdio MCP server that signs every message (--listen: loopback HTTP
+            behind a per-launch secret)
   scan      measure caller identity confusion in any MCP server, safely (calls no tool
             unless --probe names it)
   inspect   decode a DPoP proof or access token and explain every claim
@@ -35,6 +38,7 @@ const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.js')).demoCommand,
   dev: async () => (await import('./dev.js')).devCommand,
   call: async () => (await import('./call.js')).callCommand,
+  bridge: async () => (await import('./bridge/command.js')).bridgeCommand,
   scan: async () => (await import('./scan/command.js')).scanCommand,
   inspect: async () => (await import('./inspect.js')).inspectCommand,
   audit: async () => (await import('./audit.js')).auditCommand,

@@ -3,7 +3,7 @@ import { main, memoryIo } from '../src/index.js'
 import { style, wrap } from '../src/io.js'
 
 describe('the callproof command line', () => {
-  it.each(['demo', 'dev', 'call', 'inspect', 'audit'])(
+  it.each(['demo', 'dev', 'call', 'bridge', 'inspect', 'audit'])(
     '%s --help prints usage and exits 0',
     async (command) => {
       const io = memoryIo()
@@ -58,5 +58,31 @@ describe('the callproof command line', () => {
       'reports/q3.csv',
       'deleted',
     ])
+  })
+})
+
+describe('callproof bridge: the command line', () => {
+  it.each([
+    [['bridge'], 'give the callproof server URL'],
+    [['bridge', 'ftp://example.com/mcp'], 'must be http(s)'],
+    [['bridge', 'http://127.0.0.1:9/mcp', 'extra'], 'unexpected argument "extra"'],
+    [['bridge', 'http://127.0.0.1:9/mcp', '--deny'], '--password and --deny need --user'],
+    [['bridge', 'http://127.0.0.1:9/mcp', '--listen', 'x'], '--listen must be a number'],
+  ])('%j is refused in one line with exit 2', async (argv, message) => {
+    const io = memoryIo()
+    expect(await main(argv, io)).toBe(2)
+    expect(io.stdout).toEqual([])
+    expect(io.stderr).toHaveLength(1)
+    expect(io.stderr[0]).toContain(message)
+    expect(io.stderr[0]).toContain('callproof bridge --help')
+  })
+
+  it('says in its help what --listen requires, and why', async () => {
+    const io = memoryIo()
+    expect(await main(['bridge', '--help'], io)).toBe(0)
+    const help = io.stdout.join('\n')
+    expect(help).toContain('http://127.0.0.1:<port>/<secret>/mcp')
+    expect(help).toContain('any local program')
+    expect(help).toMatch(/stdout carries only MCP messages/)
   })
 })
