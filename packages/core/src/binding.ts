@@ -177,7 +177,25 @@ export function bindingsEqual(claim: unknown, binding: McpBinding): boolean {
 /** A short, secret-free description of a binding for error messages. */
 export function describeBinding(binding: unknown): string {
   if (!isObject(binding)) return 'none'
-  if ('response' in binding) return `response ${JSON.stringify(binding.response)}`
-  const name = typeof binding.name === 'string' ? ` ${binding.name}` : ''
-  return `${String(binding.method)}${name}${binding.args !== undefined ? ' (args digest)' : ''}`
+  if ('response' in binding) return `response ${bounded(JSON.stringify(binding.response))}`
+  const name = typeof binding.name === 'string' ? ` ${bounded(binding.name)}` : ''
+  return `${bounded(String(binding.method))}${name}${binding.args !== undefined ? ' (args digest)' : ''}`
 }
+
+/**
+ * Why a proof's binding is not the body's, in words a person can act on: when only the arguments
+ * differ, both descriptions would read alike, so the two digests are named (their first
+ * characters: enough to tell them apart, and digests reveal nothing of the arguments).
+ */
+export function bindingMismatch(proof: unknown, body: unknown): string {
+  const said = describeBinding(proof)
+  const is = describeBinding(body)
+  if (said !== is) return `proof binds ${said} but the body is ${is}`
+  const digest = (binding: unknown) =>
+    isObject(binding) && typeof binding.args === 'string' ? `${binding.args.slice(0, 10)}...` : 'none'
+  const what = said.replace(/ \(args digest\)$/, '')
+  return `proof binds ${what} with other arguments (args digest ${digest(proof)}, the body's ${digest(body)}): the body changed after it was signed`
+}
+
+/** Untrusted text in a reason: cut to a length a person reads (ASCII: it may travel in a header). */
+const bounded = (text: string): string => (text.length > 64 ? `${text.slice(0, 64)}...` : text)

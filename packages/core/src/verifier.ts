@@ -6,7 +6,7 @@
  * @module
  */
 
-import { bindingFor, bindingsEqual, describeBinding } from './binding.js'
+import { bindingFor, bindingMismatch, bindingsEqual, describeBinding } from './binding.js'
 import type { McpBinding } from './binding.js'
 import { LruCache } from './cache.js'
 import { COMPACT_JWS, isObject } from './encoding.js'
@@ -520,10 +520,7 @@ export function createVerifier(verifierOptions: VerifierOptions): Verifier {
       if (proof.mcp === undefined && request.allowUnbound === true) {
         unbound = true
       } else if (!bindingsEqual(proof.mcp, binding)) {
-        throw new CallproofError(
-          'ERR_BINDING_MISMATCH',
-          `proof binds ${describeBinding(proof.mcp)} but the body is ${describeBinding(binding)}`,
-        )
+        throw new CallproofError('ERR_BINDING_MISMATCH', bindingMismatch(proof.mcp, binding))
       }
     }
 

@@ -168,3 +168,21 @@ describe('bindingsEqual', () => {
     expect(bindingsEqual('tools/call', binding)).toBe(false)
   })
 })
+
+describe('bindingMismatch', () => {
+  it('names both digests when only the arguments differ, and says what differs otherwise', async () => {
+    const { bindingMismatch } = await import('../src/binding.js')
+    const proof = { method: 'tools/call', name: 'delete_file', args: 'AAAAAAAAAAAAAAAA' }
+    const body = { method: 'tools/call', name: 'delete_file', args: 'BBBBBBBBBBBBBBBB' }
+    expect(bindingMismatch(proof, body)).toBe(
+      "proof binds tools/call delete_file with other arguments (args digest AAAAAAAAAA..., the body's BBBBBBBBBB...): the body changed after it was signed",
+    )
+    expect(bindingMismatch({ ...proof, name: 'read_file' }, body)).toBe(
+      'proof binds tools/call read_file (args digest) but the body is tools/call delete_file (args digest)',
+    )
+    // Untrusted names are cut, in ASCII (the reason may travel in WWW-Authenticate).
+    const long = bindingMismatch({ ...proof, name: 'x'.repeat(500) }, body)
+    expect(long.length).toBeLessThan(200)
+    expect(long).toMatch(/^[\x20-\x7e]+$/)
+  })
+})
