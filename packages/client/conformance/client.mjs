@@ -84,11 +84,18 @@ function optionsFor(scenario) {
   }
 }
 
-/** Arguments for a tool from its input schema: a sample value of each primitive property. */
-function argumentsFor(schema) {
+/**
+ * Arguments for a tool from its input schema: a sample value of each primitive property. The
+ * `json_schema_echo` tool of `json-schema-2020-12-preservation` gets the other tool's input schema
+ * as received, to show that nothing of it was lost.
+ */
+function argumentsFor(tool, tools) {
+  if (tool.name === 'json_schema_echo') {
+    return { schema: tools.find((t) => t.name !== tool.name)?.inputSchema ?? {} }
+  }
   const samples = { string: 'sample', number: 1, integer: 1, boolean: true }
   const args = {}
-  for (const [name, property] of Object.entries(schema?.properties ?? {})) {
+  for (const [name, property] of Object.entries(tool.inputSchema?.properties ?? {})) {
     if (property?.type in samples) args[name] = samples[property.type]
   }
   return args
@@ -116,7 +123,7 @@ async function main() {
   const { tools } = await client.listTools()
   const calls = Array.isArray(context().toolCalls)
     ? context().toolCalls
-    : tools.map((t) => ({ name: t.name, arguments: argumentsFor(t.inputSchema) }))
+    : tools.map((t) => ({ name: t.name, arguments: argumentsFor(t, tools) }))
   for (const call of calls) await client.callTool(call)
   await client.close()
 }
