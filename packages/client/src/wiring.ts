@@ -7,6 +7,7 @@
  */
 
 import { createChallengeFetch } from './challenges.js'
+import { CallproofClientError } from './errors.js'
 import { DpopNonces } from './fetch.js'
 import { loadOrCreateKeyPair, MemoryKeyStore, type KeyAlgorithm, type KeyStore } from './keys.js'
 import { CallproofSession, type SessionGrant, type SessionSettings } from './session.js'
@@ -89,8 +90,24 @@ export function closeSessionWithTransport(
 }
 
 /**
+ * The callproof error an SDK error wraps, if any: SDK v2 reports a failure of its connect-time
+ * probe as its own `SdkError` with the fetch's error as `cause`, so a `ERR_DPOP_NOT_OFFERED` or
+ * `ChallengeError` would otherwise reach the caller under another name than on SDK v1.
+ */
+function callproofErrorIn(err: unknown): CallproofClientError | undefined {
+  let current = err
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (current instanceof CallproofClientError) return current
+    current = current.cause
+  }
+  return undefined
+}
+
+/**
  * Runs an SDK client's `connect()`; when it fails (a refused sign-in, a server that is not MCP),
- * closes the session's connections before rethrowing, so nothing stays open behind the error.
+ * closes the session's connections before rethrowing, so nothing stays open behind the error. A
+ * callproof error wrapped by the SDK is rethrown itself, so both SDK lines fail with the same
+ * typed errors.
  */
 export async function connectOrClose(
   connectClient: () => Promise<void>,
@@ -100,6 +117,6 @@ export async function connectOrClose(
     await connectClient()
   } catch (err) {
     await session.close()
-    throw err
+    throw callproofErrorIn(err) ?? err
   }
 }

@@ -8,9 +8,9 @@
 import { devInteraction } from '@callproof/dev-auth-server'
 import { jwkThumbprint } from '@callproof/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connect, generateProofKeyPair } from '../src/v2.js'
+import { CallproofClientError, connect, generateProofKeyPair, type Interaction } from '../src/v2.js'
 import { text } from './support/mcp.js'
-import { startV2World, type V2World } from './support/v2-server.js'
+import { startBearerOnlyV2Server, startV2World, type V2World } from './support/v2-server.js'
 import { startWorld, type World } from './support/world.js'
 
 let world: World
@@ -88,5 +88,31 @@ describe('SDK v2 client on 2026-07-28 (SDK v2 server behind the callproof verifi
       (e: unknown) => e as Error,
     )
     expect(error?.message).toMatch(/did not offer pinned protocol version 2026-07-28/)
+  })
+})
+
+describe("SDK v2's own Bearer protection alone (requireBearerAuth)", () => {
+  it('is refused before anyone signs in: it offers no DPoP-bound tokens', async () => {
+    const server = await startBearerOnlyV2Server(v2.issuer)
+    try {
+      let asked = 0
+      const real = devInteraction({ user: 'alice' })
+      const interaction: Interaction = {
+        redirectUri: () => real.redirectUri(),
+        authorize: (url, context) => {
+          asked++
+          return real.authorize(url, context)
+        },
+      }
+      const error = await connect(server.url, { interaction, development: true }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(error).toBeInstanceOf(CallproofClientError)
+      expect((error as CallproofClientError).code).toBe('ERR_DPOP_NOT_OFFERED')
+      expect(asked).toBe(0)
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -8,7 +8,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRemoteJWKSet } from 'jose'
-import { createMcpHandler, McpServer } from '@modelcontextprotocol/server'
+import {
+  createMcpHandler,
+  getOAuthProtectedResourceMetadataUrl,
+  McpServer,
+  oauthMetadataResponse,
+  requireBearerAuth,
+} from '@modelcontextprotocol/server'
 import * as z from 'zod'
 import {
   CallproofError,
@@ -71,10 +77,75 @@ async function send(res: ServerResponse, response: Response): Promise<void> {
   res.end(Buffer.from(await response.arrayBuffer()))
 }
 
-export async function startV2World(): Promise<V2World> {
+/** An HTTP server on 127.0.0.1 serving `gate` (set once the origin is known). */
+async function listen(): Promise<{
+  origin: string
+  serve(gate: (request: Request) => Promise<Response>): void
+  close(): Promise<void>
+}> {
   const http = createServer()
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
   const origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`
+  return {
+    origin,
+    serve(gate) {
+      http.on('request', (req, res) => {
+        toRequest(req, origin)
+          .then(gate)
+          .then((response) => send(res, response))
+          .catch(() => {
+            if (!res.headersSent) res.writeHead(500)
+            res.end()
+          })
+      })
+    },
+    close() {
+      http.closeAllConnections()
+      return new Promise<void>((resolve) => http.close(() => resolve()))
+    },
+  }
+}
+
+/**
+ * SDK v2's own protection alone: `requireBearerAuth` and the RFC 9728 metadata of
+ * `oauthMetadataResponse`, naming the real dev authorization server. It offers no DPoP. Its
+ * token verifier refuses everything (callproof's client must not get as far as sending a token).
+ */
+export async function startBearerOnlyV2Server(
+  issuer: string,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = await listen()
+  const url = new URL(`${server.origin}/mcp`)
+  const oauthMetadata = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json()
+  const options = { oauthMetadata, resourceServerUrl: url, dangerouslyAllowInsecureIssuerUrl: true }
+  const gate = requireBearerAuth({
+    verifier: {
+      verifyAccessToken: () => Promise.reject(new Error('no token is valid here')),
+    },
+    resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(url),
+  })
+  const handler = createMcpHandler(mcpServer)
+  server.serve(async (request) => {
+    const metadata = oauthMetadataResponse(request, options)
+    if (metadata !== undefined) return metadata
+    const auth = await gate(request)
+    // Not `instanceof Response`: @hono/node-server (the drive, in the same process) replaces the
+    // global Response class, so the SDK's refusal may be an instance of the other one.
+    if ('status' in auth) return auth
+    return handler.fetch(request, { authInfo: auth })
+  })
+  return {
+    url: url.href,
+    async close() {
+      await handler.close()
+      await server.close()
+    },
+  }
+}
+
+export async function startV2World(): Promise<V2World> {
+  const server = await listen()
+  const origin = server.origin
   const resource = `${origin}/mcp`
   const auth = await startDevAuthServer({
     resources: [{ uri: resource, scopes: SCOPES }],
@@ -147,15 +218,7 @@ export async function startV2World(): Promise<V2World> {
     }
   }
 
-  http.on('request', (req, res) => {
-    toRequest(req, origin)
-      .then(gate)
-      .then((response) => send(res, response))
-      .catch(() => {
-        if (!res.headersSent) res.writeHead(500)
-        res.end()
-      })
-  })
+  server.serve(gate)
 
   return {
     issuer: auth.issuer,
@@ -163,8 +226,7 @@ export async function startV2World(): Promise<V2World> {
     seen,
     async close() {
       await handler.close()
-      http.closeAllConnections()
-      await new Promise<void>((resolve) => http.close(() => resolve()))
+      await server.close()
       await auth.close()
     },
   }
