@@ -43,6 +43,25 @@ describe('SDK v2 client on 2025-11-25 (the drive, callproof on SDK v1)', () => {
     expect(text(read)).toContain('hi')
     await client.close()
   })
+
+  it('gives up on a denied approval with the typed error as the cause', async () => {
+    const client = await connect(world.drive.url, {
+      interaction: devInteraction({ user: 'alice', approve: false }),
+      development: true,
+      scopes: ['drive:read', 'drive:share'],
+    })
+    const err = await client
+      .callTool({ name: 'share_file', arguments: { path: 'README.md', with: 'bob' } })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    let typed: unknown = err
+    while (typed instanceof Error && !(typed instanceof CallproofClientError)) typed = typed.cause
+    expect(typed).toBeInstanceOf(CallproofClientError)
+    expect((typed as CallproofClientError).code).toBe('ERR_AUTHORIZATION_FAILED')
+    await client.close()
+  })
 })
 
 describe('SDK v2 client on 2026-07-28 (SDK v2 server behind the callproof verifier)', () => {
