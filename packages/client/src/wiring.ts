@@ -13,7 +13,7 @@ import { loadOrCreateKeyPair, MemoryKeyStore, type KeyAlgorithm, type KeyStore }
 import { CallproofSession, type SessionGrant, type SessionSettings } from './session.js'
 
 /**
- * The options of {@link connect} besides {@link SessionGrant}.
+ * The options of `connect()` (either SDK line) besides {@link SessionGrant}.
  *
  * @example
  * ```ts
@@ -34,7 +34,7 @@ export interface ConnectSettings extends Omit<SessionSettings, 'keyPair'> {
 }
 
 /**
- * Options of {@link connect} and {@link createCallproofFetch}: an `interaction` or
+ * Options of `connect()` and {@link createCallproofFetch}: an `interaction` or
  * `clientCredentials` is required ({@link SessionGrant}), the rest is optional.
  *
  * @example
