@@ -1,5 +1,6 @@
 // `npm run conformance`: runs the MCP conformance suite's client auth scenarios
-// (@modelcontextprotocol/conformance, `client --suite auth`) against packages/client/conformance/
+// (@modelcontextprotocol/conformance, `client --suite auth`), the extensions below and the client
+// scenarios of revision 2026-07-28 against packages/client/conformance/
 // client.mjs under Node ≥ 22 (the suite needs it): the running Node when it is 22 or later, else
 // Node 22 from the registry's node-<platform>-<arch>@22 package, installed once into a cache
 // directory by scripts/with-node.mjs. Prints one line per scenario and fails on any failed check.
@@ -43,10 +44,38 @@ const EXTENSIONS = [
   'auth/client-credentials-basic',
 ]
 
+// The client scenarios of revision 2026-07-28 that `--suite auth` does not run (their servers speak
+// 2026-07-28: stateless requests, SEP-2243 headers, Multi Round-Trip Requests, the authorization
+// changes). The conformance client runs on SDK v2 (@callproof/client/v2) for them.
+const REVISION_2026_07_28 = [
+  'tools_call',
+  'request-metadata',
+  'http-standard-headers',
+  'http-custom-headers',
+  'http-invalid-tool-headers',
+  'sep-2322-client-request-state',
+  'json-schema-ref-no-deref',
+  'json-schema-2020-12-preservation',
+  'auth/resource-mismatch',
+  'auth/offline-access-scope',
+  'auth/offline-access-not-supported',
+  'auth/authorization-server-migration',
+  'auth/iss-supported',
+  'auth/iss-not-advertised',
+  'auth/iss-supported-missing',
+  'auth/iss-wrong-issuer',
+  'auth/iss-unexpected',
+  'auth/iss-normalized',
+  'auth/metadata-issuer-mismatch',
+]
+
 const extra = process.argv.slice(2)
 const runs = extra.includes('--scenario')
   ? [extra]
-  : [['--suite', 'auth', ...extra], ...EXTENSIONS.map((s) => ['--scenario', s, ...extra])]
+  : [
+      ['--suite', 'auth', ...extra],
+      ...[...EXTENSIONS, ...REVISION_2026_07_28].map((s) => ['--scenario', s, ...extra]),
+    ]
 const work = mkdtempSync(join(tmpdir(), 'callproof-conformance-'))
 console.error(`callproof: conformance (${SUITE}) under Node ${version} in ${work}`)
 

@@ -5,10 +5,15 @@
 //   node --conditions=@callproof/source --import tsx packages/client/conformance/client.mjs <url>
 //
 // The suite sets MCP_CONFORMANCE_SCENARIO and, for scenarios that need it, MCP_CONFORMANCE_CONTEXT
-// (JSON: pre-registered client id/secret, private key for private_key_jwt). The client connects
-// with `connect()`, lists tools, calls `test-tool`, and exits 0; any error exits 1 (scenarios that
-// test refusals expect exactly that).
-import { connect } from '@callproof/client'
+// (JSON: pre-registered client id/secret, private key for private_key_jwt, the tool calls to make).
+// The client connects with `connect()` of `@callproof/client/v2` (SDK v2, which negotiates
+// 2026-07-28 or falls back to the 2025-11-25 handshake), lists tools, calls the context's tool
+// calls or else every listed tool (arguments made from its input schema), answers a server's
+// elicitation input requests (Multi Round-Trip Requests) with an acceptance, and exits 0; any error
+// exits 1 (scenarios that test refusals expect exactly that). CALLPROOF_CONFORMANCE_SDK=v1 runs
+// `@callproof/client`'s `connect()` on SDK v1 instead (2025-11-25 only).
+const sdk = process.env.CALLPROOF_CONFORMANCE_SDK === 'v1' ? 'v1' : 'v2'
+const { connect } = await import(sdk === 'v1' ? '@callproof/client' : '@callproof/client/v2')
 
 // The suite's authorization servers answer the authorization request with an immediate redirect
 // to the redirect URI, so the headless interaction reads the Location header instead of a user.
@@ -79,6 +84,33 @@ function optionsFor(scenario) {
   }
 }
 
+/**
+ * Arguments for a tool from its input schema: a sample value of each primitive property. The
+ * `json_schema_echo` tool of `json-schema-2020-12-preservation` gets the other tool's input schema
+ * as received, to show that nothing of it was lost.
+ */
+function argumentsFor(tool, tools) {
+  if (tool.name === 'json_schema_echo') {
+    return { schema: tools.find((t) => t.name !== tool.name)?.inputSchema ?? {} }
+  }
+  const samples = { string: 'sample', number: 1, integer: 1, boolean: true }
+  const args = {}
+  for (const [name, property] of Object.entries(tool.inputSchema?.properties ?? {})) {
+    if (property?.type in samples) args[name] = samples[property.type]
+  }
+  return args
+}
+
+/** An error's message, bounded and without control characters (it may quote a server's text). */
+function printable(err) {
+  return (
+    String(err?.message ?? err)
+      // eslint-disable-next-line no-control-regex -- control characters are what is removed
+      .replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
+      .slice(0, 300)
+  )
+}
+
 async function main() {
   const serverUrl = process.argv[2]
   const scenario = process.env.MCP_CONFORMANCE_SCENARIO ?? ''
@@ -86,10 +118,32 @@ async function main() {
     console.error('usage: client.mjs <server-url>')
     process.exit(2)
   }
-  const client = await connect(serverUrl, optionsFor(scenario))
+  const options = optionsFor(scenario)
+  const client = await connect(
+    serverUrl,
+    sdk === 'v1' ? options : { ...options, capabilities: { elicitation: {} } },
+  )
+  if (sdk === 'v2') {
+    // Multi Round-Trip Requests: SDK v2 fulfils a tool's input requests through this handler.
+    client.setRequestHandler('elicitation/create', () => ({
+      action: 'accept',
+      content: { confirmed: true },
+    }))
+  }
   const { tools } = await client.listTools()
-  if (tools.some((t) => t.name === 'test-tool')) {
-    await client.callTool({ name: 'test-tool', arguments: {} })
+  const calls = Array.isArray(context().toolCalls)
+    ? context().toolCalls
+    : tools.map((t) => ({ name: t.name, arguments: argumentsFor(t, tools) }))
+  for (const call of calls) {
+    try {
+      await client.callTool(call)
+    } catch (err) {
+      // In the authorization scenarios a refused call is the outcome under test: exit 1. Elsewhere
+      // the scenario judges the requests it saw, and one tool the server does not serve (or whose
+      // answer SDK v2 rejects) must not hide the others.
+      if (scenario.startsWith('auth/')) throw err
+      console.error(`callproof conformance client: ${call.name}: ${printable(err)}`)
+    }
   }
   await client.close()
 }

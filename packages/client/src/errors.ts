@@ -21,8 +21,17 @@ export type CallproofClientErrorCode =
   | 'ERR_INVALID_METADATA'
   /** Protected resource metadata names another resource than the server we talk to (RFC 9728 §3.3). */
   | 'ERR_RESOURCE_MISMATCH'
-  /** Authorization server metadata names another issuer than the one it was fetched for (RFC 8414 §3.3). */
+  /**
+   * Authorization server metadata names another issuer than the one it was fetched for (RFC 8414
+   * §3.3), or an authorization response names another issuer than the one asked, or none where
+   * the server promised one (RFC 9207 §2.4: a mix-up).
+   */
   | 'ERR_ISSUER_MISMATCH'
+  /**
+   * A request's `Mcp-Method` / `Mcp-Name` headers (SEP-2243) name another call than its body, which
+   * the proof binds: refused before signing.
+   */
+  | 'ERR_BINDING_MISMATCH'
   /** The server or authorization server does not accept our proof algorithm. */
   | 'ERR_UNSUPPORTED_ALGORITHM'
   /** The authorization server does not advertise PKCE `S256`. */

@@ -18,6 +18,7 @@ import {
 import type { JWK } from 'jose'
 import { resourceCovers } from './discovery.js'
 import { CallproofClientError } from './errors.js'
+import { assertRoutingHeadersMatch } from './headers.js'
 import { nodeProofSigning } from './signing.js'
 import type { TokenSet } from './stores.js'
 
@@ -135,6 +136,20 @@ export async function bindingOfBody(body: string | undefined): Promise<McpBindin
   return bindingFor(JSON.parse(body))
 }
 
+/**
+ * The `mcp` binding of a POST body, after checking that the request's SEP-2243 routing headers
+ * (`Mcp-Method`, `Mcp-Name`, sent by SDK v2 on 2026-07-28) name the same call as the body the
+ * proof binds.
+ */
+async function bindingOfRequest(
+  headers: HeadersInit | undefined,
+  body: string | undefined,
+): Promise<McpBinding | undefined> {
+  const message: unknown = body === undefined || body === '' ? undefined : JSON.parse(body)
+  assertRoutingHeadersMatch(new Headers(headers), message)
+  return message === undefined ? undefined : bindingFor(message)
+}
+
 function nonceChallenged(response: Response): boolean {
   if (response.status !== 401 && response.status !== 400) return false
   const header = response.headers.get('www-authenticate') ?? ''
@@ -169,7 +184,7 @@ export async function sendWithProof(
   }
   const method = (init.method ?? 'GET').toUpperCase()
   const body = bodyText(init.body)
-  const mcp = method === 'POST' ? await bindingOfBody(body) : undefined
+  const mcp = method === 'POST' ? await bindingOfRequest(init.headers, body) : undefined
   const baseFetch = signer.fetch ?? fetch
   const send = async (): Promise<Response> => {
     const headers = new Headers(init.headers)

@@ -8,6 +8,7 @@
 
 import { importPKCS8 } from 'jose'
 import * as oauth from 'oauth4webapi'
+import { assertAuthorizationResponseIssuer } from './authorization-response.js'
 import { CallproofClientError } from './errors.js'
 import { assertSafeUrl, guardedFetch, responseLimitErrorIn, type UrlPolicy } from './guards.js'
 import type { Interaction, InteractionContext } from './interaction.js'
@@ -237,6 +238,8 @@ export async function authorizationCodeFlow(
     if (err instanceof CallproofClientError) throw err
     throw new CallproofClientError('ERR_INTERACTION_FAILED', (err as Error).message, { cause: err })
   }
+  // RFC 9207 first: after a mix-up nothing else of the response may be read or shown.
+  assertAuthorizationResponseIssuer(as, callback)
   let callbackParams: URLSearchParams
   try {
     callbackParams = oauth.validateAuthResponse(as, client, callback, state)

@@ -42,6 +42,18 @@ function chooseAuthMethod(as: oauth.AuthorizationServer): StoredClient['tokenEnd
 }
 
 /**
+ * The OpenID Connect registration `application_type` (MCP 2026-07-28, SEP-837) for a redirect URI:
+ * `native` for a loopback redirect (RFC 8252 §7.3) or a private-use scheme (§7.1), `web` for an
+ * https redirect to a host. Sent always: a server that receives none assumes `web`, and may then
+ * refuse the loopback redirect of a command-line or desktop client.
+ */
+export function applicationTypeOf(redirectUri: string): 'native' | 'web' {
+  const url = new URL(redirectUri)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'native'
+  return isLoopbackHost(url.hostname) ? 'native' : 'web'
+}
+
+/**
  * Resolves the client to use with `as`: pre-registered, metadata document, remembered dynamic
  * registration (same redirect URI), or a new dynamic registration.
  *
@@ -89,9 +101,7 @@ export async function resolveClient(
     response_types: ['code'],
     token_endpoint_auth_method: method ?? 'none',
     ...(redirectUri !== undefined && { redirect_uris: [redirectUri] }),
-    // RFC 8252: a loopback redirect is a native application's.
-    ...(redirectUri !== undefined &&
-      isLoopbackHost(new URL(redirectUri).hostname) && { application_type: 'native' }),
+    ...(redirectUri !== undefined && { application_type: applicationTypeOf(redirectUri) }),
     ...options.clientMetadata,
   }
   let registered: Awaited<ReturnType<typeof oauth.processDynamicClientRegistrationResponse>>

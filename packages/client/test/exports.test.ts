@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import * as client from '../src/index.js'
+import * as v2 from '../src/v2.js'
 
 describe('@callproof/client exports', () => {
   it('exports exactly the public names', () => {
@@ -46,5 +47,11 @@ describe('@callproof/client exports', () => {
       'sendWithProof',
       'systemBrowserInteraction',
     ])
+  })
+
+  it('exports the same names from @callproof/client/v2, with its own connect() for SDK v2', () => {
+    expect(Object.keys(v2).sort()).toEqual(Object.keys(client).sort())
+    expect(v2.connect).not.toBe(client.connect)
+    expect(v2.createCallproofFetch).toBe(client.createCallproofFetch)
   })
 })

@@ -30,17 +30,15 @@ interface Run {
  * Runs test/fixtures/readme-client.ts with `env` (PATH and DISPLAY as the test sets them) and
  * plays alice for every URL it prints on stderr. Bounded: the child is killed after 40 s.
  */
-function runHeadless(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+function runHeadless(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  fixture = 'test/fixtures/readme-client.ts',
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [
-        '--conditions=@callproof/source',
-        '--import',
-        'tsx',
-        'test/fixtures/readme-client.ts',
-        ...args,
-      ],
+      ['--conditions=@callproof/source', '--import', 'tsx', fixture, ...args],
       {
         cwd: fileURLToPath(new URL('..', import.meta.url)),
         env,
@@ -102,6 +100,20 @@ describe('the README client without a browser', () => {
     for (const href of run.urls) expect(new URL(href).origin).toBe(world.issuer)
     expect(run.stderr).toContain('No browser could be opened (xdg-open not found)')
     expect(run.stderr).toMatch(/Waiting for the redirect to 127\.0\.0\.1:\d+/)
+    expectQuiet(run.stderr)
+  }, 60_000)
+
+  it('the same client on SDK v2 (one import changed): sign-in and step-up', async () => {
+    const { DISPLAY: _display, WAYLAND_DISPLAY: _wayland, ...env } = process.env
+    const run = await runHeadless(
+      [world.drive.url, 'delete_file', JSON.stringify({ path: 'notes/todo.txt' })],
+      { ...env, PATH: noOpener, DISPLAY: ':99' },
+      'test/fixtures/readme-client-v2.ts',
+    )
+    expect(run.code, run.stderr).toBe(0)
+    expect(JSON.parse(run.stdout).isError).not.toBe(true)
+    expect(run.urls).toHaveLength(2)
+    for (const href of run.urls) expect(new URL(href).origin).toBe(world.issuer)
     expectQuiet(run.stderr)
   }, 60_000)
 

@@ -329,7 +329,7 @@ describe('refusals with typed errors', () => {
     })
   })
 
-  it('an authorization response from the wrong issuer (RFC 9207) → ERR_AUTHORIZATION_FAILED', async () => {
+  it('an authorization response from the wrong issuer (RFC 9207) → ERR_ISSUER_MISMATCH', async () => {
     const as = await fake({
       '/.well-known/oauth-authorization-server': asMetadata({
         authorization_response_iss_parameter_supported: true,
@@ -357,7 +357,7 @@ describe('refusals with typed errors', () => {
     }
     await expect(
       connect(`${f.origin}/mcp`, { interaction: mixUp, development: true }),
-    ).rejects.toMatchObject({ code: 'ERR_AUTHORIZATION_FAILED' })
+    ).rejects.toMatchObject({ code: 'ERR_ISSUER_MISMATCH' })
     expect(as.requests.some((r) => r.path === '/token')).toBe(false)
   })
 
