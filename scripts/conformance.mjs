@@ -1,8 +1,14 @@
 // `npm run conformance`: runs the MCP conformance suite's client auth scenarios
-// (@modelcontextprotocol/conformance, `client --suite auth`) against packages/client/conformance/
+// (@modelcontextprotocol/conformance, `client --suite auth/backcompat/extensions`) against packages/client/conformance/
 // client.mjs under Node ≥ 22 (the suite needs it): the running Node when it is 22 or later, else
 // Node 22 from the registry's node-<platform>-<arch>@22 package, installed once into a cache
 // directory by scripts/with-node.mjs. Prints one line per scenario and fails on any failed check.
+//
+// Every client auth scenario of the suite: its `auth` suite (the current revisions), its
+// `backcompat` suite (the 2025-03-26 revision's discovery, which the client does with
+// `legacyDiscovery: true`) and its `extensions` suite (client credentials, enterprise-managed
+// authorization, workload identity federation, DPoP): 33 scenarios, counted, so a suite that
+// silently ran fewer fails the run.
 //
 //   npm run conformance                      every auth scenario
 //   npm run conformance -- --scenario auth/dpop
@@ -36,17 +42,13 @@ const clientScript = join(root, 'packages', 'client', 'conformance', 'client.mjs
 // Sources through the @callproof/source condition: no build step needed to run the suite.
 const command = `${node} --conditions=@callproof/source --import ${tsx} ${clientScript}`
 
-const EXTENSIONS = [
-  'auth/dpop',
-  'auth/dpop-nonce',
-  'auth/client-credentials-jwt',
-  'auth/client-credentials-basic',
-]
+const SUITES = ['auth', 'backcompat', 'extensions']
+/** The client auth scenarios of SUITE's version: `conformance list`, the `auth/` client ones. */
+const EXPECTED_SCENARIOS = 33
 
 const extra = process.argv.slice(2)
-const runs = extra.includes('--scenario')
-  ? [extra]
-  : [['--suite', 'auth', ...extra], ...EXTENSIONS.map((s) => ['--scenario', s, ...extra])]
+const single = extra.includes('--scenario')
+const runs = single ? [extra] : SUITES.map((suite) => ['--suite', suite, ...extra])
 const work = mkdtempSync(join(tmpdir(), 'callproof-conformance-'))
 console.error(`callproof: conformance (${SUITE}) under Node ${version} in ${work}`)
 
@@ -70,9 +72,9 @@ for (const selection of runs) {
     rows.push({ scenario: m[1], passed: Number(m[2]), failed: Number(m[3]) })
   }
   // A single scenario: "Passed: 12/12, 0 failed, 0 warnings"
-  const single = /Passed:\s+(\d+)\/(\d+), (\d+) failed/.exec(out)
-  if (rows.length === before && single && selection[0] === '--scenario') {
-    rows.push({ scenario: selection[1], passed: Number(single[1]), failed: Number(single[3]) })
+  const one = /Passed:\s+(\d+)\/(\d+), (\d+) failed/.exec(out)
+  if (rows.length === before && one && selection[0] === '--scenario') {
+    rows.push({ scenario: selection[1], passed: Number(one[1]), failed: Number(one[3]) })
   }
   if (rows.length === before) {
     suiteFailed = true
@@ -95,4 +97,8 @@ const failedScenarios = rows.filter((x) => x.failed > 0).length
 console.log(
   `\nconformance: ${rows.length} scenarios, ${rows.length - failedScenarios} passed, ${failedScenarios} failed`,
 )
-process.exit(!suiteFailed && failedScenarios === 0 && rows.length > 0 ? 0 : 1)
+const incomplete = !single && rows.length !== EXPECTED_SCENARIOS
+if (incomplete) {
+  console.log(`conformance: expected ${EXPECTED_SCENARIOS} auth scenarios, the suites ran ${rows.length}`)
+}
+process.exit(!suiteFailed && !incomplete && failedScenarios === 0 && rows.length > 0 ? 0 : 1)

@@ -109,7 +109,8 @@ export interface AuthorizationRequest {
   reason: InteractionContext['reason']
 }
 
-async function withNonceRetry(
+/** @internal Sends a token request, retrying once with the authorization server's DPoP nonce. */
+export async function withNonceRetry(
   send: () => Promise<Response>,
   process: (response: Response) => Promise<oauth.TokenEndpointResponse>,
 ): Promise<oauth.TokenEndpointResponse> {
@@ -123,7 +124,8 @@ async function withNonceRetry(
   }
 }
 
-function toTokenSet(
+/** @internal The token set of a token response; refuses a Bearer token unless allowed. */
+export function toTokenSet(
   ctx: OAuthContext,
   result: oauth.TokenEndpointResponse,
   resource: string,
@@ -154,7 +156,8 @@ function toTokenSet(
   }
 }
 
-function tokenError(err: unknown, what: string): CallproofClientError {
+/** @internal A token request's failure as a {@link CallproofClientError}. */
+export function tokenError(err: unknown, what: string): CallproofClientError {
   if (err instanceof CallproofClientError) return err
   const limit = responseLimitErrorIn(err)
   if (limit !== undefined) return limit
