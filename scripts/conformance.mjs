@@ -4,11 +4,13 @@
 // Node 22 from the registry's node-<platform>-<arch>@22 package, installed once into a cache
 // directory by scripts/with-node.mjs. Prints one line per scenario and fails on any failed check.
 //
-// Every client auth scenario of the suite: its `auth` suite (the current revisions), its
-// `backcompat` suite (the 2025-03-26 revision's discovery, which the client does with
-// `legacyDiscovery: true`) and its `extensions` suite (client credentials, enterprise-managed
-// authorization, workload identity federation, DPoP): 33 scenarios, counted, so a suite that
-// silently ran fewer fails the run.
+// Every client auth scenario the suite lists (`conformance list`, the client scenarios named
+// `auth/…`): its `auth` suite (the 2025-11-25 revision), its `backcompat` suite (the 2025-03-26
+// revision's discovery, which the client does with `legacyDiscovery: true`) and its `extensions`
+// suite (client credentials, enterprise-managed authorization, workload identity federation,
+// DPoP) run in parallel; the listed auth scenarios no suite ran (the 2026-07-28 revision's, which
+// its `draft` suite mixes with non-auth ones) run one by one. 33 scenarios, counted, so a run
+// that silently covered fewer fails.
 //
 //   npm run conformance                      every auth scenario
 //   npm run conformance -- --scenario auth/dpop
@@ -43,20 +45,16 @@ const clientScript = join(root, 'packages', 'client', 'conformance', 'client.mjs
 const command = `${node} --conditions=@callproof/source --import ${tsx} ${clientScript}`
 
 const SUITES = ['auth', 'backcompat', 'extensions']
-/** The client auth scenarios of SUITE's version: `conformance list`, the `auth/` client ones. */
+/** The client auth scenarios SUITE's version lists. */
 const EXPECTED_SCENARIOS = 33
 
 const extra = process.argv.slice(2)
 const single = extra.includes('--scenario')
-const runs = single ? [extra] : SUITES.map((suite) => ['--suite', suite, ...extra])
 const work = mkdtempSync(join(tmpdir(), 'callproof-conformance-'))
 console.error(`callproof: conformance (${SUITE}) under Node ${version} in ${work}`)
 
-/** @type {Array<{ scenario: string, passed: number, failed: number }>} */
-const rows = []
-let suiteFailed = false
-for (const selection of runs) {
-  const r = spawnSync('npx', ['-y', SUITE, 'client', '--command', command, ...selection], {
+function suite(args) {
+  const r = spawnSync('npx', ['-y', SUITE, ...args], {
     cwd: work,
     stdio: ['ignore', 'pipe', 'pipe'],
     encoding: 'utf8',
@@ -64,8 +62,24 @@ for (const selection of runs) {
     maxBuffer: 256 * 1024 * 1024,
   })
   if (r.error) throw r.error
-  const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`
-  if (r.status !== 0) suiteFailed = true
+  return { status: r.status, out: `${r.stdout ?? ''}\n${r.stderr ?? ''}` }
+}
+
+/** The client scenarios named auth/… that `list` prints ("  - auth/dpop [extension]"). */
+function listedAuthScenarios() {
+  const { out } = suite(['list'])
+  const clients = out.slice(out.indexOf('Client scenarios'))
+  return [...clients.matchAll(/^\s+-\s+(auth\/\S+)/gm)].map((m) => m[1])
+}
+
+const listed = single ? [] : listedAuthScenarios()
+/** @type {Array<{ scenario: string, passed: number, failed: number }>} */
+const rows = []
+let suiteFailed = false
+/** Runs one selection (`--suite x` or `--scenario y`) and records its scenarios in `rows`. */
+function run(selection) {
+  const { status, out } = suite(['client', '--command', command, ...selection])
+  if (status !== 0) suiteFailed = true
   const before = rows.length
   // Suite summary lines: "✓ auth/metadata-default: 18 passed, 0 failed"
   for (const m of out.matchAll(/^[✓✗]\s+(\S+):\s+(\d+) passed, (\d+) failed/gmu)) {
@@ -79,12 +93,22 @@ for (const selection of runs) {
   if (rows.length === before) {
     suiteFailed = true
     console.log(`no results for ${selection.join(' ')}; the suite printed:\n${out.slice(-4000)}`)
-  } else if (r.status !== 0) {
+  } else if (status !== 0) {
     // Show the failed checks and the client's stderr for whatever failed.
     for (const line of out.split('\n')) {
       if (/FAILURE|callproof conformance client:|^\s+- /.test(line))
         console.log(`    ${line.trim()}`)
     }
+  }
+}
+
+if (single) {
+  run(extra)
+} else {
+  for (const name of SUITES) run(['--suite', name, ...extra])
+  // The listed auth scenarios none of the suites ran, one by one.
+  for (const scenario of listed.filter((x) => !rows.some((row) => row.scenario === x))) {
+    run(['--scenario', scenario, ...extra])
   }
 }
 
@@ -97,8 +121,10 @@ const failedScenarios = rows.filter((x) => x.failed > 0).length
 console.log(
   `\nconformance: ${rows.length} scenarios, ${rows.length - failedScenarios} passed, ${failedScenarios} failed`,
 )
-const incomplete = !single && rows.length !== EXPECTED_SCENARIOS
+const incomplete = !single && (rows.length !== EXPECTED_SCENARIOS || listed.length !== rows.length)
 if (incomplete) {
-  console.log(`conformance: expected ${EXPECTED_SCENARIOS} auth scenarios, the suites ran ${rows.length}`)
+  console.log(
+    `conformance: expected ${EXPECTED_SCENARIOS} auth scenarios (${listed.length} listed), ran ${rows.length}`,
+  )
 }
 process.exit(!suiteFailed && !incomplete && failedScenarios === 0 && rows.length > 0 ? 0 : 1)

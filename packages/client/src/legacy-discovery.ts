@@ -74,7 +74,10 @@ export async function discoverLegacyAuthorizationServer(
   try {
     return await oauth.processDiscoveryResponse(base, response)
   } catch (err) {
-    if (err instanceof oauth.OperationProcessingError && err.code === oauth.JSON_ATTRIBUTE_COMPARISON) {
+    if (
+      err instanceof oauth.OperationProcessingError &&
+      err.code === oauth.JSON_ATTRIBUTE_COMPARISON
+    ) {
       throw new CallproofClientError(
         'ERR_ISSUER_MISMATCH',
         `authorization server metadata at ${url} does not name the issuer ${base.href}`,

@@ -154,7 +154,11 @@ export async function enterpriseAuthorizationFlow(
 ): Promise<TokenSet> {
   const idJag = await requestIdJag(
     options,
-    { audience: ctx.as.issuer, resource: request.resource, ...(request.scopes && { scopes: request.scopes }) },
+    {
+      audience: ctx.as.issuer,
+      resource: request.resource,
+      ...(request.scopes && { scopes: request.scopes }),
+    },
     ctx,
   )
   assertIdJagFor(idJag, {

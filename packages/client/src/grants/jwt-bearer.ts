@@ -9,13 +9,7 @@
 
 import * as oauth from 'oauth4webapi'
 import { CallproofClientError } from '../errors.js'
-import {
-  httpOptions,
-  tokenError,
-  toTokenSet,
-  withNonceRetry,
-  type OAuthContext,
-} from '../oauth.js'
+import { httpOptions, tokenError, toTokenSet, withNonceRetry, type OAuthContext } from '../oauth.js'
 import { privateKeyJwtAuthentication } from '../oauth.js'
 import { clientSecretBasic } from '../registration.js'
 import type { TokenSet } from '../stores.js'
@@ -115,10 +109,17 @@ export async function jwtBearerGrant(
     // agent can do behind its operator's back. Only the DPoP nonce retry, which changes the proof.
     const result = await withNonceRetry(
       () =>
-        oauth.genericTokenEndpointRequest(ctx.as, ctx.client, ctx.clientAuth, JWT_BEARER_GRANT, parameters, {
-          ...http,
-          DPoP: ctx.dpop,
-        }),
+        oauth.genericTokenEndpointRequest(
+          ctx.as,
+          ctx.client,
+          ctx.clientAuth,
+          JWT_BEARER_GRANT,
+          parameters,
+          {
+            ...http,
+            DPoP: ctx.dpop,
+          },
+        ),
       (response) => oauth.processGenericTokenEndpointResponse(ctx.as, ctx.client, response),
     )
     return toTokenSet(ctx, result, request.resource, request.scopes)

@@ -7,7 +7,12 @@
  */
 
 import { readFile } from 'node:fs/promises'
-import { decodeJwt, decodeProtectedHeader, type JWTPayload, type ProtectedHeaderParameters } from 'jose'
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  type JWTPayload,
+  type ProtectedHeaderParameters,
+} from 'jose'
 import { CallproofClientError } from '../errors.js'
 
 /**
@@ -21,10 +26,7 @@ import { CallproofClientError } from '../errors.js'
  * ```
  */
 export type AssertionSource =
-  | string
-  | { file: string }
-  | { env: string }
-  | (() => string | Promise<string>)
+  string | { file: string } | { env: string } | (() => string | Promise<string>)
 
 /** Larger than any JWT a platform issues; a bigger "token" is a misconfigured path. */
 const MAX_ASSERTION_BYTES = 16 * 1024
