@@ -32,9 +32,12 @@ describe('@callproof/client exports', () => {
       'createChallengeFetch',
       'createProofFetch',
       'discoverAuthorizationServer',
+      'discoverLegacyAuthorizationServer',
       'discoverProtectedResource',
+      'enterpriseAuthorizationFlow',
       'generateProofKeyPair',
       'guardedFetch',
+      'jwtBearerGrant',
       'loadOrCreateKeyPair',
       'nodeProofSigning',
       'privateKeyJwtAuthentication',
@@ -45,6 +48,7 @@ describe('@callproof/client exports', () => {
       'resourceCovers',
       'sendWithProof',
       'systemBrowserInteraction',
+      'workloadIdentityFlow',
     ])
   })
 })
