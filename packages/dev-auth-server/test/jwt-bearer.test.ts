@@ -168,6 +168,15 @@ describe('JWT-bearer grant: workload identity federation', () => {
     )
   })
 
+  it("refuses a token signed with another trusted issuer's key", async () => {
+    const confused = await sign('idp', { iss: PLATFORM, sub: WORKLOAD_SUBJECT, aud: as.issuer })
+    await expectOAuthError(
+      grant(WORKLOAD_CLIENT, { assertion: confused, resource: RESOURCE }),
+      'invalid_grant',
+      /not valid/,
+    )
+  })
+
   it('refuses an expired token', async () => {
     const expired = await sign(
       'platform',
