@@ -1,8 +1,10 @@
 // `npm run conformance`: runs the MCP conformance suite's client auth scenarios
-// (@modelcontextprotocol/conformance, `client --suite auth/backcompat/extensions`) against packages/client/conformance/
-// client.mjs under Node ≥ 22 (the suite needs it): the running Node when it is 22 or later, else
+// (@modelcontextprotocol/conformance, `client`) against packages/client/conformance/client.mjs
+// under Node ≥ 22 (the suite needs it): the running Node when it is 22 or later, else
 // Node 22 from the registry's node-<platform>-<arch>@22 package, installed once into a cache
-// directory by scripts/with-node.mjs. Prints one line per scenario and fails on any failed check.
+// directory by scripts/with-node.mjs. Prints one line per scenario and fails on any failed check or
+// warning, except in the scenarios EXPECTED_FAILURES names with the reason (which fail the run once
+// they pass, so that the entry goes).
 //
 // Every client auth scenario the suite lists (`conformance list`, the client scenarios named
 // `auth/…`): its `auth` suite (the 2025-11-25 revision), its `backcompat` suite (the 2025-03-26
@@ -47,6 +49,16 @@ const command = `${node} --conditions=@callproof/source --import ${tsx} ${client
 const SUITES = ['auth', 'backcompat', 'extensions']
 /** The client auth scenarios SUITE's version lists. */
 const EXPECTED_SCENARIOS = 33
+/**
+ * Scenarios known to fail, each with why: reported as XFAIL and not failing the run; one that
+ * passes is reported as XPASS and fails the run, so the entry is removed as soon as the work lands.
+ */
+const EXPECTED_FAILURES = new Map([
+  [
+    'auth/authorization-server-migration',
+    'SEP-2352 re-registration with a new authorization server and the MCP-Protocol-Version header of the 2026-07-28 revision: in progress',
+  ],
+])
 
 const extra = process.argv.slice(2)
 const single = extra.includes('--scenario')
@@ -73,22 +85,31 @@ function listedAuthScenarios() {
 }
 
 const listed = single ? [] : listedAuthScenarios()
-/** @type {Array<{ scenario: string, passed: number, failed: number }>} */
+/** @type {Array<{ scenario: string, passed: number, failed: number, bad: boolean }>} */
 const rows = []
 let suiteFailed = false
 /** Runs one selection (`--suite x` or `--scenario y`) and records its scenarios in `rows`. */
 function run(selection) {
   const { status, out } = suite(['client', '--command', command, ...selection])
-  if (status !== 0) suiteFailed = true
   const before = rows.length
-  // Suite summary lines: "✓ auth/metadata-default: 18 passed, 0 failed"
-  for (const m of out.matchAll(/^[✓✗]\s+(\S+):\s+(\d+) passed, (\d+) failed/gmu)) {
-    rows.push({ scenario: m[1], passed: Number(m[2]), failed: Number(m[3]) })
+  // Suite summary lines: "✓ auth/metadata-default: 18 passed, 0 failed[, 2 warnings]". A suite
+  // fails on any failed check or warning, and so does each of its scenarios here.
+  for (const m of out.matchAll(
+    /^[✓✗]\s+(\S+):\s+(\d+) passed, (\d+) failed(?:, (\d+) warnings)?/gmu,
+  )) {
+    const bad = Number(m[3]) + Number(m[4] ?? 0)
+    rows.push({ scenario: m[1], passed: Number(m[2]), failed: Number(m[3]), bad: bad > 0 })
   }
-  // A single scenario: "Passed: 12/12, 0 failed, 0 warnings"
+  // A single scenario: "Passed: 12/12, 0 failed, 0 warnings"; it also fails when the client
+  // timed out or exited unexpectedly, which only the exit status says.
   const one = /Passed:\s+(\d+)\/(\d+), (\d+) failed/.exec(out)
   if (rows.length === before && one && selection[0] === '--scenario') {
-    rows.push({ scenario: selection[1], passed: Number(one[1]), failed: Number(one[3]) })
+    rows.push({
+      scenario: selection[1],
+      passed: Number(one[1]),
+      failed: Number(one[3]),
+      bad: status !== 0,
+    })
   }
   if (rows.length === before) {
     suiteFailed = true
@@ -112,14 +133,25 @@ if (single) {
   }
 }
 
-for (const { scenario, passed, failed } of rows) {
+let unexpected = 0
+for (const { scenario, passed, failed, bad } of rows) {
+  const known = EXPECTED_FAILURES.get(scenario)
+  const verdict = bad ? (known ? 'XFAIL' : 'FAIL') : known ? 'XPASS' : 'PASS'
+  if (verdict === 'FAIL' || verdict === 'XPASS') unexpected++
+  const note =
+    verdict === 'XFAIL'
+      ? ` (expected: ${known})`
+      : verdict === 'XPASS'
+        ? ' (passes now: remove it from EXPECTED_FAILURES)'
+        : ''
   console.log(
-    `${failed === 0 ? 'PASS' : 'FAIL'}  ${scenario.padEnd(44)} ${passed} passed, ${failed} failed`,
+    `${verdict.padEnd(5)} ${scenario.padEnd(44)} ${passed} passed, ${failed} failed${note}`,
   )
 }
-const failedScenarios = rows.filter((x) => x.failed > 0).length
+const failedScenarios = rows.filter((x) => x.bad).length
+const expected = rows.filter((x) => x.bad && EXPECTED_FAILURES.has(x.scenario)).length
 console.log(
-  `\nconformance: ${rows.length} scenarios, ${rows.length - failedScenarios} passed, ${failedScenarios} failed`,
+  `\nconformance: ${rows.length} scenarios, ${rows.length - failedScenarios} passed, ${failedScenarios} failed${expected > 0 ? ` (${expected} expected)` : ''}`,
 )
 const incomplete = !single && (rows.length !== EXPECTED_SCENARIOS || listed.length !== rows.length)
 if (incomplete) {
@@ -127,4 +159,4 @@ if (incomplete) {
     `conformance: expected ${EXPECTED_SCENARIOS} auth scenarios (${listed.length} listed), ran ${rows.length}`,
   )
 }
-process.exit(!suiteFailed && !incomplete && failedScenarios === 0 && rows.length > 0 ? 0 : 1)
+process.exit(!suiteFailed && !incomplete && unexpected === 0 && rows.length > 0 ? 0 : 1)
