@@ -53,10 +53,16 @@ const EXPECTED_SCENARIOS = 33
  * Scenarios known to fail, each with why: reported as XFAIL and not failing the run; one that
  * passes is reported as XPASS and fails the run, so the entry is removed as soon as the work lands.
  */
+const HEADER_2026 =
+  'the 2026-07-28 revision requires MCP-Protocol-Version on initialize, which the client does not send yet (in progress): the checks pass, the client then exits with an error'
 const EXPECTED_FAILURES = new Map([
+  ['auth/offline-access-scope', HEADER_2026],
+  ['auth/offline-access-not-supported', HEADER_2026],
+  ['auth/iss-supported', HEADER_2026],
+  ['auth/iss-not-advertised', HEADER_2026],
   [
     'auth/authorization-server-migration',
-    'SEP-2352 re-registration with a new authorization server and the MCP-Protocol-Version header of the 2026-07-28 revision: in progress',
+    'SEP-2352 re-registration with the new authorization server, and the 2026-07-28 MCP-Protocol-Version header (in progress)',
   ],
 ])
 
