@@ -1,9 +1,20 @@
 // `npm run conformance`: runs the MCP conformance suite's client auth scenarios
-// (@modelcontextprotocol/conformance, `client --suite auth`), the extensions below and the client
-// scenarios of revision 2026-07-28 against packages/client/conformance/
-// client.mjs under Node ≥ 22 (the suite needs it): the running Node when it is 22 or later, else
+// (@modelcontextprotocol/conformance, `client`) against packages/client/conformance/client.mjs
+// under Node ≥ 22 (the suite needs it): the running Node when it is 22 or later, else
 // Node 22 from the registry's node-<platform>-<arch>@22 package, installed once into a cache
-// directory by scripts/with-node.mjs. Prints one line per scenario and fails on any failed check.
+// directory by scripts/with-node.mjs. Prints one line per scenario and fails on any failed check or
+// warning, except in the scenarios EXPECTED_FAILURES names with the reason (which fail the run once
+// they pass, so that the entry goes).
+//
+// Every client auth scenario the suite lists (`conformance list`, the client scenarios named
+// `auth/…`): its `auth` suite (the 2025-11-25 revision), its `backcompat` suite (the 2025-03-26
+// revision's discovery, which the client does with `legacyDiscovery: true`) and its `extensions`
+// suite (client credentials, enterprise-managed authorization, workload identity federation,
+// DPoP) run in parallel; the listed auth scenarios no suite ran (the 2026-07-28 revision's, which
+// its `draft` suite mixes with non-auth ones) run one by one. 33 scenarios, counted, so a run
+// that silently covered fewer fails. Then the client scenarios of revision 2026-07-28 that are not
+// auth scenarios (stateless requests, SEP-2243 headers, Multi Round-Trip Requests), one by one.
+// The conformance client runs on SDK v2 (@callproof/client/v2; CALLPROOF_CONFORMANCE_SDK=v1 for v1).
 //
 //   npm run conformance                      every auth scenario
 //   npm run conformance -- --scenario auth/dpop
@@ -37,16 +48,16 @@ const clientScript = join(root, 'packages', 'client', 'conformance', 'client.mjs
 // Sources through the @callproof/source condition: no build step needed to run the suite.
 const command = `${node} --conditions=@callproof/source --import ${tsx} ${clientScript}`
 
-const EXTENSIONS = [
-  'auth/dpop',
-  'auth/dpop-nonce',
-  'auth/client-credentials-jwt',
-  'auth/client-credentials-basic',
-]
-
-// The client scenarios of revision 2026-07-28 that `--suite auth` does not run (their servers speak
-// 2026-07-28: stateless requests, SEP-2243 headers, Multi Round-Trip Requests, the authorization
-// changes). The conformance client runs on SDK v2 (@callproof/client/v2) for them.
+const SUITES = ['auth', 'backcompat', 'extensions']
+/** The client auth scenarios SUITE's version lists. */
+const EXPECTED_SCENARIOS = 33
+/**
+ * Scenarios known to fail, each with why: reported as XFAIL and not failing the run; one that
+ * passes is reported as XPASS and fails the run, so the entry is removed as soon as the work lands.
+ */
+/** @type {Map<string, string>} */
+const EXPECTED_FAILURES = new Map([])
+/** The client scenarios of revision 2026-07-28 that are not auth scenarios. */
 const REVISION_2026_07_28 = [
   'tools_call',
   'request-metadata',
@@ -56,34 +67,15 @@ const REVISION_2026_07_28 = [
   'sep-2322-client-request-state',
   'json-schema-ref-no-deref',
   'json-schema-2020-12-preservation',
-  'auth/resource-mismatch',
-  'auth/offline-access-scope',
-  'auth/offline-access-not-supported',
-  'auth/authorization-server-migration',
-  'auth/iss-supported',
-  'auth/iss-not-advertised',
-  'auth/iss-supported-missing',
-  'auth/iss-wrong-issuer',
-  'auth/iss-unexpected',
-  'auth/iss-normalized',
-  'auth/metadata-issuer-mismatch',
 ]
 
 const extra = process.argv.slice(2)
-const runs = extra.includes('--scenario')
-  ? [extra]
-  : [
-      ['--suite', 'auth', ...extra],
-      ...[...EXTENSIONS, ...REVISION_2026_07_28].map((s) => ['--scenario', s, ...extra]),
-    ]
+const single = extra.includes('--scenario')
 const work = mkdtempSync(join(tmpdir(), 'callproof-conformance-'))
 console.error(`callproof: conformance (${SUITE}) under Node ${version} in ${work}`)
 
-/** @type {Array<{ scenario: string, passed: number, failed: number }>} */
-const rows = []
-let suiteFailed = false
-for (const selection of runs) {
-  const r = spawnSync('npx', ['-y', SUITE, 'client', '--command', command, ...selection], {
+function suite(args) {
+  const r = spawnSync('npx', ['-y', SUITE, ...args], {
     cwd: work,
     stdio: ['ignore', 'pipe', 'pipe'],
     encoding: 'utf8',
@@ -91,22 +83,47 @@ for (const selection of runs) {
     maxBuffer: 256 * 1024 * 1024,
   })
   if (r.error) throw r.error
-  const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`
-  if (r.status !== 0) suiteFailed = true
+  return { status: r.status, out: `${r.stdout ?? ''}\n${r.stderr ?? ''}` }
+}
+
+/** The client scenarios named auth/… that `list` prints ("  - auth/dpop [extension]"). */
+function listedAuthScenarios() {
+  const { out } = suite(['list'])
+  const clients = out.slice(out.indexOf('Client scenarios'))
+  return [...clients.matchAll(/^\s+-\s+(auth\/\S+)/gm)].map((m) => m[1])
+}
+
+const listed = single ? [] : listedAuthScenarios()
+/** @type {Array<{ scenario: string, passed: number, failed: number, bad: boolean }>} */
+const rows = []
+let suiteFailed = false
+/** Runs one selection (`--suite x` or `--scenario y`) and records its scenarios in `rows`. */
+function run(selection) {
+  const { status, out } = suite(['client', '--command', command, ...selection])
   const before = rows.length
-  // Suite summary lines: "✓ auth/metadata-default: 18 passed, 0 failed"
-  for (const m of out.matchAll(/^[✓✗]\s+(\S+):\s+(\d+) passed, (\d+) failed/gmu)) {
-    rows.push({ scenario: m[1], passed: Number(m[2]), failed: Number(m[3]) })
+  // Suite summary lines: "✓ auth/metadata-default: 18 passed, 0 failed[, 2 warnings]". A suite
+  // fails on any failed check or warning, and so does each of its scenarios here.
+  for (const m of out.matchAll(
+    /^[✓✗]\s+(\S+):\s+(\d+) passed, (\d+) failed(?:, (\d+) warnings)?/gmu,
+  )) {
+    const bad = Number(m[3]) + Number(m[4] ?? 0)
+    rows.push({ scenario: m[1], passed: Number(m[2]), failed: Number(m[3]), bad: bad > 0 })
   }
-  // A single scenario: "Passed: 12/12, 0 failed, 0 warnings"
-  const single = /Passed:\s+(\d+)\/(\d+), (\d+) failed/.exec(out)
-  if (rows.length === before && single && selection[0] === '--scenario') {
-    rows.push({ scenario: selection[1], passed: Number(single[1]), failed: Number(single[3]) })
+  // A single scenario: "Passed: 12/12, 0 failed, 0 warnings"; it also fails when the client
+  // timed out or exited unexpectedly, which only the exit status says.
+  const one = /Passed:\s+(\d+)\/(\d+), (\d+) failed/.exec(out)
+  if (rows.length === before && one && selection[0] === '--scenario') {
+    rows.push({
+      scenario: selection[1],
+      passed: Number(one[1]),
+      failed: Number(one[3]),
+      bad: status !== 0,
+    })
   }
   if (rows.length === before) {
     suiteFailed = true
     console.log(`no results for ${selection.join(' ')}; the suite printed:\n${out.slice(-4000)}`)
-  } else if (r.status !== 0) {
+  } else if (status !== 0) {
     // Show the failed checks and the client's stderr for whatever failed.
     for (const line of out.split('\n')) {
       if (/FAILURE|callproof conformance client:|^\s+- /.test(line))
@@ -115,13 +132,46 @@ for (const selection of runs) {
   }
 }
 
-for (const { scenario, passed, failed } of rows) {
+if (single) {
+  run(extra)
+} else {
+  for (const name of SUITES) run(['--suite', name, ...extra])
+  // The listed auth scenarios none of the suites ran, one by one.
+  for (const scenario of listed.filter((x) => !rows.some((row) => row.scenario === x))) {
+    run(['--scenario', scenario, ...extra])
+  }
+  for (const scenario of REVISION_2026_07_28) run(['--scenario', scenario, ...extra])
+}
+
+let unexpected = 0
+for (const { scenario, passed, failed, bad } of rows) {
+  const known = EXPECTED_FAILURES.get(scenario)
+  const verdict = bad ? (known ? 'XFAIL' : 'FAIL') : known ? 'XPASS' : 'PASS'
+  if (verdict === 'FAIL' || verdict === 'XPASS') unexpected++
+  const note =
+    verdict === 'XFAIL'
+      ? ` (expected: ${known})`
+      : verdict === 'XPASS'
+        ? ' (passes now: remove it from EXPECTED_FAILURES)'
+        : ''
   console.log(
-    `${failed === 0 ? 'PASS' : 'FAIL'}  ${scenario.padEnd(44)} ${passed} passed, ${failed} failed`,
+    `${verdict.padEnd(5)} ${scenario.padEnd(44)} ${passed} passed, ${failed} failed${note}`,
   )
 }
-const failedScenarios = rows.filter((x) => x.failed > 0).length
+const failedScenarios = rows.filter((x) => x.bad).length
+const expected = rows.filter((x) => x.bad && EXPECTED_FAILURES.has(x.scenario)).length
 console.log(
-  `\nconformance: ${rows.length} scenarios, ${rows.length - failedScenarios} passed, ${failedScenarios} failed`,
+  `\nconformance: ${rows.length} scenarios, ${rows.length - failedScenarios} passed, ${failedScenarios} failed${expected > 0 ? ` (${expected} expected)` : ''}`,
 )
-process.exit(!suiteFailed && failedScenarios === 0 && rows.length > 0 ? 0 : 1)
+const authRows = rows.filter((x) => x.scenario.startsWith('auth/')).length
+const incomplete =
+  !single &&
+  (authRows !== EXPECTED_SCENARIOS ||
+    listed.length !== authRows ||
+    rows.length !== authRows + REVISION_2026_07_28.length)
+if (incomplete) {
+  console.log(
+    `conformance: expected ${EXPECTED_SCENARIOS} auth scenarios (${listed.length} listed) and ${REVISION_2026_07_28.length} others, ran ${authRows} and ${rows.length - authRows}`,
+  )
+}
+process.exit(!suiteFailed && !incomplete && unexpected === 0 && rows.length > 0 ? 0 : 1)

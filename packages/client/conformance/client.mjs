@@ -66,6 +66,33 @@ function optionsFor(scenario) {
         ...base,
         clientCredentials: { clientId: ctx.client_id, clientSecret: ctx.client_secret },
       }
+    case 'auth/enterprise-managed-authorization':
+      // The suite's enterprise IdP issued the user's ID token; the client trades it there for an
+      // ID-JAG and presents that at the MCP authorization server (client_secret_basic).
+      return {
+        ...base,
+        enterpriseAuthorization: {
+          clientId: ctx.client_id,
+          clientSecret: ctx.client_secret,
+          idp: { issuer: ctx.idp_issuer, clientId: ctx.idp_client_id },
+          idToken: ctx.idp_id_token,
+        },
+      }
+    case 'auth/wif-jwt-bearer':
+      return {
+        ...base,
+        workloadIdentity: { clientId: ctx.client_id, assertion: ctx.valid_jwt },
+      }
+    case 'auth/2025-03-26-oauth-metadata-backcompat':
+    case 'auth/2025-03-26-oauth-endpoint-fallback':
+      // Servers of the 2025-03-26 revision publish no protected resource metadata: the weaker
+      // discovery of that revision, opted in for these scenarios only.
+      return {
+        ...base,
+        legacyDiscovery: true,
+        interaction: redirectFollower,
+        registration: { clientMetadataUrl: CLIENT_METADATA_URL },
+      }
     case 'auth/pre-registration':
       return {
         ...base,

@@ -13,9 +13,18 @@ export type {
   SessionOptions,
   SessionSettings,
   SessionGrant,
+  AgentGrants,
   ClientCredentialsOptions,
   ToolCall,
 } from './session.js'
+export { jwtBearerGrant } from './grants/jwt-bearer.js'
+export type { AgentClientOptions } from './grants/jwt-bearer.js'
+export { workloadIdentityFlow } from './grants/workload.js'
+export type { WorkloadIdentityOptions } from './grants/workload.js'
+export { enterpriseAuthorizationFlow } from './grants/enterprise.js'
+export type { EnterpriseAuthorizationOptions } from './grants/enterprise.js'
+export type { AssertionSource } from './grants/source.js'
+export { discoverLegacyAuthorizationServer } from './legacy-discovery.js'
 export { createChallengeFetch, readChallenge } from './challenges.js'
 export type { Challenge, ChallengeFetchOptions } from './challenges.js'
 export { sendWithProof, createProofFetch, bindingOfBody } from './fetch.js'

@@ -72,6 +72,22 @@ function wellKnownResourceUrls(serverUrl: URL): string[] {
   return urls
 }
 
+/** The errors that say a server publishes no protected resource metadata at all. */
+const missing = new WeakSet<Error>()
+
+/**
+ * Whether `err` is {@link discoverProtectedResource} finding no document: every well-known URL
+ * answered 404 (the 2025-03-26 revision's servers publish none).
+ *
+ * @example
+ * ```ts
+ * if (isResourceMetadataMissing(err)) console.log('no RFC 9728 metadata')
+ * ```
+ */
+export function isResourceMetadataMissing(err: unknown): boolean {
+  return err instanceof Error && missing.has(err)
+}
+
 function toMetadataError(err: unknown, what: string): CallproofClientError {
   if (err instanceof CallproofClientError) return err
   // A body cut off by the size or time limit is that, not "not JSON".
@@ -106,10 +122,12 @@ export async function discoverProtectedResource(
   const safeFetch = guardedFetch(options.urlPolicy, options.fetch)
   const candidates = challengeUrl ? [challengeUrl] : wellKnownResourceUrls(server)
   let lastStatus = 0
+  let allNotFound = true
   for (const url of candidates) {
     const response = await safeFetch(url, { headers: { accept: 'application/json' } })
     if (!response.ok) {
       lastStatus = response.status
+      if (lastStatus !== 404) allNotFound = false
       await response.body?.cancel()
       continue
     }
@@ -151,10 +169,12 @@ export async function discoverProtectedResource(
     }
     return { metadata, resource: claimed, url }
   }
-  throw new CallproofClientError(
+  const error = new CallproofClientError(
     'ERR_INVALID_METADATA',
     `no protected resource metadata for ${server.href} (last status ${lastStatus})`,
   )
+  if (allNotFound) missing.add(error)
+  throw error
 }
 
 /**

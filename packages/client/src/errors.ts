@@ -63,6 +63,12 @@ export type CallproofClientErrorCode =
   | 'ERR_RESPONSE_TOO_LARGE'
   /** A metadata, registration or token response did not arrive in full within the time limit. */
   | 'ERR_RESPONSE_TIMEOUT'
+  /**
+   * An assertion for a JWT-bearer grant (a workload token, the user's ID token, an ID-JAG) could
+   * not be read, is not a JWT, has expired, or names another authorization server, resource or
+   * client than the one it is for: nothing was sent with it.
+   */
+  | 'ERR_ASSERTION_INVALID'
 
 /**
  * The base class of every error `@callproof/client` throws on purpose. Messages say what was wrong

@@ -110,7 +110,8 @@ export interface AuthorizationRequest {
   reason: InteractionContext['reason']
 }
 
-async function withNonceRetry(
+/** @internal Sends a token request, retrying once with the authorization server's DPoP nonce. */
+export async function withNonceRetry(
   send: () => Promise<Response>,
   process: (response: Response) => Promise<oauth.TokenEndpointResponse>,
 ): Promise<oauth.TokenEndpointResponse> {
@@ -124,7 +125,8 @@ async function withNonceRetry(
   }
 }
 
-function toTokenSet(
+/** @internal The token set of a token response; refuses a Bearer token unless allowed. */
+export function toTokenSet(
   ctx: OAuthContext,
   result: oauth.TokenEndpointResponse,
   resource: string,
@@ -155,7 +157,8 @@ function toTokenSet(
   }
 }
 
-function tokenError(err: unknown, what: string): CallproofClientError {
+/** @internal A token request's failure as a {@link CallproofClientError}. */
+export function tokenError(err: unknown, what: string): CallproofClientError {
   if (err instanceof CallproofClientError) return err
   const limit = responseLimitErrorIn(err)
   if (limit !== undefined) return limit

@@ -18,21 +18,18 @@ import { CallproofClientError } from './errors.js'
 import { assertSafeUrl, closeGuardedConnections, type UrlPolicy } from './guards.js'
 import type { Interaction, InteractionContext } from './interaction.js'
 import { proofAlgorithms } from './keys.js'
+import { agentGrantClient, agentGrantOf, runAgentGrant, type AgentGrant } from './grants/agent.js'
+import type { EnterpriseAuthorizationOptions } from './grants/enterprise.js'
+import type { WorkloadIdentityOptions } from './grants/workload.js'
+import { discoverResource } from './legacy-discovery.js'
 import {
   authorizationCodeFlow,
-  clientCredentialsFlow,
   httpOptions,
   oauthContext,
-  privateKeyJwtAuthentication,
   refreshTokens,
   type OAuthContext,
 } from './oauth.js'
-import {
-  clientAuthentication,
-  clientSecretBasic,
-  resolveClient,
-  type RegistrationOptions,
-} from './registration.js'
+import { clientAuthentication, resolveClient, type RegistrationOptions } from './registration.js'
 import { MemoryTokenStore, type TokenSet, type TokenStore } from './stores.js'
 
 /**
@@ -57,10 +54,30 @@ export interface ClientCredentialsOptions {
 }
 
 /**
+ * The grants of agents without a user at the keyboard, at most one of them per session.
+ *
+ * @example
+ * ```ts
+ * const grants: AgentGrants = { workloadIdentity: { clientId: 'agent', assertion: { env: 'TOKEN' } } }
+ * ```
+ */
+export interface AgentGrants {
+  /** Client credentials grant instead of user authorization. */
+  clientCredentials?: ClientCredentialsOptions
+  /**
+   * Enterprise-managed authorization: the user's ID token traded at the enterprise IdP for an
+   * ID-JAG, presented with the JWT-bearer grant (see docs/guides/agents-without-a-user.md).
+   */
+  enterpriseAuthorization?: EnterpriseAuthorizationOptions
+  /** Workload identity federation: the platform's JWT for this workload, with the JWT-bearer grant. */
+  workloadIdentity?: WorkloadIdentityOptions
+}
+
+/**
  * Who obtains the tokens, as the session requires at run time: an interaction (a user signs in),
- * client credentials (an agent without a user), or both (client credentials are then used). Options
- * with neither do not compile; JavaScript callers get `ERR_INVALID_OPTIONS` when the session is
- * created.
+ * an agent grant (client credentials, enterprise-managed authorization or workload identity
+ * federation: no user at the keyboard), or both (the agent grant is then used). Options with
+ * neither do not compile; JavaScript callers get `ERR_INVALID_OPTIONS` when the session is created.
  *
  * @example
  * ```ts
@@ -69,18 +86,17 @@ export interface ClientCredentialsOptions {
  * ```
  */
 export type SessionGrant =
-  | {
+  | ({
       /** Who approves authorization requests. */
       interaction: Interaction
-      /** Client credentials grant instead of user authorization (used when given). */
-      clientCredentials?: ClientCredentialsOptions
-    }
-  | {
-      /** Who approves authorization requests (unused: client credentials are). */
-      interaction?: Interaction
-      /** Client credentials grant instead of user authorization. */
-      clientCredentials: ClientCredentialsOptions
-    }
+    } & AgentGrants)
+  | ({ interaction?: Interaction } & AgentGrants & {
+        clientCredentials: ClientCredentialsOptions
+      })
+  | ({ interaction?: Interaction } & AgentGrants & {
+        enterpriseAuthorization: EnterpriseAuthorizationOptions
+      })
+  | ({ interaction?: Interaction } & AgentGrants & { workloadIdentity: WorkloadIdentityOptions })
 
 /**
  * The options of a {@link CallproofSession} besides {@link SessionGrant}.
@@ -130,6 +146,15 @@ export interface SessionSettings {
    * are no longer pinned to the addresses the guard checked (see `guardedFetch`).
    */
   fetch?: typeof fetch
+  /**
+   * Accept servers of the 2025-03-26 MCP revision, which publish no protected resource metadata
+   * (RFC 9728): the authorization server is then the one at the server's origin (its RFC 8414
+   * metadata, else the default paths `/authorize`, `/token`, `/register`). Default `false`. A
+   * weaker mode: nothing the server publishes names its authorization server, so the choice is
+   * not bound to the resource; use it only for a server you know is of that revision. Used only
+   * when every well-known URL answers 404 and no challenge names a metadata URL.
+   */
+  legacyDiscovery?: boolean
 }
 
 /**
@@ -181,6 +206,10 @@ export class CallproofSession {
   readonly urlPolicy: UrlPolicy
   #resource: ProtectedResource | undefined
   #oauth: OAuthContext | undefined
+  /** The agent grant, when no user authorizes. */
+  readonly #agent: AgentGrant | undefined
+  /** Discovered with the 2025-03-26 revision's discovery (no protected resource metadata). */
+  #legacy = false
   /** The server challenged with the `DPoP` scheme (or DPoP `algs`): it offers DPoP. */
   #dpopChallenged = false
   #redirectUri: string | undefined
@@ -204,10 +233,11 @@ export class CallproofSession {
     }
     proofAlgorithms(options.keyPair)
     // The type says so too (SessionGrant); this is for JavaScript callers.
-    if (!options.interaction && !options.clientCredentials) {
+    this.#agent = agentGrantOf(options)
+    if (!options.interaction && !this.#agent) {
       throw new CallproofClientError(
         'ERR_INVALID_OPTIONS',
-        'an interaction (or clientCredentials for an agent without a user) is required',
+        'an interaction (or an agent grant: clientCredentials, enterpriseAuthorization or workloadIdentity) is required',
       )
     }
     if (
@@ -293,12 +323,18 @@ export class CallproofSession {
       urlPolicy: this.urlPolicy,
       ...(this.options.fetch && { fetch: this.options.fetch }),
     }
-    const resource = await discoverProtectedResource(this.serverUrl, resourceMetadataUrl, discovery)
+    const { resource, legacyAuthorizationServer } = await discoverResource(
+      this.serverUrl,
+      resourceMetadataUrl,
+      discovery,
+      this.options.legacyDiscovery === true,
+    )
     if (
       this.options.requireBoundTokens !== false &&
       this.options.requireDpopOffer !== false &&
       !this.#dpopChallenged &&
-      !offersDpop(resource)
+      !offersDpop(resource) &&
+      !offersDpop({ metadata: legacyAuthorizationServer ?? {} })
     ) {
       // Said now, before a registration or a sign-in that could only end in a Bearer token.
       throw new CallproofClientError(
@@ -315,19 +351,13 @@ export class CallproofSession {
       resource.resource,
     )
     const issuer = resource.metadata.authorization_servers?.[0] as string
-    const as = await discoverAuthorizationServer(issuer, discovery)
+    const as = legacyAuthorizationServer ?? (await discoverAuthorizationServer(issuer, discovery))
     assertAlgorithmSupported(as.dpop_signing_alg_values_supported, ours, as.issuer)
     const http = httpOptions(this.urlPolicy, this.options.fetch)
     let client: oauth.Client
     let clientAuth: oauth.ClientAuth
-    const cc = this.options.clientCredentials
-    if (cc) {
-      client = { client_id: cc.clientId }
-      if (cc.privateKey !== undefined) {
-        clientAuth = await privateKeyJwtAuthentication(cc.privateKey, cc.alg, cc.kid)
-      } else {
-        clientAuth = clientSecretBasic(cc.clientSecret as string)
-      }
+    if (this.#agent) {
+      ;({ client, clientAuth } = await agentGrantClient(this.#agent))
     } else {
       this.#redirectUri = await this.options.interaction?.redirectUri()
       const stored = await resolveClient(
@@ -341,6 +371,7 @@ export class CallproofSession {
       clientAuth = clientAuthentication(stored)
     }
     this.#resource = resource
+    this.#legacy = legacyAuthorizationServer !== undefined
     this.#oauth = oauthContext(as, client, clientAuth, this.options.keyPair, this.urlPolicy, {
       ...(this.options.fetch && { fetch: this.options.fetch }),
       ...(this.options.requireBoundTokens !== undefined && {
@@ -360,7 +391,8 @@ export class CallproofSession {
    */
   rediscover(resourceMetadataUrl?: string): Promise<boolean> {
     return this.#serialize(async () => {
-      if (!this.#oauth || !this.#resource) return false
+      // Legacy discovery has no document to look at again.
+      if (!this.#oauth || !this.#resource || this.#legacy) return false
       const fresh = await discoverProtectedResource(this.serverUrl, resourceMetadataUrl, {
         urlPolicy: this.urlPolicy,
         ...(this.options.fetch && { fetch: this.options.fetch }),
@@ -424,8 +456,8 @@ export class CallproofSession {
       const resource = (this.#resource as ProtectedResource).resource
       const scopes = request.scopes ?? this.#initialScopes(request.challengeScope)
       let tokens: TokenSet
-      if (this.options.clientCredentials) {
-        tokens = await clientCredentialsFlow(ctx, { resource, ...(scopes && { scopes }) })
+      if (this.#agent) {
+        tokens = await runAgentGrant(ctx, this.#agent, { resource, ...(scopes && { scopes }) })
       } else {
         tokens = await authorizationCodeFlow(
           ctx,
@@ -497,7 +529,7 @@ export class CallproofSession {
   approve(call: ToolCall): Promise<TokenSet> {
     return this.#serialize(async () => {
       const ctx = await this.discover()
-      if (this.options.clientCredentials) {
+      if (this.#agent) {
         throw new CallproofClientError(
           'ERR_ACCESS_DENIED',
           `tool ${call.tool} needs a per-call approval, which an agent without a user cannot give`,
@@ -532,7 +564,11 @@ export class CallproofSession {
  * (`dpop_bound_access_tokens_required`, RFC 9728 §2) or names the DPoP algorithms it accepts. (A
  * `DPoP` challenge, RFC 9449 §7.1, offers them too: `#dpopChallenged`.)
  */
-function offersDpop(resource: ProtectedResource): boolean {
+function offersDpop(resource: {
+  metadata: Pick<oauth.ResourceServer, 'dpop_signing_alg_values_supported'> & {
+    dpop_bound_access_tokens_required?: unknown
+  }
+}): boolean {
   const metadata = resource.metadata
   if (metadata.dpop_bound_access_tokens_required === true) return true
   const algs = metadata.dpop_signing_alg_values_supported

@@ -33,9 +33,12 @@ describe('@callproof/client exports', () => {
       'createChallengeFetch',
       'createProofFetch',
       'discoverAuthorizationServer',
+      'discoverLegacyAuthorizationServer',
       'discoverProtectedResource',
+      'enterpriseAuthorizationFlow',
       'generateProofKeyPair',
       'guardedFetch',
+      'jwtBearerGrant',
       'loadOrCreateKeyPair',
       'nodeProofSigning',
       'privateKeyJwtAuthentication',
@@ -46,6 +49,7 @@ describe('@callproof/client exports', () => {
       'resourceCovers',
       'sendWithProof',
       'systemBrowserInteraction',
+      'workloadIdentityFlow',
     ])
   })
 

@@ -20,8 +20,10 @@ export type {
   DevResource,
   DevLogger,
   TokenExchangeRule,
+  JwtBearerTrust,
 } from './server.js'
 export { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from './token-exchange.js'
+export { JWT_BEARER_GRANT } from './jwt-bearer.js'
 export { devInteraction, DevInteractionError } from './headless.js'
 export type { Interaction, DevInteraction, DevInteractionOptions, SeenPage } from './headless.js'
 export { ACR_PASSWORD, ACR_MFA, ACR_VALUES, DEV_MFA_CODE, DEV_USERS } from './users.js'

@@ -64,6 +64,8 @@ declare module 'oidc-provider' {
     }
     grant?: OidcGrant
     prompts: Set<string>
+    /** The absolute URL of one of the provider's routes (`token`, …). */
+    urlFor(route: string): string
   }
 
   export interface KoaContextWithOIDC {

@@ -11,7 +11,8 @@ import {
 } from './authorization-details.js'
 import { ACR_VALUES, acrSatisfies, findUser, requiredAcr } from './users.js'
 import { exchangedClaims, registerTokenExchange } from './token-exchange.js'
-import type { ClientMetadata, DevResource, TokenExchangeRule } from './types.js'
+import { registerJwtBearer } from './jwt-bearer.js'
+import type { ClientMetadata, DevResource, JwtBearerTrust, TokenExchangeRule } from './types.js'
 
 /** @internal the provider options that {@link createDevAuthServer} resolves. */
 export interface ProviderOptions {
@@ -23,6 +24,8 @@ export interface ProviderOptions {
   accessTokenTtl: number
   approvalTtl: number
   tokenExchange: readonly TokenExchangeRule[]
+  /** Issuers whose assertions the JWT-bearer grant accepts. */
+  jwtBearer: readonly JwtBearerTrust[]
   renderError: (ctx: KoaContextWithOIDC, out: Record<string, string>) => void
   /** Renders the sign-out question (around oidc-provider's form) and the signed-out page. */
   renderLogout: (ctx: KoaContextWithOIDC, form: string | undefined) => void
@@ -376,6 +379,12 @@ export function createProvider(options: ProviderOptions): Provider {
     issuer: options.issuer,
     signingKey: options.signingKey,
     rules: options.tokenExchange,
+    accessTokenTtl: options.accessTokenTtl,
+  })
+  registerJwtBearer(provider, {
+    issuer: options.issuer,
+    rules: options.jwtBearer,
+    resources: options.resources,
     accessTokenTtl: options.accessTokenTtl,
   })
   // oidc-provider keeps the precise reason of a refused token or registration request in

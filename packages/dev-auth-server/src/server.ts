@@ -9,10 +9,17 @@ import { pageHeaders, pageHtml } from './pages/layout.js'
 import { errorPage, loggedOutPage, logoutPage } from './pages/pages.js'
 import { createProvider } from './provider.js'
 import { validateExchangeRules } from './token-exchange.js'
-import type { ClientMetadata, DevLogger, DevResource, TokenExchangeRule } from './types.js'
+import { validateJwtBearerTrust } from './jwt-bearer.js'
+import type {
+  ClientMetadata,
+  DevLogger,
+  DevResource,
+  JwtBearerTrust,
+  TokenExchangeRule,
+} from './types.js'
 import { DEV_MFA_CODE, DEV_USERS } from './users.js'
 
-export type { ClientMetadata, DevResource, DevLogger, TokenExchangeRule }
+export type { ClientMetadata, DevResource, DevLogger, JwtBearerTrust, TokenExchangeRule }
 
 /** The pre-registered public client for the CLI and demos. */
 export const DEV_CLIENT_ID = 'callproof-dev-client'
@@ -41,6 +48,12 @@ export interface DevAuthServerOptions {
    * for which downstream resources and scopes. Empty (default): every exchange is refused.
    */
   tokenExchange?: readonly TokenExchangeRule[]
+  /**
+   * Issuers whose JWTs the JWT-bearer grant (RFC 7523) accepts, with their public keys: an
+   * enterprise IdP's ID-JAGs or a workload platform's tokens, for agents without a user. Empty
+   * (default): the grant is not offered.
+   */
+  jwtBearer?: readonly JwtBearerTrust[]
 }
 
 /** Options of {@link startDevAuthServer}. */
@@ -165,6 +178,7 @@ export async function createDevAuthServer(
   const approvalTtl = positive(options.approvalTtl, 60, 'approvalTtl')
   const logger = resolveLogger(options.logger)
   const tokenExchange = validateExchangeRules(options.tokenExchange, fail)
+  const jwtBearer = validateJwtBearerTrust(options.jwtBearer, fail)
   const iss = issuerUrl.origin
 
   const clients: ClientMetadata[] = [
@@ -189,6 +203,7 @@ export async function createDevAuthServer(
     accessTokenTtl,
     approvalTtl,
     tokenExchange,
+    jwtBearer,
     renderLogout(ctx, form) {
       for (const [name, value] of Object.entries(pageHeaders())) ctx.set(name, value)
       ctx.body =
@@ -283,6 +298,7 @@ export async function startDevAuthServer(
   }
   validateResources(options.resources)
   validateExchangeRules(options.tokenExchange, fail)
+  validateJwtBearerTrust(options.jwtBearer, fail)
   const logger = resolveLogger(options.logger)
   // The issuer names the port, so the app can only be built once the socket listens.
   const ready: { handler?: DevAuthServerApp['handler'] } = {}

@@ -53,3 +53,43 @@ export interface TokenExchangeRule {
   /** The scopes that may be requested for `resource`. */
   readonly scopes: readonly string[]
 }
+
+/**
+ * An issuer whose JWTs this server accepts with the JWT-bearer grant (RFC 7523), with its public
+ * keys. `kind: 'id-jag'`: an enterprise identity provider issuing Identity Assertion JWT
+ * Authorization Grants (enterprise-managed authorization) for the test users, to the `clients`
+ * listed. `kind: 'workload'`: a workload platform whose token with `sub` equal to `subject`
+ * authenticates the agent `client` (workload identity federation). At most `scopes` (default: the
+ * resource's) are granted. Every issued token is DPoP-bound.
+ *
+ * @example
+ * ```ts
+ * { kind: 'workload', issuer: 'https://k8s.example', keys: [jwk], client: 'agent', subject: 'system:serviceaccount:ci:agent' }
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc7523
+ */
+export type JwtBearerTrust =
+  | {
+      readonly kind: 'id-jag'
+      /** The IdP's issuer identifier (the ID-JAG's `iss`). */
+      readonly issuer: string
+      /** Its public signing keys (JWK, ES256 / EdDSA / RS256). */
+      readonly keys: readonly Record<string, unknown>[]
+      /** The client ids that may present its ID-JAGs (each must also be the ID-JAG's `client_id`). */
+      readonly clients: readonly string[]
+      /** The most that may be granted (default: the resource's scopes). */
+      readonly scopes?: readonly string[]
+    }
+  | {
+      readonly kind: 'workload'
+      /** The platform's issuer identifier (the token's `iss`). */
+      readonly issuer: string
+      /** Its public signing keys. */
+      readonly keys: readonly Record<string, unknown>[]
+      /** The agent's client id. */
+      readonly client: string
+      /** The workload's `sub` in the platform's tokens. */
+      readonly subject: string
+      /** The most that may be granted (default: the resource's scopes). */
+      readonly scopes?: readonly string[]
+    }

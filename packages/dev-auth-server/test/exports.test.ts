@@ -18,6 +18,7 @@ describe('@callproof/dev-auth-server exports', () => {
       'DEV_REDIRECT_URI',
       'DEV_USERS',
       'DevInteractionError',
+      'JWT_BEARER_GRANT',
       'MCP_TOOL_CALL',
       'TOKEN_EXCHANGE_GRANT',
       'argumentsDigest',

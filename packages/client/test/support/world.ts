@@ -1,7 +1,7 @@
 // Test support: the real development authorization server (oidc-provider) and the real drive
 // example, both on 127.0.0.1 with free ports.
 import { createServer } from 'node:net'
-import { startDevAuthServer } from '@callproof/dev-auth-server'
+import { startDevAuthServer, type StartDevAuthServerOptions } from '@callproof/dev-auth-server'
 import { startDrive } from '@callproof/example-drive'
 
 export const DRIVE_SCOPES = ['drive:read', 'drive:write', 'drive:share'] as const
@@ -23,9 +23,14 @@ export interface World {
   close(): Promise<void>
 }
 
-export async function startWorld(
-  options: { nonce?: boolean; accessTokenTtl?: number } = {},
-): Promise<World> {
+/** Options of a world; `auth` goes to the authorization server (its clients, `jwtBearer`). */
+export interface WorldOptions {
+  nonce?: boolean
+  accessTokenTtl?: number
+  auth?: Pick<StartDevAuthServerOptions, 'clients' | 'jwtBearer'>
+}
+
+export async function startWorld(options: WorldOptions = {}): Promise<World> {
   // The drive's port must be in the resource URI the authorization server is started with, before
   // the drive listens: it is probed first, and another process (a parallel test worker) may take
   // it in between. Then the world starts again on another port.
@@ -38,14 +43,12 @@ export async function startWorld(
   }
 }
 
-async function startWorldOn(
-  port: number,
-  options: { nonce?: boolean; accessTokenTtl?: number },
-): Promise<World> {
+async function startWorldOn(port: number, options: WorldOptions): Promise<World> {
   const resource = `http://127.0.0.1:${port}/mcp`
   const auth = await startDevAuthServer({
     resources: [{ uri: resource, scopes: [...DRIVE_SCOPES] }],
     logger: { warn: () => {}, info: () => {} },
+    ...options.auth,
     ...(options.accessTokenTtl !== undefined && { accessTokenTtl: options.accessTokenTtl }),
   })
   const drive = await startDrive({
