@@ -192,7 +192,9 @@ export function bindingMismatch(proof: unknown, body: unknown): string {
   const is = describeBinding(body)
   if (said !== is) return `proof binds ${said} but the body is ${is}`
   const digest = (binding: unknown) =>
-    isObject(binding) && typeof binding.args === 'string' ? `${binding.args.slice(0, 10)}...` : 'none'
+    isObject(binding) && typeof binding.args === 'string'
+      ? `${binding.args.slice(0, 10)}...`
+      : 'none'
   const what = said.replace(/ \(args digest\)$/, '')
   return `proof binds ${what} with other arguments (args digest ${digest(proof)}, the body's ${digest(body)}): the body changed after it was signed`
 }
