@@ -133,7 +133,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       // never runs would be a lie in the audit and a loss for the user. Then the policy of what
       // is called, for this caller and these arguments.
       if (message !== undefined) {
-        const refused = mcp.refusal(request, message) ?? notificationRefusal(message)
+        const asked = mcp.refusal(request, message, call)
+        const refused =
+          (asked instanceof Promise ? await asked : asked) ?? notificationRefusal(message)
         if (refused !== undefined) throw refused
       }
       const decision = await decide(message, call, sessionId)
@@ -198,7 +200,8 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       sessions.requireSessionId &&
       request.method === 'POST' &&
       sessionId === null &&
-      !isInitialize(message)
+      !isInitialize(message) &&
+      mcp.sessionless?.(request, message) !== true
     ) {
       throw new CallproofError(
         'ERR_SESSION_REQUIRED',

@@ -1,0 +1,416 @@
+/**
+ * The seam to the MCP TypeScript SDK v2 (`@modelcontextprotocol/server` 2.x): the one module
+ * that builds v2 SDK servers. It serves both revisions the SDK negotiates — 2026-07-28
+ * (stateless, the per-request `_meta` envelope) and 2025-11-25 (the SDK's stateless legacy
+ * fallback) — through the SDK's own `createMcpHandler`, so that the SDK, not callproof, decides
+ * which revision a request speaks and how it is answered.
+ *
+ * **One server per request, built for its caller.** The v2 SDK serves every request with a fresh
+ * server from a factory (it binds a server to one exchange and its revision). The factory here
+ * registers the primitives the request's caller may see (tools.ts `listingFor`/`visibleTo`,
+ * the same functions the v1 seam lists with), each with its requirements in
+ * `_meta['callproof/policy']`, so the SDK's own listings are the caller's listings. What a
+ * caller can never be granted is not on its server at all; what it may be granted is decided
+ * by the pipeline before the server exists. `resources/read` is answered by our handler with the
+ * very lookup the pipeline decided with (tools.ts `resolveResource`). Nothing of one caller
+ * outlives its request: the server, its transport and whatever the SDK seeded into it (the
+ * client's capabilities from the envelope, the negotiated revision) are dropped with it.
+ *
+ * **2026-07-28 semantics** (docs/protocol.md §20.4):
+ *
+ * 1. Stateless: every request proves its caller (the pipeline), and no session is needed
+ *    (`sessionless`). What spans requests is keyed by the caller: only the continuations of
+ *    rule 3, which carry the caller in their seal rather than in a table.
+ * 2. `Mcp-Method` and `Mcp-Name` are checked against the body and the proof's binding before
+ *    anything is spent (mcp-headers.ts), and the SDK's own classification of the request (its
+ *    envelope, revision and header ladder) runs before the policy step as well, so a request the
+ *    SDK would refuse never consumes an approval or writes `allowed`.
+ * 3. Multi Round-Trip Requests: every `InputRequiredResult` leaves with a `requestState` sealed to
+ *    the caller and the call (continuations.ts); a retry is admitted only with a seal that opens
+ *    for this caller and this call, and the tool gets its own state back.
+ *
+ * **The 2025-11-25 leg** is the SDK's stateless legacy fallback: `initialize` works (callproof
+ * opens its caller-bound session as on v1), every request is served on its own, and what a
+ * session held on v1 (server-to-client requests answered by a later POST, subscriptions, the
+ * standalone stream, a session's logging level) is not available: `openStream` answers 405 and
+ * an answer to a server request is accepted and delivered nowhere (docs/guides/sdk-v1-and-v2.md).
+ *
+ * @module
+ */
+import {
+  McpServer,
+  ProtocolError,
+  ProtocolErrorCode,
+  ResourceTemplate,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  classifyInboundRequest,
+  createMcpHandler,
+  isJsonContentType,
+} from '@modelcontextprotocol/server'
+import type {
+  AuthInfo,
+  JSONRPCMessage,
+  McpRequestContext,
+  Transport,
+} from '@modelcontextprotocol/server'
+import { CallproofError } from '@callproof/core'
+import type { Caller, McpBinding, VerifiedCall } from '@callproof/core'
+import {
+  authInfoFor,
+  isVisible,
+  listingFor,
+  registrationsOf,
+  resolveResource,
+  visibleTo,
+  POLICY_META_KEY,
+} from '../tools.js'
+import type { ToolRegistry } from '../tools.js'
+import { createContinuations } from './continuations.js'
+import type { ContinuationOptions } from './continuations.js'
+import {
+  FIRST_MODERN_REVISION,
+  envelopeVersionOf,
+  headerRefusal,
+  isModernRequest,
+} from './mcp-headers.js'
+import type { McpExecution, McpSeam } from './seam.js'
+
+/** Options of {@link createSdkV2Seam}. */
+export interface SdkV2SeamOptions {
+  /** The resource URI (handed to tools in `authInfo.resource`, and to the listing). */
+  readonly resource: string
+  /** The key and lifetime of Multi Round-Trip continuations (default: a random key, 600 s). */
+  readonly continuations?: ContinuationOptions
+}
+
+/** The 2026-07-28 revisions the v2 SDK serves (it names no public constant for them). */
+const MODERN_REVISIONS: readonly string[] = [FIRST_MODERN_REVISION]
+
+/** What the factory of one request needs to know about it. */
+interface ServedRequest {
+  readonly caller: Caller
+  readonly now: number
+  readonly binding: McpBinding | undefined
+}
+
+/**
+ * The MCP SDK v2 behind the pipeline, serving `tools` on 2026-07-28 and 2025-11-25.
+ *
+ * @example
+ * ```ts
+ * const seam = createSdkV2Seam(tools, { resource })
+ * const response = await seam.execute({ request, call, accessToken, now: Date.now() })
+ * ```
+ */
+export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions): McpSeam {
+  const { resource } = options
+  const registrations = registrationsOf(tools)
+  const continuations = createContinuations(options.continuations)
+  // Keyed by the very `authInfo` object handed to the SDK, which passes it to the factory.
+  const served = new WeakMap<AuthInfo, ServedRequest>()
+  // The tool's own `requestState` of an admitted continuation, by the verified message.
+  const opened = new WeakMap<object, string | undefined>()
+
+  const handler = createMcpHandler(serverFor, {
+    legacy: 'stateless',
+    // `auto`: JSON unless the tool sends notifications before its result (progress, logs), then
+    // SSE. (The SDK's `json` mode would drop those notifications.)
+    responseMode: 'auto',
+    // What the SDK refuses after the pipeline let a request through is a bug of this seam's
+    // refusal() (logged, never shown to the caller).
+    onerror: (error) => {
+      if (!(error instanceof Error) || !/^Rejected|Unsupported Media/.test(error.message)) {
+        console.error('callproof: the MCP SDK v2 failed', error)
+      }
+    },
+  })
+
+  /** The server of one request: what its caller may see, nothing of anyone else. */
+  function serverFor(context: McpRequestContext): McpServer {
+    const request = context.authInfo !== undefined ? served.get(context.authInfo) : undefined
+    if (request === undefined) throw new Error('a request without a verified caller')
+    const { caller, now } = request
+    const listing = { resource, now }
+    const server = new McpServer(registrations.info, {
+      capabilities: {
+        tools: {},
+        ...(registrations.options.logging === true ? { logging: {} } : {}),
+      },
+    })
+    const toolMeta = new Map(listingFor(tools, caller, listing).map((t) => [t.name, t.meta]))
+    for (const { name, config, callback } of registrations.entries.values()) {
+      const meta = toolMeta.get(name)
+      if (meta === undefined) continue
+      const { policy: _policy, downstream: _downstream, _meta: _own, ...sdkConfig } = config
+      server.registerTool(
+        name,
+        { ...sdkConfig, _meta: meta } as Parameters<McpServer['registerTool']>[1],
+        callback as Parameters<McpServer['registerTool']>[2],
+      )
+    }
+    for (const { entry, meta } of visibleTo(
+      tools,
+      registrations.prompts.values(),
+      (p) => p.name,
+      caller,
+      listing,
+    )) {
+      const { policy: _policy, ...sdkConfig } = entry.config
+      server.registerPrompt(
+        entry.name,
+        { ...sdkConfig, _meta: meta } as Parameters<McpServer['registerPrompt']>[1],
+        entry.callback as Parameters<McpServer['registerPrompt']>[2],
+      )
+    }
+    const hasResources = registrations.resources.size > 0 || registrations.templates.size > 0
+    for (const { entry, meta } of visibleTo(
+      tools,
+      registrations.resources.values(),
+      (r) => r.uri,
+      caller,
+      listing,
+    )) {
+      server.registerResource(
+        entry.name,
+        entry.uri,
+        { ...metadataOf(entry.config), _meta: meta },
+        entry.read as never,
+      )
+    }
+    for (const entry of registrations.templates.values()) {
+      const list = entry.config.list
+      const template = new ResourceTemplate(entry.template.toString(), {
+        // Each concrete resource is listed under the policy of what its URI resolves to: what a
+        // read of it would be decided by.
+        list:
+          list === undefined
+            ? undefined
+            : async (ctx) => {
+                const result = await list(ctx as never)
+                return {
+                  ...result,
+                  resources: result.resources.flatMap((item) => {
+                    const policy = resolveResource(tools, item.uri)?.entry.config.policy
+                    if (policy === undefined || !isVisible(tools, policy, caller)) return []
+                    const shown = visibleTo(
+                      tools,
+                      [{ config: { policy } }],
+                      () => item.uri,
+                      caller,
+                      listing,
+                    )
+                    return [
+                      {
+                        ...item,
+                        _meta: {
+                          ...item._meta,
+                          [POLICY_META_KEY]: shown[0]?.meta[POLICY_META_KEY],
+                        },
+                      },
+                    ]
+                  }),
+                }
+              },
+        ...(entry.config.complete !== undefined
+          ? { complete: entry.config.complete as never }
+          : {}),
+      })
+      server.registerResource(entry.name, template, metadataOf(entry.config), entry.read as never)
+    }
+    if (hasResources) {
+      // The very lookup the pipeline decided with: the policy checked is this resource's.
+      server.server.setRequestHandler('resources/read', async (read, ctx) => {
+        const found = resolveResource(tools, read.params.uri)
+        if (found === undefined) {
+          throw new ProtocolError(ProtocolErrorCode.ResourceNotFound, 'Resource not found', {
+            uri: read.params.uri,
+          })
+        }
+        const uri = new URL(read.params.uri)
+        const answer =
+          'variables' in found
+            ? found.entry.read(uri, found.variables, ctx as never)
+            : found.entry.read(uri, ctx as never)
+        return (await answer) as never
+      })
+    }
+    registrations.options.setup?.(server as never, caller)
+    if (context.era === 'modern' && request.binding !== undefined) {
+      sealContinuations(server, caller, request.binding)
+    }
+    return server
+  }
+
+  /**
+   * Rule 3: the `requestState` of every `InputRequiredResult` this server sends is replaced by a
+   * seal of it to the caller and the call. Hooked where the SDK connects the server to the
+   * request's transport, the one place every answer passes.
+   */
+  function sealContinuations(server: McpServer, caller: Caller, binding: McpBinding): void {
+    const connect = server.connect.bind(server)
+    server.connect = async (transport: Transport) => {
+      const send = transport.send.bind(transport)
+      transport.send = async (message, sendOptions) => {
+        const result = (message as { result?: Record<string, unknown> }).result
+        if (result?.resultType !== 'input_required') return send(message, sendOptions)
+        const state = typeof result.requestState === 'string' ? result.requestState : undefined
+        const requestState = await continuations.seal(state, caller, binding)
+        return send(
+          { ...message, result: { ...result, requestState } } as JSONRPCMessage,
+          sendOptions,
+        )
+      }
+      return connect(transport)
+    }
+  }
+
+  return {
+    sessionless: isModernRequest,
+    async refusal(request, message, call) {
+      const refused =
+        transportRefusal(request, message) ?? headerRefusal(request, message, call?.binding)
+      if (refused !== undefined) return refused
+      if (call !== undefined && isModernRequest(request, message)) {
+        return continuationRefusal(message, call)
+      }
+      return undefined
+    },
+    // No request this seam's servers send to a client outlives its own exchange (2025-11-25 is
+    // served statelessly; 2026-07-28 has no server-to-client requests): no answer is awaited.
+    admitAnswer: () => false,
+    openStream: () => methodNotAllowed(),
+    endSession: () => undefined,
+    async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
+      const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
+      served.set(authInfo, { caller: call.caller, now, binding: call.binding })
+      let message = call.message
+      if (isObject(message) && opened.has(message)) {
+        // The tool gets back exactly the state it minted (or none, if it minted none).
+        const own = opened.get(message)
+        const params = { ...(message.params as Record<string, unknown>) }
+        if (own === undefined) delete params.requestState
+        else params.requestState = own
+        message = { ...message, params }
+      }
+      return handler.fetch(request, { authInfo, parsedBody: message })
+    },
+  }
+
+  /**
+   * Rule 3, on the way in: a 2026-07-28 request carrying `requestState` or `inputResponses`
+   * continues a call only with a seal that opens for this caller and this call.
+   */
+  async function continuationRefusal(
+    message: unknown,
+    call: VerifiedCall,
+  ): Promise<CallproofError | undefined> {
+    const params = isObject(message) && isObject(message.params) ? message.params : undefined
+    if (params === undefined || !('requestState' in params || 'inputResponses' in params)) {
+      return undefined
+    }
+    const wire = params.requestState
+    if (typeof wire !== 'string' || call.binding === undefined) {
+      return new CallproofError(
+        'ERR_INVALID_CONTINUATION',
+        'a Multi Round-Trip continuation needs the requestState this server sent, and a call-bound proof',
+      )
+    }
+    try {
+      opened.set(message as object, await continuations.open(wire, call.caller, call.binding))
+      return undefined
+    } catch (error) {
+      if (error instanceof CallproofError) return error
+      throw error
+    }
+  }
+}
+
+/**
+ * What the SDK v2 would refuse of this POST before running it, as a CallproofError: its media
+ * type checks, its classification of the request (envelope, revision, the `Mcp-Method` and
+ * version headers against the body) and, on 2025-11-25, the protocol version header.
+ */
+function transportRefusal(request: Request, message: unknown): CallproofError | undefined {
+  if (!isJsonContentType(request.headers.get('content-type'))) {
+    return new CallproofError('ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json')
+  }
+  const outcome = classifyInboundRequest({
+    httpMethod: request.method,
+    ...optional('protocolVersionHeader', request.headers.get('mcp-protocol-version')),
+    ...optional('mcpMethodHeader', request.headers.get('mcp-method')),
+    ...optional('mcpNameHeader', request.headers.get('mcp-name')),
+    body: message,
+  })
+  if (outcome.kind === 'reject') {
+    const code =
+      outcome.code === HEADER_MISMATCH
+        ? 'ERR_HEADER_MISMATCH'
+        : outcome.code === ProtocolErrorCode.UnsupportedProtocolVersion
+          ? 'ERR_UNSUPPORTED_PROTOCOL_VERSION'
+          : 'ERR_MALFORMED_BODY'
+    return new CallproofError(code, outcome.message.slice(0, 200))
+  }
+  if (outcome.kind === 'modern') {
+    const revision = envelopeVersionOf(message)
+    if (revision === undefined || !MODERN_REVISIONS.includes(revision)) {
+      return new CallproofError(
+        'ERR_UNSUPPORTED_PROTOCOL_VERSION',
+        `protocol version ${String(revision).slice(0, 40)} is not supported (supported: ${[...MODERN_REVISIONS, ...SUPPORTED_PROTOCOL_VERSIONS].join(', ')})`,
+      )
+    }
+    return undefined
+  }
+  // 2025-11-25: what the SDK's Streamable HTTP transport refuses, as on v1.
+  const accept = request.headers.get('accept') ?? ''
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
+    return new CallproofError(
+      'ERR_NOT_ACCEPTABLE',
+      'Accept must list both application/json and text/event-stream (MCP Streamable HTTP)',
+    )
+  }
+  const version = isInitialize(message) ? null : request.headers.get('mcp-protocol-version')
+  if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+    return new CallproofError(
+      'ERR_UNSUPPORTED_PROTOCOL_VERSION',
+      `MCP-Protocol-Version ${version.slice(0, 40)} is not supported (supported: ${[...MODERN_REVISIONS, ...SUPPORTED_PROTOCOL_VERSIONS].join(', ')})`,
+    )
+  }
+  return undefined
+}
+
+/** The SDK's JSON-RPC code for headers that disagree with the body (SEP-2243). */
+const HEADER_MISMATCH = -32020
+
+function optional<K extends string>(key: K, value: string | null): Partial<Record<K, string>> {
+  return value === null ? {} : ({ [key]: value } as Record<K, string>)
+}
+
+/** A registration's SDK metadata: everything but callproof's policy and the template callbacks. */
+function metadataOf(config: object): Record<string, unknown> {
+  const {
+    policy: _policy,
+    list: _list,
+    complete: _complete,
+    ...metadata
+  } = config as Record<string, unknown>
+  return metadata
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function isInitialize(message: unknown): boolean {
+  return (message as { method?: unknown } | undefined)?.method === 'initialize'
+}
+
+function methodNotAllowed(): Response {
+  return new Response(
+    JSON.stringify({
+      jsonrpc: '2.0',
+      error: { code: -32000, message: 'Method not allowed.' },
+      id: null,
+    }),
+    { status: 405, headers: { allow: 'POST', 'content-type': 'application/json' } },
+  )
+}
