@@ -2,8 +2,8 @@
  * The seam to the MCP TypeScript SDK v2 (`@modelcontextprotocol/server` 2.x): the one module
  * that builds v2 SDK servers. It serves both revisions the SDK negotiates — 2026-07-28
  * (stateless, the per-request `_meta` envelope) and 2025-11-25 (the SDK's stateless legacy
- * fallback) — through the SDK's own `createMcpHandler`, so that the SDK, not callproof, decides
- * which revision a request speaks and how it is answered.
+ * fallback's way) — 2026-07-28 through the SDK's own `createMcpHandler`, which decides how such a
+ * request is answered, and 2025-11-25 over the SDK's stateless Streamable HTTP transport.
  *
  * **One server per request, built for its caller.** The v2 SDK serves every request with a fresh
  * server from a factory (it binds a server to one exchange and its revision). The factory here
@@ -29,7 +29,8 @@
  *    the caller and the call (continuations.ts); a retry is admitted only with a seal that opens
  *    for this caller and this call, and the tool gets its own state back.
  *
- * **The 2025-11-25 leg** is the SDK's stateless legacy fallback: `initialize` works (callproof
+ * **The 2025-11-25 leg** is served statelessly, as the SDK's legacy fallback does (with
+ * `jsonResponse` honoured, which the fallback ignores): `initialize` works (callproof
  * opens its caller-bound session as on v1), every request is served on its own, and what a
  * session held on v1 (server-to-client requests answered by a later POST, subscriptions, the
  * standalone stream, a session's logging level) is not available: `openStream` answers 405 and
@@ -43,6 +44,7 @@ import {
   ProtocolErrorCode,
   ResourceTemplate,
   SUPPORTED_PROTOCOL_VERSIONS,
+  WebStandardStreamableHTTPServerTransport,
   classifyInboundRequest,
   createMcpHandler,
   isJsonContentType,
@@ -79,6 +81,11 @@ import type { McpExecution, McpSeam } from './seam.js'
 export interface SdkV2SeamOptions {
   /** The resource URI (handed to tools in `authInfo.resource`, and to the listing). */
   readonly resource: string
+  /**
+   * 2025-11-25 answers with JSON (true) or an SSE stream, as on v1. (2026-07-28 answers are the
+   * SDK's `auto`: JSON unless the tool sends notifications before its result.)
+   */
+  readonly jsonResponse: boolean
   /** The key and lifetime of Multi Round-Trip continuations (default: a random key, 600 s). */
   readonly continuations?: ContinuationOptions
 }
@@ -98,7 +105,7 @@ interface ServedRequest {
  *
  * @example
  * ```ts
- * const seam = createSdkV2Seam(tools, { resource })
+ * const seam = createSdkV2Seam(tools, { resource, jsonResponse: true })
  * const response = await seam.execute({ request, call, accessToken, now: Date.now() })
  * ```
  */
@@ -111,8 +118,10 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
   // The tool's own `requestState` of an admitted continuation, by the verified message.
   const opened = new WeakMap<object, string | undefined>()
 
+  // 2026-07-28 only: 2025-11-25 requests are served by `serveLegacy`, which answers JSON when
+  // asked to (the SDK's own stateless fallback always streams).
   const handler = createMcpHandler(serverFor, {
-    legacy: 'stateless',
+    legacy: 'reject',
     // `auto`: JSON unless the tool sends notifications before its result (progress, logs), then
     // SSE. (The SDK's `json` mode would drop those notifications.)
     responseMode: 'auto',
@@ -292,8 +301,39 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
         else params.requestState = own
         message = { ...message, params }
       }
-      return handler.fetch(request, { authInfo, parsedBody: message })
+      return isModernRequest(request, message)
+        ? handler.fetch(request, { authInfo, parsedBody: message })
+        : serveLegacy(request, message, authInfo)
     },
+  }
+
+  /**
+   * A 2025-11-25 request, on a server of its own over a stateless v2 Streamable HTTP transport
+   * (what the SDK's fallback does, with `jsonResponse` honoured). A JSON answer is complete when
+   * it is returned, and its server is closed; an SSE answer ends its stream, and its server, when
+   * the request is answered.
+   */
+  async function serveLegacy(
+    request: Request,
+    message: unknown,
+    authInfo: AuthInfo,
+  ): Promise<Response> {
+    const server = serverFor({ era: 'legacy', authInfo, requestInfo: request })
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: options.jsonResponse,
+    })
+    await server.connect(transport)
+    try {
+      const response = await transport.handleRequest(request, { parsedBody: message, authInfo })
+      if (!response.headers.get('content-type')?.startsWith('text/event-stream')) {
+        nextTurn(() => void server.close().catch(() => undefined))
+      }
+      return response
+    } catch (error) {
+      await server.close().catch(() => undefined)
+      throw error
+    }
   }
 
   /**
@@ -395,6 +435,10 @@ function metadataOf(config: object): Record<string, unknown> {
   } = config as Record<string, unknown>
   return metadata
 }
+
+/** The next turn of the event loop, after every pending promise callback (as in v1.ts). */
+const nextTurn: (callback: () => void) => void =
+  typeof setImmediate === 'function' ? setImmediate : (callback) => setTimeout(callback, 0)
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
