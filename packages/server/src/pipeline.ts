@@ -46,6 +46,7 @@ import type { AuditEvent } from './audit.js'
 import { readJsonBody } from './body.js'
 import type { CallproofConfig } from './options.js'
 import { checkOrigin } from './origin.js'
+import { JsonRpcRefusal } from './sdk/json-rpc-refusal.js'
 import type { McpSeam } from './sdk/seam.js'
 import { newSessionId, sameOwner } from './sessions.js'
 import { registrationsOf, targetOf } from './tools.js'
@@ -320,7 +321,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 
   /** The one place a refusal becomes an answer (and an audit event). */
   async function refusal(error: unknown, facts: Facts): Promise<Response> {
-    const response = toResponse(error, challenge)
+    // A seam's protocol refusal is answered the way its SDK answers it (sdk/json-rpc-refusal.ts).
+    const response =
+      error instanceof JsonRpcRefusal ? error.toResponse() : toResponse(error, challenge)
     const code = error instanceof CallproofError ? error.code : 'ERR_INTERNAL'
     if (!(error instanceof CallproofError)) console.error('callproof: unexpected error', error)
     await record({ ...facts, decision: 'refused', reason: code, status: response.status })

@@ -221,7 +221,11 @@ describe('2026-07-28 on the SDK v2 seam', () => {
       const before = seen.length
       const response = await send(read(), { scope: 'drive:read', headers })
       expect(response.status).toBe(400)
-      expect(await response.json()).toMatchObject({ code: 'ERR_HEADER_MISMATCH' })
+      // Answered as the SDK answers it: a JSON-RPC HeaderMismatch error with the request's id.
+      expect(await response.json()).toMatchObject({
+        id: expect.any(Number),
+        error: { code: -32020, data: { callproof: 'ERR_HEADER_MISMATCH' } },
+      })
       expect(seen.length).toBe(before)
       const events = refusals(response.headers.get('x-request-id'))
       expect(events.map((e) => [e.decision, e.reason])).toEqual([
@@ -300,7 +304,9 @@ describe('2026-07-28 on the SDK v2 seam', () => {
       const before = seen.length
       const response = await send(retry(message, { requestState: state }, args), options())
       expect(response.status, await response.clone().text()).toBe(400)
-      expect(await response.json()).toMatchObject({ code: 'ERR_INVALID_CONTINUATION' })
+      expect(await response.json()).toMatchObject({
+        error: { code: -32602, data: { callproof: 'ERR_INVALID_CONTINUATION' } },
+      })
       expect(seen.length).toBe(before)
     })
 
@@ -310,7 +316,9 @@ describe('2026-07-28 on the SDK v2 seam', () => {
       for (const extra of [{ requestState: forged }, { requestState: 'tool-state:forge' }, {}]) {
         const response = await send(retry(message, extra))
         expect(response.status).toBe(400)
-        expect(await response.json()).toMatchObject({ code: 'ERR_INVALID_CONTINUATION' })
+        expect(await response.json()).toMatchObject({
+          error: { code: -32602, data: { callproof: 'ERR_INVALID_CONTINUATION' } },
+        })
       }
     })
   })

@@ -44,6 +44,7 @@ import {
   ProtocolErrorCode,
   ResourceTemplate,
   SUPPORTED_PROTOCOL_VERSIONS,
+  UnsupportedProtocolVersionError,
   WebStandardStreamableHTTPServerTransport,
   classifyInboundRequest,
   createMcpHandler,
@@ -53,6 +54,7 @@ import type {
   AuthInfo,
   JSONRPCMessage,
   McpRequestContext,
+  ServerContext,
   Transport,
 } from '@modelcontextprotocol/server'
 import { CallproofError } from '@callproof/core'
@@ -75,6 +77,7 @@ import {
   headerRefusal,
   isModernRequest,
 } from './mcp-headers.js'
+import { JsonRpcRefusal } from './json-rpc-refusal.js'
 import type { McpExecution, McpSeam } from './seam.js'
 
 /** Options of {@link createSdkV2Seam}. */
@@ -154,7 +157,7 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
       server.registerTool(
         name,
         { ...sdkConfig, _meta: meta } as Parameters<McpServer['registerTool']>[1],
-        callback as Parameters<McpServer['registerTool']>[2],
+        withV1Extra(callback, config.inputSchema !== undefined) as never,
       )
     }
     for (const { entry, meta } of visibleTo(
@@ -168,7 +171,7 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
       server.registerPrompt(
         entry.name,
         { ...sdkConfig, _meta: meta } as Parameters<McpServer['registerPrompt']>[1],
-        entry.callback as Parameters<McpServer['registerPrompt']>[2],
+        withV1Extra(entry.callback, entry.config.argsSchema !== undefined) as never,
       )
     }
     const hasResources = registrations.resources.size > 0 || registrations.templates.size > 0
@@ -183,7 +186,7 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
         entry.name,
         entry.uri,
         { ...metadataOf(entry.config), _meta: meta },
-        entry.read as never,
+        (uri: URL, ctx: ServerContext) => entry.read(uri, v1Extra(ctx) as never) as never,
       )
     }
     for (const entry of registrations.templates.values()) {
@@ -195,7 +198,7 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
           list === undefined
             ? undefined
             : async (ctx) => {
-                const result = await list(ctx as never)
+                const result = await list(v1Extra(ctx) as never)
                 return {
                   ...result,
                   resources: result.resources.flatMap((item) => {
@@ -236,10 +239,11 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
           })
         }
         const uri = new URL(read.params.uri)
+        const extra = v1Extra(ctx) as never
         const answer =
           'variables' in found
-            ? found.entry.read(uri, found.variables, ctx as never)
-            : found.entry.read(uri, ctx as never)
+            ? found.entry.read(uri, found.variables, extra)
+            : found.entry.read(uri, extra)
         return (await answer) as never
       })
     }
@@ -276,13 +280,16 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
   return {
     sessionless: isModernRequest,
     async refusal(request, message, call) {
+      const modern = isModernRequest(request, message)
       const refused =
-        transportRefusal(request, message) ?? headerRefusal(request, message, call?.binding)
-      if (refused !== undefined) return refused
-      if (call !== undefined && isModernRequest(request, message)) {
-        return continuationRefusal(message, call)
-      }
-      return undefined
+        transportRefusal(request, message) ??
+        headerRefusal(request, message, call?.binding) ??
+        (call !== undefined && modern ? await continuationRefusal(message, call) : undefined)
+      // A 2026-07-28 client is answered as the SDK answers these faults (a JSON-RPC error with
+      // the request's id); a 2025-11-25 client as on v1.
+      return refused !== undefined && modern && !(refused instanceof JsonRpcRefusal)
+        ? asJsonRpc(refused, message)
+        : refused
     },
     // No request this seam's servers send to a client outlives its own exchange (2025-11-25 is
     // served statelessly; 2026-07-28 has no server-to-client requests): no answer is awaited.
@@ -388,14 +395,25 @@ function transportRefusal(request: Request, message: unknown): CallproofError | 
         : outcome.code === ProtocolErrorCode.UnsupportedProtocolVersion
           ? 'ERR_UNSUPPORTED_PROTOCOL_VERSION'
           : 'ERR_MALFORMED_BODY'
-    return new CallproofError(code, outcome.message.slice(0, 200))
+    // Refused the SDK's own way: the status, code and data its ladder chose.
+    return new JsonRpcRefusal(code, outcome.message.slice(0, 300), {
+      status: outcome.httpStatus,
+      code: outcome.code,
+      ...(isObject(outcome.data) && { data: outcome.data }),
+      id: idOf(message),
+    })
   }
   if (outcome.kind === 'modern') {
     const revision = envelopeVersionOf(message)
     if (revision === undefined || !MODERN_REVISIONS.includes(revision)) {
-      return new CallproofError(
+      const sdk = new UnsupportedProtocolVersionError({
+        supported: [...MODERN_REVISIONS],
+        requested: revision ?? 'unknown',
+      })
+      return new JsonRpcRefusal(
         'ERR_UNSUPPORTED_PROTOCOL_VERSION',
-        `protocol version ${String(revision).slice(0, 40)} is not supported (supported: ${[...MODERN_REVISIONS, ...SUPPORTED_PROTOCOL_VERSIONS].join(', ')})`,
+        `protocol version ${String(revision).slice(0, 40)} is not supported (supported: ${MODERN_REVISIONS.join(', ')})`,
+        { status: 400, code: sdk.code, data: { ...(sdk.data as object) }, id: idOf(message) },
       )
     }
     return undefined
@@ -421,6 +439,41 @@ function transportRefusal(request: Request, message: unknown): CallproofError | 
 /** The SDK's JSON-RPC code for headers that disagree with the body (SEP-2243). */
 const HEADER_MISMATCH = -32020
 
+/** A refusal of callproof's own on a 2026-07-28 request, answered as the SDK answers the fault. */
+function asJsonRpc(error: CallproofError, message: unknown): JsonRpcRefusal {
+  const id = idOf(message)
+  switch (error.code) {
+    case 'ERR_HEADER_MISMATCH':
+      return new JsonRpcRefusal(error.code, error.message, {
+        status: 400,
+        code: HEADER_MISMATCH,
+        id,
+      })
+    case 'ERR_INVALID_CONTINUATION':
+      // The SDK's answer to a requestState its verify hook refuses.
+      return new JsonRpcRefusal(error.code, error.message, {
+        status: 400,
+        code: ProtocolErrorCode.InvalidParams,
+        data: { reason: 'invalid_request_state' },
+        id,
+      })
+    case 'ERR_UNSUPPORTED_MEDIA_TYPE':
+      return new JsonRpcRefusal(error.code, error.message, { status: 415, code: -32000, id })
+    default:
+      return new JsonRpcRefusal(error.code, error.message, {
+        status: 400,
+        code: ProtocolErrorCode.InvalidRequest,
+        id,
+      })
+  }
+}
+
+/** The id of a JSON-RPC message, for its error answer (`null` when it has none). */
+function idOf(message: unknown): string | number | null {
+  const id = (message as { id?: unknown } | undefined)?.id
+  return typeof id === 'string' || typeof id === 'number' ? id : null
+}
+
 function optional<K extends string>(key: K, value: string | null): Partial<Record<K, string>> {
   return value === null ? {} : ({ [key]: value } as Record<K, string>)
 }
@@ -434,6 +487,41 @@ function metadataOf(config: object): Record<string, unknown> {
     ...metadata
   } = config as Record<string, unknown>
   return metadata
+}
+
+/**
+ * The registry's callbacks have SDK v1's signature (`extra.authInfo`, `extra._meta`,
+ * `extra.sendNotification`, …); SDK v2 hands its handlers a `ServerContext` (`ctx.http.authInfo`,
+ * `ctx.mcpReq._meta`, `ctx.mcpReq.notify`, …). They get the context with v1's names added, so
+ * that the same registration runs on either line, and v2 code can still read `ctx.mcpReq`.
+ */
+function v1Extra(ctx: ServerContext): ServerContext & Record<string, unknown> {
+  const { mcpReq } = ctx
+  return {
+    ...ctx,
+    authInfo: ctx.http?.authInfo,
+    requestId: mcpReq.id,
+    signal: mcpReq.signal,
+    _meta: mcpReq._meta,
+    sendNotification: mcpReq.notify,
+    sendRequest: (
+      request: { method: string; params?: Record<string, unknown> },
+      ...rest: never[]
+    ) => (mcpReq.send as (r: unknown, ...more: unknown[]) => Promise<unknown>)(request, ...rest),
+    ...(ctx.http?.req !== undefined && { requestInfo: { headers: headersOf(ctx.http.req) } }),
+  }
+}
+
+/** A callback of the registry (`(args, extra)`, or `(extra)` without a schema) on SDK v2. */
+function withV1Extra(callback: unknown, takesArgs: boolean): unknown {
+  const run = callback as (...args: unknown[]) => unknown
+  return takesArgs
+    ? (args: unknown, ctx: ServerContext) => run(args, v1Extra(ctx))
+    : (ctx: ServerContext) => run(v1Extra(ctx))
+}
+
+function headersOf(request: Request): Record<string, string> {
+  return Object.fromEntries(request.headers)
 }
 
 /** The next turn of the event loop, after every pending promise callback (as in v1.ts). */
