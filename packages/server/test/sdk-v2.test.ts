@@ -207,6 +207,14 @@ describe('2026-07-28 on the SDK v2 seam', () => {
     expect((await resultOf(allowed)).content).toEqual([{ type: 'text', text: 'content of a' }])
   })
 
+  it('answers resources/subscribe, removed from 2026-07-28, with 404 method not found', async () => {
+    const response = await send(modern('resources/subscribe', { uri: 'file:///a' }), {
+      headers: { 'mcp-name': undefined },
+    })
+    expect(response.status).toBe(404)
+    expect(await response.json()).toMatchObject({ error: { code: -32601 } })
+  })
+
   describe('Mcp-Method and Mcp-Name', () => {
     // Each mismatch: 400 ERR_HEADER_MISMATCH, the tool does not run, and the audit has a refusal
     // and no `allowed` event (the SDK alone would refuse only after the audit said `allowed`).

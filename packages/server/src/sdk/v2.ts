@@ -404,6 +404,20 @@ function transportRefusal(request: Request, message: unknown): CallproofError | 
     })
   }
   if (outcome.kind === 'modern') {
+    const method = (message as { method?: unknown }).method
+    if (
+      typeof method === 'string' &&
+      REMOVED_IN_MODERN.has(method) &&
+      'id' in (message as object)
+    ) {
+      // Removed from 2026-07-28 (subscriptions/listen replaces them): the SDK's method-not-found,
+      // before the URI's policy would answer for a method that does not exist.
+      return new JsonRpcRefusal('ERR_MALFORMED_BODY', `Method not found: ${method}`, {
+        status: 404,
+        code: ProtocolErrorCode.MethodNotFound,
+        id: idOf(message),
+      })
+    }
     const revision = envelopeVersionOf(message)
     if (revision === undefined || !MODERN_REVISIONS.includes(revision)) {
       const sdk = new UnsupportedProtocolVersionError({
@@ -435,6 +449,9 @@ function transportRefusal(request: Request, message: unknown): CallproofError | 
   }
   return undefined
 }
+
+/** Methods of 2025-11-25 that 2026-07-28 removed and that a policy would otherwise decide. */
+const REMOVED_IN_MODERN = new Set(['resources/subscribe', 'resources/unsubscribe'])
 
 /** The SDK's JSON-RPC code for headers that disagree with the body (SEP-2243). */
 const HEADER_MISMATCH = -32020
