@@ -29,10 +29,32 @@ import { createSdkV2Seam } from './sdk/v2.js'
 
 export * from './index.js'
 
+/** `@callproof/server`'s options, plus what only the SDK v2 line has. */
+export interface CallproofV2Options extends CallproofOptions {
+  /**
+   * The key (32 bytes or more) that seals Multi Round-Trip continuations to their caller and call
+   * (sdk/continuations.ts). Instances that may receive each other's continuations share it;
+   * default: a random key per process.
+   */
+  continuationKey?: Uint8Array
+  /** How long a continuation may be used, in seconds (default 600). */
+  continuationTtlSeconds?: number
+}
+
 /**
  * Creates the callproof middleware over the MCP SDK v2: `@callproof/server`'s `createCallproof`,
  * with the SDK v2 seam (sdk/v2.ts) behind the pipeline.
  */
-export function createCallproof(options: CallproofOptions): Callproof {
-  return createCallproofOn(options, (config) => createSdkV2Seam(config.tools, config))
+export function createCallproof(options: CallproofV2Options): Callproof {
+  const { continuationKey, continuationTtlSeconds, ...common } = options
+  const continuations = {
+    ...(continuationKey !== undefined && { key: continuationKey }),
+    ...(continuationTtlSeconds !== undefined && { ttlSeconds: continuationTtlSeconds }),
+  }
+  return createCallproofOn(common, (config) =>
+    createSdkV2Seam(config.tools, {
+      ...config,
+      continuations: { ...continuations, clock: config.clock },
+    }),
+  )
 }

@@ -59,7 +59,11 @@ export function createContinuations(options: ContinuationOptions = {}): Continua
   if (raw.byteLength < 32) {
     throw new CallproofError('ERR_INVALID_OPTIONS', 'the continuation key needs 32 bytes or more')
   }
-  const ttl = (options.ttlSeconds ?? 600) * 1000
+  const seconds = options.ttlSeconds ?? 600
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new CallproofError('ERR_INVALID_OPTIONS', 'the continuation lifetime must be positive')
+  }
+  const ttl = seconds * 1000
   const clock = options.clock ?? Date.now
   const key = crypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, [
     'sign',
