@@ -55,8 +55,9 @@ const LINES = {
       'http-custom-header-server-validation':
         'examples/everything has no tool declaring x-mcp-header (Mcp-Param-*) arguments',
     },
-    // Pending for 2026-07-28, implemented here: run by name. (The input-required-result-*
-    // scenarios need their own tools, which examples/everything does not have yet.)
+    // Pending for 2026-07-28, implemented here: run by name. The Multi Round-Trip ones run with
+    // callproof sealing every continuation to the caller and the call (examples/everything
+    // src/input-required.ts).
     also: [
       'json-schema-2020-12',
       'caching',
@@ -64,6 +65,22 @@ const LINES = {
       'server-stateless',
       'sep-2164-resource-not-found',
       'http-custom-header-server-validation',
+      ...[
+        'basic-elicitation',
+        'basic-sampling',
+        'basic-list-roots',
+        'request-state',
+        'multiple-input-requests',
+        'multi-round',
+        'missing-input-response',
+        'non-tool-request',
+        'result-type',
+        'unsupported-methods',
+        'tampered-state',
+        'capability-check',
+        'ignore-extra-params',
+        'validate-input',
+      ].map((name) => `input-required-result-${name}`),
     ],
   },
 }

@@ -62,7 +62,7 @@ export function createEverythingApp(options: EverythingAppOptions): Hono<Callpro
   const callproof = create({
     resource: options.resource,
     issuers: options.issuer,
-    tools: everythingTools(),
+    tools: everythingTools({ inputRequired: options.sdk === 'v2' }),
     jsonResponse: false,
     resourceName: 'callproof everything',
     ...(options.audit !== undefined ? { audit: options.audit } : {}),
