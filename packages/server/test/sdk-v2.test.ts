@@ -333,6 +333,31 @@ describe('2026-07-28 on the SDK v2 seam', () => {
 })
 
 describe('2025-11-25 on the SDK v2 seam', () => {
+  it('refuses a 2025-11-25 request that carries a continuation it was never given', async () => {
+    const message = {
+      jsonrpc: '2.0',
+      id: nextId++,
+      method: 'tools/call',
+      params: {
+        name: 'confirm',
+        arguments: { what: 'legacy' },
+        inputResponses: { ok: { action: 'accept', content: { yes: true } } },
+        requestState: 'tool-state:legacy',
+      },
+    }
+    const before = seen.length
+    const response = await send(message, {
+      headers: {
+        'mcp-protocol-version': '2025-11-25',
+        'mcp-method': undefined,
+        'mcp-name': undefined,
+      },
+    })
+    expect(response.status).toBe(400)
+    expect(await response.json()).toMatchObject({ code: 'ERR_INVALID_CONTINUATION' })
+    expect(seen.length).toBe(before)
+  })
+
   it('serves the SDK v1 client: initialize, a session bound to the caller, listing and calls', async () => {
     const t = await issuer.mint({ aud: resource, cnf: { jkt: alice.jkt } })
     const client = new Client({ name: 'v1-client', version: '0.0.0' })

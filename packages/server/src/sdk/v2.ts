@@ -284,7 +284,8 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
       const refused =
         transportRefusal(request, message) ??
         headerRefusal(request, message, call?.binding) ??
-        (call !== undefined && modern ? await continuationRefusal(message, call) : undefined)
+        // On either revision: the SDK lifts `inputResponses`/`requestState` off any request.
+        (call !== undefined ? await continuationRefusal(message, call) : undefined)
       // A 2026-07-28 client is answered as the SDK answers these faults (a JSON-RPC error with
       // the request's id); a 2025-11-25 client as on v1.
       return refused !== undefined && modern && !(refused instanceof JsonRpcRefusal)
@@ -344,8 +345,8 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
   }
 
   /**
-   * Rule 3, on the way in: a 2026-07-28 request carrying `requestState` or `inputResponses`
-   * continues a call only with a seal that opens for this caller and this call.
+   * Rule 3, on the way in: a request carrying `requestState` or `inputResponses` (whatever its
+   * revision) continues a call only with a seal that opens for this caller and this call.
    */
   async function continuationRefusal(
     message: unknown,
