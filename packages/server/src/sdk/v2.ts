@@ -57,6 +57,7 @@ import type {
   ServerContext,
   Transport,
 } from '@modelcontextprotocol/server'
+import { DefaultJsonSchemaValidator } from '@modelcontextprotocol/server/_shims'
 import { CallproofError } from '@callproof/core'
 import type { Caller, McpBinding, VerifiedCall } from '@callproof/core'
 import {
@@ -92,6 +93,13 @@ export interface SdkV2SeamOptions {
   /** The key and lifetime of Multi Round-Trip continuations (default: a random key, 600 s). */
   readonly continuations?: ContinuationOptions
 }
+
+/**
+ * One JSON Schema validator for every server: the SDK's `Server` constructor otherwise builds a
+ * new one (an Ajv with its formats, on Node) for each request's server. It keeps no per-request
+ * state (it caches what it compiles by schema object).
+ */
+const validator = new DefaultJsonSchemaValidator()
 
 /** The 2026-07-28 revisions the v2 SDK serves (it names no public constant for them). */
 const MODERN_REVISIONS: readonly string[] = [FIRST_MODERN_REVISION]
@@ -148,6 +156,7 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
         tools: {},
         ...(registrations.options.logging === true ? { logging: {} } : {}),
       },
+      jsonSchemaValidator: validator,
     })
     const toolMeta = new Map(listingFor(tools, caller, listing).map((t) => [t.name, t.meta]))
     for (const { name, config, callback } of registrations.entries.values()) {
