@@ -61,6 +61,17 @@ beforeAll(async () => {
   tools.register('bob_only', { policy: { callers: { subjects: ['bob'] } } }, () => ({
     content: [{ type: 'text', text: 'hi bob' }],
   }))
+  // Written against SDK v1's `extra` (`_meta.progressToken`, `sendNotification`), as in v1 code.
+  tools.register('progress', { policy: { public: true } }, async (extra) => {
+    const token = extra._meta?.progressToken
+    if (token !== undefined) {
+      await extra.sendNotification({
+        method: 'notifications/progress',
+        params: { progressToken: token, progress: 1, total: 1 },
+      })
+    }
+    return { content: [{ type: 'text', text: `progress as ${callerOf(extra).sub}` }] }
+  })
   // A Multi Round-Trip tool: asks for a confirmation, then answers with the state it minted.
   tools.register(
     'confirm',
@@ -183,7 +194,7 @@ describe('2026-07-28 on the SDK v2 seam', () => {
     expect(response.headers.get('mcp-session-id')).toBeNull()
     const result = await resultOf(response)
     const tools = result.tools as { name: string; _meta?: Record<string, unknown> }[]
-    expect(tools.map((t) => t.name).sort()).toEqual(['confirm', 'read', 'whoami'])
+    expect(tools.map((t) => t.name).sort()).toEqual(['confirm', 'progress', 'read', 'whoami'])
     expect(tools.find((t) => t.name === 'read')?._meta?.[POLICY_META_KEY]).toEqual({
       scopes: ['drive:read'],
       stepUp: true,
@@ -213,6 +224,18 @@ describe('2026-07-28 on the SDK v2 seam', () => {
     })
     expect(response.status).toBe(404)
     expect(await response.json()).toMatchObject({ error: { code: -32601 } })
+  })
+
+  it("runs a tool written against SDK v1's extra unchanged (progress on the response stream)", async () => {
+    const message = modern('tools/call', { name: 'progress', _meta: { progressToken: 'p1' } })
+    const response = await send(message)
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    const text = await response.clone().text()
+    expect(text).toContain('"method":"notifications/progress"')
+    expect(text).toContain('"progressToken":"p1"')
+    expect((await resultOf(response)).content).toEqual([
+      { type: 'text', text: 'progress as alice' },
+    ])
   })
 
   describe('Mcp-Method and Mcp-Name', () => {
@@ -367,7 +390,7 @@ describe('2025-11-25 on the SDK v2 seam', () => {
     await client.connect(transport)
     expect(transport.sessionId).toMatch(/^[\w-]{43}$/)
     const { tools } = await client.listTools()
-    expect(tools.map((tool) => tool.name).sort()).toEqual(['confirm', 'read', 'whoami'])
+    expect(tools.map((tool) => tool.name).sort()).toEqual(['confirm', 'progress', 'read', 'whoami'])
     const result = await client.callTool({ name: 'whoami' })
     expect(result.content).toEqual([{ type: 'text', text: 'alice' }])
     await client.close()
