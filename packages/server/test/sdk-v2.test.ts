@@ -10,6 +10,7 @@ import { Hono } from 'hono'
 import { z } from 'zod'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js'
 import { inputRequired } from '@modelcontextprotocol/server'
 import type { ServerContext } from '@modelcontextprotocol/server'
 import { bindingFor, createProof } from '@callproof/core'
@@ -38,6 +39,9 @@ let alice: ClientKey
 let bob: ClientKey
 let run: Running
 let resource = ''
+/** A second server answering 2025-11-25 with SSE streams, whose tool asks the client. */
+let streaming: Running
+let streamingResource = ''
 const audit = memorySink()
 const seen: string[] = []
 
@@ -95,6 +99,32 @@ beforeAll(async () => {
       return { content: [{ type: 'text', text: `confirmed ${what}` }] }
     },
   )
+  const asking = createToolRegistry({ name: 'v2-asking', version: '0.0.0' })
+  asking.register('ask', { policy: { public: true } }, async (extra) => {
+    const answer = await extra.sendRequest(
+      {
+        method: 'elicitation/create',
+        params: {
+          message: 'name?',
+          requestedSchema: { type: 'object', properties: { name: { type: 'string' } } },
+        },
+      },
+      ElicitResultSchema,
+    )
+    return { content: [{ type: 'text', text: `hello ${String(answer.content?.['name'])}` }] }
+  })
+  streaming = await listen((origin) => {
+    streamingResource = `${origin}/mcp`
+    const callproof = createCallproof({
+      resource: streamingResource,
+      issuers: issuer.issuer,
+      tools: asking,
+      jsonResponse: false,
+    })
+    const app = new Hono()
+    callproof.mount(app)
+    return app
+  })
   run = await listen((origin) => {
     resource = `${origin}/mcp`
     const callproof = createCallproof({ resource, issuers: issuer.issuer, tools, audit })
@@ -104,6 +134,7 @@ beforeAll(async () => {
   })
 })
 afterAll(async () => {
+  await streaming.close()
   await run.close()
   await issuer.close()
 })
@@ -394,5 +425,60 @@ describe('2025-11-25 on the SDK v2 seam', () => {
     const result = await client.callTool({ name: 'whoami' })
     expect(result.content).toEqual([{ type: 'text', text: 'alice' }])
     await client.close()
+  })
+
+  it('delivers the answer to a server request only from the caller it was sent to, once', async () => {
+    const token = (key: ClientKey, sub: string) =>
+      issuer.mint({ aud: streamingResource, sub, cnf: { jkt: key.jkt } })
+    const post = async (key: ClientKey, sub: string, message: unknown) => {
+      const t = await token(key, sub)
+      return fetch(streamingResource, {
+        method: 'POST',
+        headers: {
+          accept: 'application/json, text/event-stream',
+          'content-type': 'application/json',
+          'mcp-protocol-version': '2025-11-25',
+          authorization: `DPoP ${t}`,
+          dpop: await createProof(key.keyPair, {
+            htm: 'POST',
+            htu: streamingResource,
+            accessToken: t,
+            mcp: await bindingFor(message),
+          }),
+        },
+        body: JSON.stringify(message),
+      })
+    }
+    const call = { jsonrpc: '2.0', id: nextId++, method: 'tools/call', params: { name: 'ask' } }
+    const response = await post(alice, 'alice', call)
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let buffer = ''
+    const next = async (): Promise<{ id?: unknown; method?: string; result?: unknown }> => {
+      for (;;) {
+        const line = buffer.split('\n').find((l) => l.startsWith('data: '))
+        if (line !== undefined) {
+          buffer = buffer.slice(buffer.indexOf(line) + line.length)
+          return JSON.parse(line.slice(6)) as { id?: unknown; method?: string }
+        }
+        const { value, done } = await reader.read()
+        if (done) throw new Error('the stream ended')
+        buffer += value
+      }
+    }
+    const asked = await next()
+    expect(asked.method).toBe('elicitation/create')
+    expect(String(asked.id)).toMatch(/^callproof-/)
+    const answer = (name: string) => ({
+      jsonrpc: '2.0',
+      id: asked.id,
+      result: { action: 'accept', content: { name } },
+    })
+    // Bob's answer (another subject and key) is accepted and goes nowhere.
+    expect((await post(bob, 'bob', answer('mallory'))).status).toBe(202)
+    expect((await post(alice, 'alice', answer('alice'))).status).toBe(202)
+    const done = await next()
+    expect(done.result).toEqual({ content: [{ type: 'text', text: 'hello alice' }] })
+    await reader.cancel()
   })
 })

@@ -31,10 +31,12 @@
  *
  * **The 2025-11-25 leg** is served statelessly, as the SDK's legacy fallback does (with
  * `jsonResponse` honoured, which the fallback ignores): `initialize` works (callproof
- * opens its caller-bound session as on v1), every request is served on its own, and what a
- * session held on v1 (server-to-client requests answered by a later POST, subscriptions, the
- * standalone stream, a session's logging level) is not available: `openStream` answers 405 and
- * an answer to a server request is accepted and delivered nowhere (docs/guides/sdk-v1-and-v2.md).
+ * opens its caller-bound session as on v1), every request is served on its own. A request a
+ * server sends to the client on a streamed answer (sampling, elicitation, roots) leaves with an
+ * id of ours and its answer reaches that server only from the same caller and session, once
+ * (server-requests.ts, v1.ts rule 5). What else a session held on v1 (subscriptions, the
+ * standalone stream, a session's logging level) is not available: `openStream` answers 405
+ * (docs/guides/sdk-v1-and-v2.md).
  *
  * @module
  */
@@ -80,6 +82,7 @@ import {
 } from './mcp-headers.js'
 import { JsonRpcRefusal } from './json-rpc-refusal.js'
 import type { McpExecution, McpSeam } from './seam.js'
+import { ServerRequests } from './server-requests.js'
 
 /** Options of {@link createSdkV2Seam}. */
 export interface SdkV2SeamOptions {
@@ -124,6 +127,7 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
   const { resource } = options
   const registrations = registrationsOf(tools)
   const continuations = createContinuations(options.continuations)
+  const serverRequests = new ServerRequests()
   // Keyed by the very `authInfo` object handed to the SDK, which passes it to the factory.
   const served = new WeakMap<AuthInfo, ServedRequest>()
   // The tool's own `requestState` of an admitted continuation, by the verified message.
@@ -301,12 +305,22 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
         ? asJsonRpc(refused, message)
         : refused
     },
-    // No request this seam's servers send to a client outlives its own exchange (2025-11-25 is
-    // served statelessly; 2026-07-28 has no server-to-client requests): no answer is awaited.
-    admitAnswer: () => false,
+    // A request a 2025-11-25 server sent to the client (sampling, elicitation, roots) is answered
+    // only by the caller and session it went to, once (v1.ts rule 5; 2026-07-28 has none).
+    admitAnswer(answer, caller, sessionId) {
+      return serverRequests.admits(answer, { owner: ownerOf(caller), sessionId })
+    },
     openStream: () => methodNotAllowed(),
     endSession: () => undefined,
     async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
+      if (isAnswer(call.message)) {
+        // Delivered to the server that asked, and only from its caller and session; else nowhere.
+        serverRequests.deliver(call.message, {
+          owner: ownerOf(call.caller),
+          sessionId: request.headers.get('mcp-session-id'),
+        })
+        return new Response(null, { status: 202 })
+      }
       const authInfo = authInfoFor(call.caller, accessToken, call.token.claims.exp, resource)
       served.set(authInfo, { caller: call.caller, now, binding: call.binding })
       let message = call.message
@@ -340,7 +354,22 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
       sessionIdGenerator: undefined,
       enableJsonResponse: options.jsonResponse,
     })
+    // A request the server sends the client leaves with an id of ours, remembered with the caller
+    // and session it went to (server-requests.ts).
+    const caller = served.get(authInfo)!.caller
+    const asker = { owner: ownerOf(caller), sessionId: request.headers.get('mcp-session-id') }
+    const send = transport.send.bind(transport)
+    transport.send = (message, sendOptions) =>
+      send(
+        serverRequests.outgoing(message as never, asker, transport as never) as never,
+        sendOptions,
+      )
     await server.connect(transport)
+    const closed = transport.onclose
+    transport.onclose = () => {
+      serverRequests.forget(transport as never)
+      closed?.()
+    }
     try {
       const response = await transport.handleRequest(request, { parsedBody: message, authInfo })
       if (!response.headers.get('content-type')?.startsWith('text/event-stream')) {
@@ -549,6 +578,16 @@ function withV1Extra(callback: unknown, takesArgs: boolean): unknown {
 
 function headersOf(request: Request): Record<string, string> {
   return Object.fromEntries(request.headers)
+}
+
+/** Subject, client and key: the caller a server request belongs to (as in v1.ts). */
+function ownerOf(caller: Caller): string {
+  return JSON.stringify([caller.sub, caller.clientId, caller.jkt])
+}
+
+/** A JSON-RPC response or error (bindingShape has checked the shape: an id and no method). */
+function isAnswer(message: unknown): message is { id: string | number } {
+  return isObject(message) && !('method' in message) && ('result' in message || 'error' in message)
 }
 
 /** The next turn of the event loop, after every pending promise callback (as in v1.ts). */
