@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net'
 import { createNonceSource } from '@callproof/core'
 import type { NonceSource, ReplayStore } from '@callproof/core'
 import { createCallproof, createDownstreamCredentials, discoverIssuer } from '@callproof/server'
+import { createCallproof as createCallproofOnV2 } from '@callproof/server/v2'
 import type {
   AuditSink,
   CallproofEnv,
@@ -55,7 +56,15 @@ export interface DriveAppOptions {
   drives?: Drives
   /** A mail API for `email_file` (without it the drive has no such tool). */
   mail?: DriveMail
+  /**
+   * The MCP SDK line behind callproof: `v1` (default, `@callproof/server`: MCP 2025-11-25) or
+   * `v2` (`@callproof/server/v2`: MCP 2026-07-28 and 2025-11-25). Nothing else changes.
+   */
+  sdk?: SdkLine
 }
+
+/** The MCP SDK lines the drive runs on. */
+export type SdkLine = 'v1' | 'v2'
 
 /**
  * The drive as a Hono app: the metadata document and the `/mcp` endpoint behind callproof.
@@ -85,7 +94,8 @@ export function createDriveApp(options: DriveAppOptions): Hono<CallproofEnv> {
   const hosts = [...new Set([resourceUrl.host, instance.host, ...loopbackAliases(instance)])]
   const origins = hosts.flatMap((host) => [`http://${host}`, `https://${host}`])
 
-  const callproof = createCallproof({
+  const create = options.sdk === 'v2' ? createCallproofOnV2 : createCallproof
+  const callproof = create({
     resource: options.resource,
     issuers: options.issuer,
     tools: driveTools(options.drives ?? new Drives({ seed: options.seed ?? true }), {
@@ -128,6 +138,8 @@ export interface StartDriveOptions {
   audit?: AuditSink
   /** Seed every drive with the same files (default true). */
   seed?: boolean
+  /** The MCP SDK line behind callproof (default `v1`; see {@link DriveAppOptions.sdk}). */
+  sdk?: SdkLine
   /**
    * The mail API `email_file` sends through, and how this drive authenticates to the
    * authorization server to exchange its callers' tokens for mail credentials.
@@ -214,6 +226,7 @@ export async function startDrive(options: StartDriveOptions): Promise<RunningDri
       ...(options.nonce !== undefined ? { nonce: options.nonce } : {}),
       ...(options.audit !== undefined ? { audit: options.audit } : {}),
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      ...(options.sdk !== undefined ? { sdk: options.sdk } : {}),
       ...(redis !== undefined
         ? { stores: { replay: redis.replay, sessions: redis.sessions } }
         : {}),

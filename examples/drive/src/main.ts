@@ -1,5 +1,8 @@
 /**
- * `npm run start -w @callproof/example-drive -- --port <port> --issuer <url> [--resource <uri>] [--redis <url>] [--nonce] [--audit <file>] [--mail <url> --mail-client <id> --mail-key <pem file>]`
+ * `npm run start -w @callproof/example-drive -- --port <port> --issuer <url> [--resource <uri>] [--redis <url>] [--nonce] [--audit <file>] [--mail <url> --mail-client <id> --mail-key <pem file>] [--sdk v1|v2]`
+ *
+ * `--sdk v2` runs the drive on the MCP SDK v2 (`@callproof/server/v2`: MCP 2026-07-28 and
+ * 2025-11-25); the default is v1.
  *
  * `--mail <url>` adds the `email_file` tool, which sends through the mail API at `<url>` as the
  * caller of each call: the drive exchanges the caller's token (RFC 8693) for a mail credential,
@@ -33,6 +36,7 @@ let values: {
   mail?: string
   'mail-client'?: string
   'mail-key'?: string
+  sdk?: string
 }
 try {
   ;({ values } = parseArgs({
@@ -47,6 +51,7 @@ try {
       mail: { type: 'string' },
       'mail-client': { type: 'string' },
       'mail-key': { type: 'string' },
+      sdk: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -67,6 +72,10 @@ for (const [name, value] of [
 }
 
 if (values.audit === '') fail('--audit needs a file path')
+if (values.sdk !== undefined && values.sdk !== 'v1' && values.sdk !== 'v2') {
+  fail(`--sdk must be v1 or v2, got ${JSON.stringify(values.sdk.slice(0, 20))}`)
+}
+const sdk = values.sdk as 'v1' | 'v2' | undefined
 
 let mail: { url: string; clientId: string; clientKey: CryptoKey } | undefined
 if (values.mail !== undefined) {
@@ -106,6 +115,7 @@ try {
     ...(values.nonce === true ? { nonce: true } : {}),
     ...(audit !== undefined ? { audit } : {}),
     ...(mail !== undefined ? { mail } : {}),
+    ...(sdk !== undefined ? { sdk } : {}),
   })
   process.stdout.write(
     `drive listening on ${drive.url} (resource ${drive.resource}, issuer ${values.issuer})${

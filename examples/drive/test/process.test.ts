@@ -22,6 +22,7 @@ import { McpCaller, toolCall, toolText } from './support/mcp.js'
 import { newCallerKey } from './support/proof.js'
 import { dpopChallenge } from './support/http.js'
 import { readAnswer } from './support/http.js'
+import { SDK_LINE } from './support/drive.js'
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -69,6 +70,8 @@ async function startPinned(port: number, extra: string[] = []): Promise<string |
       String(port),
       '--issuer',
       issuer.url,
+      // The pinned command as it is, on v1; with the additive flag on the v2 run.
+      ...(SDK_LINE === 'v2' ? ['--sdk', 'v2'] : []),
       ...extra,
     ],
     { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },

@@ -4,7 +4,13 @@
  * metadata document every challenge points at.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bindingMismatch, expectChallenge, startFixture, uniquePath } from './support/drive.js'
+import {
+  SDK_LINE,
+  bindingMismatch,
+  expectChallenge,
+  startFixture,
+  uniquePath,
+} from './support/drive.js'
 import type { Fixture } from './support/drive.js'
 import { rawHttp } from './support/http.js'
 import { rpc, toolCall, toolText } from './support/mcp.js'
@@ -342,5 +348,52 @@ describe('origin and metadata', () => {
   it('the resource is the MCP URL on 127.0.0.1', () => {
     expect(fx.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
     expect(fx.resource).toBe(fx.url)
+  })
+})
+
+describe(`MCP 2026-07-28 (this run: SDK ${SDK_LINE})`, () => {
+  const envelope = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': {},
+  }
+  const modernHeaders = (name: string) => ({
+    'mcp-protocol-version': '2026-07-28',
+    'mcp-method': 'tools/call',
+    'mcp-name': name,
+  })
+
+  it('is served statelessly on SDK v2 (no initialize, no session) and refused on v1', async () => {
+    const c = await fx.caller()
+    const message = rpc('tools/call', { name: 'list_files', arguments: {}, _meta: envelope })
+    const answer = await c.send(message, { headers: modernHeaders('list_files') })
+    if (SDK_LINE === 'v2') {
+      expect(answer.status, answer.text).toBe(200)
+      expect(answer.headers.get('mcp-session-id')).toBeNull()
+      expect(JSON.parse(toolText(answer))).toEqual(expect.any(Array))
+    } else {
+      expect(answer.status, answer.text).toBe(400)
+      expect((answer.json as { code?: string }).code).toBe('ERR_UNSUPPORTED_PROTOCOL_VERSION')
+    }
+  })
+
+  it('a write whose Mcp-Name header names another tool is refused with 400 and writes nothing', async () => {
+    const path = uniquePath('mcp-name')
+    const c = await fx.caller()
+    const message = rpc('tools/call', {
+      name: 'write_file',
+      arguments: { path, content: 'x' },
+      _meta: envelope,
+    })
+    const answer = await c.send(message, { headers: modernHeaders('read_file') })
+    expect(answer.status, answer.text).toBe(400)
+    // v2: the SDK's own HeaderMismatch error; v1 does not speak 2026-07-28 at all.
+    if (SDK_LINE === 'v2') {
+      expect(answer.json).toMatchObject({
+        error: { code: -32020, data: { callproof: 'ERR_HEADER_MISMATCH' } },
+      })
+    } else {
+      expect((answer.json as { code?: string }).code).toBe('ERR_UNSUPPORTED_PROTOCOL_VERSION')
+    }
+    expect(await fx.file('alice', path)).toBeUndefined()
   })
 })

@@ -3,7 +3,7 @@
  * conformance-server.mjs): the real development authorization server, examples/everything on
  * callproof, and a signing forward proxy whose token comes from a headless sign-in as `alice` on
  * the authorization server's real pages. Prints `proxy listening on <url>` when ready; stops on
- * SIGTERM or SIGINT.
+ * SIGTERM or SIGINT. `--sdk v2` runs the server on the MCP SDK v2 (for the 2026-07-28 scenarios).
  *
  * @module
  */
@@ -24,6 +24,8 @@ function freePort(): Promise<number> {
   })
 }
 
+const sdk = process.argv.includes('--sdk') && process.argv.includes('v2') ? 'v2' : 'v1'
+
 /** The authorization server must know the resource URI (with its port) before the server listens. */
 async function startServers() {
   for (let attempt = 1; ; attempt++) {
@@ -33,7 +35,7 @@ async function startServers() {
       logger: { warn: () => {}, info: () => {} },
     })
     try {
-      return { auth, everything: await startEverything({ port, issuer: auth.issuer }) }
+      return { auth, everything: await startEverything({ port, issuer: auth.issuer, sdk }) }
     } catch (error) {
       await auth.close()
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 3) throw error

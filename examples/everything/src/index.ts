@@ -18,6 +18,7 @@ import { Hono } from 'hono'
 import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
 import { createCallproof, discoverIssuer } from '@callproof/server'
+import { createCallproof as createCallproofOnV2 } from '@callproof/server/v2'
 import type { AuditSink, CallproofEnv } from '@callproof/server'
 import { everythingTools } from './primitives.js'
 
@@ -41,6 +42,11 @@ export interface EverythingAppOptions {
   resource: string
   /** Where audit events go. */
   audit?: AuditSink
+  /**
+   * The MCP SDK line: `v1` (default; MCP 2025-11-25) or `v2` (`@callproof/server/v2`; MCP
+   * 2026-07-28 and 2025-11-25).
+   */
+  sdk?: 'v1' | 'v2'
 }
 
 /**
@@ -52,10 +58,11 @@ export interface EverythingAppOptions {
  * ```
  */
 export function createEverythingApp(options: EverythingAppOptions): Hono<CallproofEnv> {
-  const callproof = createCallproof({
+  const create = options.sdk === 'v2' ? createCallproofOnV2 : createCallproof
+  const callproof = create({
     resource: options.resource,
     issuers: options.issuer,
-    tools: everythingTools(),
+    tools: everythingTools({ inputRequired: options.sdk === 'v2' }),
     jsonResponse: false,
     resourceName: 'callproof everything',
     ...(options.audit !== undefined ? { audit: options.audit } : {}),
@@ -73,6 +80,8 @@ export interface StartEverythingOptions {
   issuer: string
   /** Where audit events go. */
   audit?: AuditSink
+  /** The MCP SDK line (default `v1`, see {@link EverythingAppOptions.sdk}). */
+  sdk?: 'v1' | 'v2'
 }
 
 /** A running everything server. */
@@ -115,6 +124,7 @@ export async function startEverything(options: StartEverythingOptions): Promise<
       issuer: options.issuer,
       resource: url,
       ...(options.audit !== undefined ? { audit: options.audit } : {}),
+      ...(options.sdk !== undefined ? { sdk: options.sdk } : {}),
     })
   } catch (error) {
     await closeServer(server)

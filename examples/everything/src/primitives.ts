@@ -10,6 +10,7 @@ import { CreateMessageResultSchema, ElicitResultSchema } from '@modelcontextprot
 import type { ToolPolicy } from '@callproof/core'
 import { callerOf, createToolRegistry } from '@callproof/server'
 import type { ToolRegistry } from '@callproof/server'
+import { registerInputRequired } from './input-required.js'
 
 /** Calling the test tools (all but the public ones). */
 export const SCOPE_TOOLS = 'everything:tools'
@@ -94,7 +95,7 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
  * const callproof = createCallproof({ resource, issuers: issuer, tools, jsonResponse: false })
  * ```
  */
-export function everythingTools(): ToolRegistry {
+export function everythingTools(options: { inputRequired?: boolean } = {}): ToolRegistry {
   const tools = createToolRegistry(
     { name: 'callproof-everything', version: '0.1.0' },
     { logging: true },
@@ -102,6 +103,9 @@ export function everythingTools(): ToolRegistry {
   registerTools(tools)
   registerResources(tools)
   registerPrompts(tools)
+  // MCP 2026-07-28's Multi Round-Trip tools: on the SDK v2 line only (v1 cannot send them).
+  if (options.inputRequired === true)
+    registerInputRequired(tools, { tools: TOOLS, prompts: PROMPTS })
   return tools
 }
 

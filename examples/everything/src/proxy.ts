@@ -39,9 +39,14 @@ const FORWARDED_REQUEST = [
   'content-type',
   'mcp-session-id',
   'mcp-protocol-version',
+  // MCP 2026-07-28 (SEP-2243): the standard headers the server checks against the body.
+  'mcp-method',
+  'mcp-name',
   'last-event-id',
   'origin',
 ]
+/** MCP 2026-07-28's `Mcp-Param-<Name>` headers (tool arguments a tool declares as headers). */
+const PARAM_HEADER = /^mcp-param-[a-z0-9-]+$/
 /** Response headers that describe the connection, not the answer: never copied. */
 const HOP_BY_HOP = new Set([
   'connection',
@@ -96,6 +101,9 @@ export async function startSigningProxy(options: SigningProxyOptions): Promise<S
       const value = req.headers[name]
       // The suite's own Origin is a loopback origin of this proxy: the server sees none.
       if (typeof value === 'string' && name !== 'origin') headers.set(name, value)
+    }
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (PARAM_HEADER.test(name) && typeof value === 'string') headers.set(name, value)
     }
     const abort = new AbortController()
     res.once('close', () => abort.abort())

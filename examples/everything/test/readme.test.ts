@@ -2,7 +2,8 @@
  * The root README's server snippet runs as printed: its code block is taken from README.md, its
  * two ports are replaced with free ones (the real development authorization server on one), and
  * it is run in its own process; then the real SDK client, signing through @callproof/client,
- * lists and uses its tool, resource and prompt.
+ * lists and uses its tool, resource and prompt. Twice: as printed (SDK v1), and with its one import
+ * changed to `@callproof/server/v2`, as the README says for the MCP SDK v2.
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -21,16 +22,18 @@ const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
 // Under the repository's node_modules, so that the snippet's imports resolve as in a project.
 const scratch = join(repoRoot, 'node_modules', '.cache', 'callproof-readme', crypto.randomUUID())
 
-let auth: DevAuthServer | undefined
-let child: ChildProcess | undefined
+const auths: DevAuthServer[] = []
+const children: ChildProcess[] = []
 const closers: (() => Promise<unknown>)[] = []
 afterAll(async () => {
   for (const close of closers) await close()
-  if (child?.pid !== undefined && child.exitCode === null) {
-    child.kill('SIGTERM')
-    await new Promise((resolve) => child!.once('exit', resolve))
+  for (const child of children) {
+    if (child.pid !== undefined && child.exitCode === null) {
+      child.kill('SIGTERM')
+      await new Promise((resolve) => child.once('exit', resolve))
+    }
   }
-  await auth?.close()
+  for (const auth of auths) await auth.close()
   rmSync(scratch, { recursive: true, force: true })
 })
 
@@ -61,10 +64,15 @@ async function run(code: string, port: number): Promise<boolean> {
   const file = join(scratch, `server-${port}.ts`)
   writeFileSync(file, code)
   let output = ''
-  child = spawn(process.execPath, ['--conditions=@callproof/source', '--import', 'tsx', file], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child = spawn(
+    process.execPath,
+    ['--conditions=@callproof/source', '--import', 'tsx', file],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  children.push(child)
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()))
   const metadata = `http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp`
@@ -81,11 +89,16 @@ async function run(code: string, port: number): Promise<boolean> {
   }
 }
 
-it(
-  'the README server snippet serves its tool, resource and prompt',
+it.each(['v1', 'v2'] as const)(
+  'the README server snippet serves its tool, resource and prompt (SDK %s)',
   { timeout: 120_000 },
-  async () => {
-    const code = snippet()
+  async (sdk) => {
+    const printed = snippet()
+    const code =
+      sdk === 'v2'
+        ? printed.replace("from '@callproof/server'", "from '@callproof/server/v2'")
+        : printed
+    if (sdk === 'v2') expect(code).toContain("from '@callproof/server/v2'")
     expect(code).toContain('tools.register(')
     expect(code).toContain('tools.resource(')
     expect(code).toContain('tools.prompt(')
@@ -94,7 +107,7 @@ it(
       if (attempt > 3) throw new Error('three probed ports were taken')
       const port = await freePort()
       const resource = `http://127.0.0.1:${port}/mcp`
-      auth = await startDevAuthServer({
+      const auth = await startDevAuthServer({
         resources: [{ uri: resource, scopes: ['notes:read', 'notes:write'] }],
         logger: { warn: () => {}, info: () => {} },
       })
@@ -102,8 +115,8 @@ it(
         .replaceAll('http://127.0.0.1:3000', `http://127.0.0.1:${port}`)
         .replaceAll('http://127.0.0.1:4000', auth.issuer)
         .replace('port: 3000', `port: ${port}`)
+      auths.push(auth)
       if (await run(runnable, port)) url = resource
-      else await auth.close()
     }
 
     const pages = devInteraction({ user: 'alice' })

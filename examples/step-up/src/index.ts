@@ -33,16 +33,20 @@ async function freePort(): Promise<number> {
 
 /**
  * Plays the example: balance, add a payee (MFA step-up), pay twice (one approval each), and a
- * third payment whose approval the user denies. `onEvent` sees everything as it happens.
+ * third payment whose approval the user denies. `onEvent` sees everything as it happens;
+ * `options.sdk` picks the MCP SDK line of the server (`v1`, the default, or `v2`).
  */
-export async function runStepUp(onEvent: (event: StepUpEvent) => void = () => {}): Promise<void> {
+export async function runStepUp(
+  onEvent: (event: StepUpEvent) => void = () => {},
+  options: { sdk?: 'v1' | 'v2' } = {},
+): Promise<void> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}/mcp`
   const auth = await startDevAuthServer({
     resources: [{ uri: url, scopes: [...PAY_SCOPES] }],
     logger: { warn: () => undefined },
   })
-  const server = startPaymentsServer(port, auth.issuer)
+  const server = startPaymentsServer(port, auth.issuer, options.sdk)
   // Show every challenge the server sends; the client answers them by itself.
   const watching: typeof fetch = async (input, init) => {
     const response = await fetch(input, init)

@@ -11,6 +11,7 @@ import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { z } from 'zod'
 import { callerOf, createCallproof, createToolRegistry } from '@callproof/server'
+import { createCallproof as createCallproofOnV2 } from '@callproof/server/v2'
 
 /** The multi-factor authentication level of the development authorization server. */
 export const MFA = 'urn:callproof:acr:mfa'
@@ -20,8 +21,11 @@ export const PAY_SCOPES = ['pay:read', 'pay:send', 'pay:admin'] as const
 
 const text = (value: string) => ({ content: [{ type: 'text' as const, text: value }] })
 
-/** Starts the payments server on 127.0.0.1:`port`, trusting tokens from `issuer`. */
-export function startPaymentsServer(port: number, issuer: string) {
+/**
+ * Starts the payments server on 127.0.0.1:`port`, trusting tokens from `issuer`, on the MCP SDK
+ * line `sdk` (default v1; the tools are the same on both).
+ */
+export function startPaymentsServer(port: number, issuer: string, sdk: 'v1' | 'v2' = 'v1') {
   const accounts = new Map<string, { balance: number; payees: Set<string> }>()
   const account = (sub: string) => {
     let a = accounts.get(sub)
@@ -60,6 +64,7 @@ export function startPaymentsServer(port: number, issuer: string) {
     },
   )
   const app = new Hono()
-  createCallproof({ resource: `http://127.0.0.1:${port}/mcp`, issuers: issuer, tools }).mount(app)
+  const create = sdk === 'v2' ? createCallproofOnV2 : createCallproof
+  create({ resource: `http://127.0.0.1:${port}/mcp`, issuers: issuer, tools }).mount(app)
   return serve({ fetch: app.fetch, port, hostname: '127.0.0.1' })
 }

@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest'
 import { runStepUp } from '../src/index.js'
 import type { StepUpEvent } from '../src/index.js'
 
-describe('step-up example', () => {
+describe.each(['v1', 'v2'] as const)('step-up example on SDK %s', (sdk) => {
   it('steps up to MFA for add_payee, asks one approval per payment, and honours a denial', async () => {
     const events: StepUpEvent[] = []
-    await runStepUp((e) => events.push(e))
+    await runStepUp((e) => events.push(e), { sdk })
     const line = (e: StepUpEvent) =>
       e.kind === 'challenge'
         ? `${e.status} ${e.error}`

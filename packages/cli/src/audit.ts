@@ -67,6 +67,8 @@ const REASONS: Record<string, string> = {
   ERR_NOT_ACCEPTABLE: 'Accept lacks a media type MCP needs',
   ERR_UNSUPPORTED_MEDIA_TYPE: 'body not application/json',
   ERR_UNSUPPORTED_PROTOCOL_VERSION: 'unsupported MCP protocol version',
+  ERR_HEADER_MISMATCH: 'Mcp-Method/Mcp-Name header mismatch',
+  ERR_INVALID_CONTINUATION: 'foreign or forged MRTR continuation',
   ERR_QUOTA_EXCEEDED: "over this caller's quota",
   ERR_ORIGIN_NOT_ALLOWED: 'origin/host not allowed',
   ERR_REPLAY_STORE_FULL: 'replay store full (fail closed)',

@@ -100,6 +100,8 @@ const ROWS: Record<CallproofErrorCode, Row> = {
   ERR_NOT_ACCEPTABLE: { status: 406, error: 'not_acceptable', challenge: false },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, error: 'unsupported_media_type', challenge: false },
   ERR_UNSUPPORTED_PROTOCOL_VERSION: { status: 400, error: 'invalid_request', challenge: false },
+  ERR_HEADER_MISMATCH: { status: 400, error: 'invalid_request', challenge: false },
+  ERR_INVALID_CONTINUATION: { status: 400, error: 'invalid_request', challenge: false },
   ERR_ORIGIN_NOT_ALLOWED: { status: 403, error: 'forbidden', challenge: false },
   ERR_REPLAY_STORE_FULL: { status: 503, error: 'temporarily_unavailable', challenge: false },
   ERR_STORE_UNAVAILABLE: { status: 503, error: 'temporarily_unavailable', challenge: false },

@@ -72,6 +72,16 @@ export type CallproofErrorCode =
   | 'ERR_UNSUPPORTED_MEDIA_TYPE'
   /** 400: an `MCP-Protocol-Version` header naming a version the server does not speak. */
   | 'ERR_UNSUPPORTED_PROTOCOL_VERSION'
+  /**
+   * 400: an `Mcp-Method` or `Mcp-Name` header (MCP 2026-07-28, SEP-2243) missing where the revision
+   * requires it, or disagreeing with the body or with the proof's `mcp` binding.
+   */
+  | 'ERR_HEADER_MISMATCH'
+  /**
+   * 400: a Multi Round-Trip continuation (`requestState`, `inputResponses`) that this server did
+   * not issue to this caller for this very call.
+   */
+  | 'ERR_INVALID_CONTINUATION'
   /** 403: `Origin`/`Host` validation failed (DNS rebinding). */
   | 'ERR_ORIGIN_NOT_ALLOWED'
   /** 503 + `Retry-After`: the replay store is full of unexpired entries (fail closed). */

@@ -142,6 +142,8 @@ describe('toHttpAnswer: DESIGN.md error table', () => {
     ['ERR_NOT_ACCEPTABLE', 406, 'not_acceptable'],
     ['ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'unsupported_media_type'],
     ['ERR_UNSUPPORTED_PROTOCOL_VERSION', 400, 'invalid_request'],
+    ['ERR_HEADER_MISMATCH', 400, 'invalid_request'],
+    ['ERR_INVALID_CONTINUATION', 400, 'invalid_request'],
     ['ERR_ORIGIN_NOT_ALLOWED', 403, 'forbidden'],
   ])('%s: %i %s without a challenge', (code, status, error) => {
     const { answer, header } = challenge(new CallproofError(code, 'x'))

@@ -1,5 +1,6 @@
 /**
- * `createCallproof`: the pipeline (pipeline.ts) over the MCP SDK (sdk/v1.ts), as a Hono
+ * `createCallproof`: the pipeline (pipeline.ts) over an MCP SDK seam (sdk/v1.ts by default; sdk/v2.ts
+ * through `@callproof/server/v2`), as a Hono
  * middleware and a framework-neutral handler, with the RFC 9728 metadata route.
  *
  * This file only adapts: the options are checked in options.ts, the request's path lives in
@@ -14,9 +15,10 @@ import type { IssuerKeys } from './issuer.js'
 import { metadataResponse } from './metadata.js'
 import type { ProtectedResourceMetadata } from './metadata.js'
 import { configure } from './options.js'
-import type { CallproofOptions } from './options.js'
+import type { CallproofConfig, CallproofOptions } from './options.js'
 import { nodeBodySource, nodeHeaders, nodeIncomingOf } from './node.js'
 import { createPipeline } from './pipeline.js'
+import type { McpSeam } from './sdk/seam.js'
 import { createSdkV1Seam } from './sdk/v1.js'
 
 /** Hono environment of the callproof middleware: read the verified caller as `c.var.caller`. */
@@ -84,8 +86,20 @@ export interface Callproof {
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-7
  */
 export function createCallproof(options: CallproofOptions): Callproof {
+  return createCallproofOn(options, (config) => createSdkV1Seam(config.tools, config))
+}
+
+/**
+ * {@link createCallproof} over the MCP SDK seam that `seamFor` builds from the checked
+ * configuration: the one place the SDK line is chosen (`@callproof/server` picks v1,
+ * `@callproof/server/v2` picks v2; everything else is the same).
+ */
+export function createCallproofOn(
+  options: CallproofOptions,
+  seamFor: (config: CallproofConfig) => McpSeam,
+): Callproof {
   const config = configure(options)
-  const pipeline = createPipeline(config, createSdkV1Seam(config.tools, config))
+  const pipeline = createPipeline(config, seamFor(config))
   const { metadata, metadataPath, resourcePath } = config
 
   const middleware = createMiddleware<CallproofEnv>(async (c) => {

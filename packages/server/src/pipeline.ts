@@ -48,6 +48,7 @@ import type { BodySource } from './body.js'
 import type { RequestHeaders } from './node.js'
 import type { CallproofConfig } from './options.js'
 import { checkOrigin } from './origin.js'
+import { JsonRpcRefusal } from './sdk/json-rpc-refusal.js'
 import type { McpAnswer, McpSeam } from './sdk/seam.js'
 import { newSessionId, sameOwner } from './sessions.js'
 import { registrationsOf, targetOf } from './tools.js'
@@ -145,14 +146,16 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
       identify(facts, call.caller)
 
       // 5. A session belongs to the caller that opened it.
-      const sessionId = await checkSession(request.method, headers, message, call.caller)
+      const sessionId = await checkSession(request, headers, message, call.caller)
 
       // 6. What the transport would refuse is refused first, before anything is spent on the
       // call: a one-time approval consumed, or an `allowed` event written, for a call that then
       // never runs would be a lie in the audit and a loss for the user. Then the policy of what
       // is called, for this caller and these arguments.
       if (message !== undefined) {
-        const refused = mcp.refusal(headers, message) ?? notificationRefusal(message)
+        const asked = mcp.refusal(request, headers, message, call)
+        const refused =
+          (asked instanceof Promise ? await asked : asked) ?? notificationRefusal(message)
         if (refused !== undefined) throw refused
       }
       const decision = await decide(message, call, sessionId)
@@ -209,7 +212,7 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
    * another caller answers exactly like an unknown one (404), so that it reveals nothing.
    */
   async function checkSession(
-    method: string,
+    request: Request,
     headers: RequestHeaders,
     message: unknown,
     caller: Caller,
@@ -217,9 +220,10 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
     const sessionId = headers.get('mcp-session-id')
     if (
       sessions.requireSessionId &&
-      method === 'POST' &&
+      request.method === 'POST' &&
       sessionId === null &&
-      !isInitialize(message)
+      !isInitialize(message) &&
+      mcp.sessionless?.(request, message) !== true
     ) {
       throw new CallproofError(
         'ERR_SESSION_REQUIRED',
@@ -338,7 +342,9 @@ export function createPipeline(config: CallproofConfig, mcp: McpSeam): Pipeline 
 
   /** The one place a refusal becomes an answer (and an audit event). */
   async function refusal(error: unknown, facts: Facts): Promise<Response> {
-    const response = toResponse(error, challenge)
+    // A seam's protocol refusal is answered the way its SDK answers it (sdk/json-rpc-refusal.ts).
+    const response =
+      error instanceof JsonRpcRefusal ? error.toResponse() : toResponse(error, challenge)
     const code = error instanceof CallproofError ? error.code : 'ERR_INTERNAL'
     if (!(error instanceof CallproofError)) console.error('callproof: unexpected error', error)
     await record({ ...facts, decision: 'refused', reason: code, status: response.status })

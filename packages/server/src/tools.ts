@@ -556,7 +556,7 @@ export interface CallerInfo {
 }
 
 /**
- * The verified caller of a tool call, read from the SDK's `extra.authInfo`. Throws when the
+ * The verified caller of a tool call, read from the SDK's `extra.authInfo` (v1) or `ctx.http.authInfo` (v2). Throws when the
  * request did not pass through callproof (a handler must never run for an unverified caller).
  *
  * @example
@@ -567,10 +567,16 @@ export interface CallerInfo {
  * })
  * ```
  */
-export function callerOf(extra: { authInfo?: AuthInfo | undefined }): CallerInfo['caller'] & {
+export function callerOf(
+  extra: { authInfo?: AuthInfo | undefined } | { http?: { authInfo?: AuthInfo | undefined } },
+): CallerInfo['caller'] & {
   readonly scopes: readonly string[]
 } {
-  const info = extra.authInfo
+  // SDK v1 hands tools `extra.authInfo`; SDK v2 hands them `ctx.http.authInfo`.
+  const info =
+    'authInfo' in extra && extra.authInfo !== undefined
+      ? extra.authInfo
+      : (extra as { http?: { authInfo?: AuthInfo } }).http?.authInfo
   const caller = (info?.extra as Partial<CallerInfo> | undefined)?.caller
   if (info === undefined || caller === undefined) {
     throw new Error('no verified caller: the request did not pass through callproof')

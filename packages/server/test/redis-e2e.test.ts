@@ -20,6 +20,7 @@ import {
   jwkThumbprint,
 } from '@callproof/core'
 import { callerOf, createCallproof, createToolRegistry } from '../src/index.js'
+import { createCallproof as createCallproofOnV2 } from '../src/v2.js'
 import type { CallproofEnv } from '../src/index.js'
 import { createRedisStores, type RedisStores } from '../src/redis/index.js'
 import { startRedisServer, type TestRedisServer } from './support/redis-server.js'
@@ -112,7 +113,7 @@ let b: Instance
 /** Tool runs, by tool name: a refusal must leave these unchanged. */
 const runs = new Map<string, number>()
 
-async function startInstance(): Promise<Instance> {
+async function startInstance(sdk: 'v1' | 'v2'): Promise<Instance> {
   const tools = createToolRegistry({ name: 'drive', version: '1.0.0' })
   const count = (name: string) => runs.set(name, (runs.get(name) ?? 0) + 1)
   tools.register('whoami', { policy: { scopes: ['drive:read'] } }, (extra) => {
@@ -129,7 +130,8 @@ async function startInstance(): Promise<Instance> {
   )
   const stores = createRedisStores({ url: redis.url, timeoutMs: 300, maxReconnectDelayMs: 100 })
   await stores.ready()
-  const callproof = createCallproof({
+  const create = sdk === 'v2' ? createCallproofOnV2 : createCallproof
+  const callproof = create({
     resource: RESOURCE,
     issuers: issuer.issuer,
     tools,
@@ -254,13 +256,9 @@ function challengeOf(response: Response): string {
 beforeAll(async () => {
   redis = await startRedisServer()
   issuer = await startIssuer()
-  a = await startInstance()
-  b = await startInstance()
 })
 
 afterAll(async () => {
-  await a?.close()
-  await b?.close()
   await issuer?.close()
   await redis?.stop()
 })
@@ -269,7 +267,16 @@ beforeEach(() => {
   runs.clear()
 })
 
-describe('two instances sharing Redis', () => {
+describe.each(['v1', 'v2'] as const)('two instances sharing Redis (SDK %s)', (sdk) => {
+  beforeAll(async () => {
+    a = await startInstance(sdk)
+    b = await startInstance(sdk)
+  })
+  afterAll(async () => {
+    await a?.close()
+    await b?.close()
+  })
+
   it('hands out nonces that the other instance accepts, and demands one', async () => {
     nonce = undefined
     const alice = await caller()
@@ -430,7 +437,11 @@ interface DriveProcess {
 
 const DRIVE_MAIN = fileURLToPath(new URL('../../../examples/drive/src/main.ts', import.meta.url))
 
-async function startDriveProcess(redisUrl: string, secret: string): Promise<DriveProcess> {
+async function startDriveProcess(
+  redisUrl: string,
+  secret: string,
+  sdk: 'v1' | 'v2' = 'v1',
+): Promise<DriveProcess> {
   const child: ChildProcess = spawn(
     process.execPath,
     [
@@ -447,6 +458,7 @@ async function startDriveProcess(redisUrl: string, secret: string): Promise<Driv
       '--redis',
       redisUrl,
       '--nonce',
+      ...(sdk === 'v2' ? ['--sdk', 'v2'] : []),
     ],
     {
       cwd: fileURLToPath(new URL('../../../examples/drive/', import.meta.url)),
@@ -485,7 +497,9 @@ async function startDriveProcess(redisUrl: string, secret: string): Promise<Driv
   }
 }
 
-describe('the drive example, two processes sharing Redis (--redis --nonce --resource)', () => {
+// The second process runs on SDK v2: a fleet half-way through its move from one SDK line to the
+// other serves the same callers, sessions, nonces and approvals.
+describe('the drive example, two processes sharing Redis (--redis --nonce --resource), on SDK v1 and v2', () => {
   let driveRedis: TestRedisServer
   let d1: DriveProcess
   let d2: DriveProcess
@@ -497,7 +511,7 @@ describe('the drive example, two processes sharing Redis (--redis --nonce --reso
     secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')
     ;[d1, d2] = await Promise.all([
       startDriveProcess(driveRedis.url, secret),
-      startDriveProcess(driveRedis.url, secret),
+      startDriveProcess(driveRedis.url, secret, 'v2'),
     ])
   }, 60_000)
 

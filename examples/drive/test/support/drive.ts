@@ -7,7 +7,7 @@
 import { expect } from 'vitest'
 import type { AuditSink } from '@callproof/server'
 import { startDrive } from '../../src/index.js'
-import type { StartDriveOptions } from '../../src/index.js'
+import type { SdkLine, StartDriveOptions } from '../../src/index.js'
 import { ACR_MFA, startIssuer } from './issuer.js'
 import type { MintOptions, TestIssuer } from './issuer.js'
 import { dpopChallenge } from './http.js'
@@ -47,6 +47,12 @@ export interface Fixture {
   close(): Promise<void>
 }
 
+/**
+ * The MCP SDK line the drive runs on in this run: every suite runs on both (vitest.config.ts at
+ * the root runs this project a second time with `CALLPROOF_SDK=v2`).
+ */
+export const SDK_LINE: SdkLine = process.env['CALLPROOF_SDK'] === 'v2' ? 'v2' : 'v1'
+
 /** Start an issuer and a drive that trusts it. */
 export async function startFixture(
   options: { nonce?: boolean; audit?: AuditSink; stores?: StartDriveOptions['stores'] } = {},
@@ -59,6 +65,7 @@ export async function startFixture(
     ...(options.nonce === undefined ? {} : { nonce: options.nonce }),
     ...(options.audit === undefined ? {} : { audit: options.audit }),
     ...(options.stores === undefined ? {} : { stores: options.stores }),
+    sdk: SDK_LINE,
   })
   issuer.resource = drive.resource
   const metadataUrl = `${drive.origin}/.well-known/oauth-protected-resource/mcp`

@@ -3,7 +3,7 @@
  *
  * The pipeline decides who is calling and whether the call may run; a seam only executes. One
  * seam per SDK line keeps the SDK's types and quirks out of the pipeline (`v1.ts` for
- * `@modelcontextprotocol/sdk` 1.x).
+ * `@modelcontextprotocol/sdk` 1.x, `v2.ts` for `@modelcontextprotocol/server` 2.x).
  *
  * @module
  */
@@ -44,9 +44,21 @@ export interface McpSeam {
    * What the SDK's transport would refuse of this POST and its parsed message before running it
    * (`Accept`, `Content-Type`, protocol version), as a `CallproofError`, or `undefined`. The pipeline asks
    * before anything is spent on the request, so that a one-time approval is never consumed, nor
-   * an `allowed` event written, for a call the transport then refuses.
+   * an `allowed` event written, for a call the transport then refuses. `call` is the verified
+   * call (the v2 seam compares the `Mcp-Method`/`Mcp-Name` headers with its binding and opens
+   * Multi Round-Trip continuations for its caller).
    */
-  refusal(headers: RequestHeaders, message: unknown): CallproofError | undefined
+  refusal(
+    request: Request,
+    headers: RequestHeaders,
+    message: unknown,
+    call?: VerifiedCall,
+  ): CallproofError | undefined | Promise<CallproofError | undefined>
+  /**
+   * Whether this POST is served without a session whatever the server's session options say
+   * (MCP 2026-07-28 requests are stateless: they never carry `Mcp-Session-Id`). Absent: never.
+   */
+  sessionless?(request: Request, message: unknown): boolean
   /** Runs the verified message and returns the SDK's HTTP answer (or a complete answer). */
   execute(execution: McpExecution): Promise<Response | McpAnswer>
   /**

@@ -2,12 +2,19 @@
  * Requests the SDK servers send to clients (sampling, elicitation, roots), held under ids of
  * callproof's own until the caller and session they were sent to answer them, once. Another
  * caller's answer, a guessed id or a replayed answer goes nowhere. Part of the SDK v1 seam
- * (`v1.ts`, rule 5).
+ * (`v1.ts`, rule 5), and of the SDK v2 seam on 2025-11-25 (`v2.ts`).
  *
  * @module
  */
-import type { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
+
+/**
+ * The transport a server request left on, which its answer is handed to: the v1 SDK's, or the v2
+ * SDK's (sdk/v2.ts, on 2025-11-25), both of which take an incoming message through `onmessage`.
+ */
+export interface AnsweredTransport {
+  onmessage?: ((message: JSONRPCMessage) => void) | undefined
+}
 
 /** Who a server request was sent to. */
 export interface Asker {
@@ -31,17 +38,13 @@ export class ServerRequests {
     {
       readonly asker: Asker
       readonly originalId: string | number
-      readonly transport: WebStandardStreamableHTTPServerTransport
+      readonly transport: AnsweredTransport
       readonly expiresAt: number
     }
   >()
 
   /** `message` as it leaves: a request gets a fresh id, remembered with who it is sent to. */
-  outgoing(
-    message: JSONRPCMessage,
-    asker: Asker,
-    transport: WebStandardStreamableHTTPServerTransport,
-  ): JSONRPCMessage {
+  outgoing(message: JSONRPCMessage, asker: Asker, transport: AnsweredTransport): JSONRPCMessage {
     if (!('method' in message) || !('id' in message)) return message
     const now = Date.now()
     for (const [id, entry] of this.#pending) {
@@ -87,7 +90,7 @@ export class ServerRequests {
   }
 
   /** Forgets the requests of a transport that closed (their answers could go nowhere). */
-  forget(transport: WebStandardStreamableHTTPServerTransport): void {
+  forget(transport: AnsweredTransport): void {
     for (const [id, entry] of this.#pending)
       if (entry.transport === transport) this.#pending.delete(id)
   }

@@ -492,7 +492,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   }
 
   return {
-    refusal: transportRefusal,
+    refusal: (_request, headers, message) => transportRefusal(headers, message),
     endSession(caller, sessionId) {
       const sessionKey = JSON.stringify([ownerOf(caller), sessionId])
       streams.forget(sessionKey)
