@@ -15,7 +15,9 @@
  * Prints calls/s and p50/p99 latency per variant and the ratios to (b), then a second table: the
  * server alone, with requests prepared (callproof's signed) before the timed window, against
  * the MCP SDK's own idiomatic stateful server without authentication (what a user would pick
- * instead; bench/support/stateful.ts). The last line is that table's ratio (p)/(s). Environment: BENCH_ROUNDS, BENCH_SLICE, BENCH_WARMUP,
+ * instead; bench/support/stateful.ts), and the same pair on the MCP SDK v2 line: the SDK v2's own
+ * stateful server (bench/support/stateful-v2.ts) against callproof on `@callproof/server/v2`, both
+ * serving the same 2025-11-25 client. The last line is that table's ratio (p)/(s). Environment: BENCH_ROUNDS, BENCH_SLICE, BENCH_WARMUP,
  * BENCH_CONCURRENCY, BENCH_CONNECTIONS, BENCH_VARIANTS (comma-separated short names: none,
  * bearer, memory, redis, nonce), BENCH_PRESIGNED=0 (skip the second table), BENCH_PROFILE (a directory: the server process writes a V8 CPU
  * profile there; summarise it with `node bench/support/profile.ts <file>`).
@@ -322,13 +324,19 @@ try {
         label: '(p) callproof, memory, sessions',
         url: ready.presigned.callproof,
       },
+      { name: 'sdkV2', label: '(s2) MCP SDK v2, stateful, no auth', url: ready.presigned.sdkV2 },
+      {
+        name: 'callproofV2',
+        label: '(p2) callproof on SDK v2, sessions',
+        url: ready.presigned.callproofV2,
+      },
     ] as const
     const callers = new Map<string, PreparedCaller[]>()
     for (const target of targets) {
       const list: PreparedCaller[] = []
       for (let i = 0; i < CONNECTIONS; i++) {
         list.push(
-          target.name === 'sdk'
+          target.name === 'sdk' || target.name === 'sdkV2'
             ? await plainCaller(target.url, TOOL)
             : await callproofCaller(target.url, ready.issuer, bench, i, TOOL),
         )
@@ -389,6 +397,10 @@ try {
       }
     }
     const sdk = summary('sdk')
+    const sdkV2 = summary('sdkV2')
+    /** The baseline of a row: the SDK server of its own line. */
+    const baselineOf = (name: (typeof targets)[number]['name']) =>
+      name === 'sdkV2' || name === 'callproofV2' ? sdkV2 : sdk
     console.log('')
     console.log(
       `the server alone: read_file with requests prepared (and, for callproof, signed) before the ` +
@@ -403,21 +415,28 @@ try {
     line2(['server', 'calls', 'calls/s', 'p50 ms', 'p99 ms', 'tput/(s)', 'server µs', '+µs/(s)'])
     for (const target of targets) {
       const row = summary(target.name)
+      const base = baselineOf(target.name)
       line2([
         target.label,
         String(row.calls),
         fmt(row.rate),
         row.p50.toFixed(2),
         row.p99.toFixed(2),
-        (row.rate / sdk.rate).toFixed(2),
+        (row.rate / base.rate).toFixed(2),
         fmt(row.server),
-        fmt(row.server - sdk.server),
+        fmt(row.server - base.server),
       ])
     }
     console.log(
-      "server µs: CPU time per call of the server process (all threads); +µs/(s): more than (s)'s",
+      'server µs: CPU time per call of the server process (all threads); tput/(s) and +µs/(s): ' +
+        'against the SDK server of the same line ((s) for v1, (s2) for v2)',
     )
     console.log(`total run time ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    const ownV2 = summary('callproofV2')
+    console.log(
+      `SDK v2: server CPU per call (p2) − (s2): ${fmt(ownV2.server - sdkV2.server)} µs (target ≤ 150); ` +
+        `(p2)/(s2) throughput: ${(ownV2.rate / sdkV2.rate).toFixed(2)} (target ≥ 0.70)`,
+    )
     const own = summary('callproof')
     console.log(
       `server CPU per call (p) − (s): ${fmt(own.server - sdk.server)} µs (target ≤ 150); ` +

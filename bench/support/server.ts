@@ -16,12 +16,14 @@ import { serve } from '@hono/node-server'
 import type { JWK } from 'jose'
 import { MemoryReplayStore, createNonceSource } from '@callproof/core'
 import { createCallproof } from '@callproof/server'
+import { createCallproof as createCallproofOnV2 } from '@callproof/server/v2'
 import type { SessionOptions } from '@callproof/server'
 import { createRedisStores } from '@callproof/server/redis'
 import type { RedisStores } from '@callproof/server/redis'
 import { Drives, driveTools } from '@callproof/example-drive'
 import { bearerApp, noAuthApp } from './plain.js'
 import { statefulSdkApp } from './stateful.js'
+import { statefulSdkV2App } from './stateful-v2.js'
 import type { VariantName } from './variants.js'
 
 /** What the parent passes in `BENCH_SERVER_CONFIG`. */
@@ -38,7 +40,7 @@ export interface ServerReady {
   issuer: string
   endpoints: Partial<Record<VariantName, string>>
   /** The second table's endpoints: the SDK's idiomatic stateful server, and callproof. */
-  presigned?: { sdk: string; callproof: string }
+  presigned?: { sdk: string; callproof: string; sdkV2: string; callproofV2: string }
 }
 
 const config = JSON.parse(process.env['BENCH_SERVER_CONFIG'] ?? '') as ServerConfig
@@ -95,8 +97,9 @@ function callproofApp(
   resource: string,
   origin: string,
   extra: Partial<Parameters<typeof createCallproof>[0]>,
+  create: typeof createCallproof = createCallproof,
 ): Hono {
-  const callproof = createCallproof({
+  const callproof = create({
     resource,
     issuers: issuer,
     tools: driveTools(new Drives()),
@@ -161,6 +164,11 @@ const presigned =
         sdk: await listen(() => statefulSdkApp(new Drives())),
         callproof: await listen((resource, origin) =>
           callproofApp(resource, origin, { sessions: {} }),
+        ),
+        // The same two on the MCP SDK v2 line (@modelcontextprotocol/server, @callproof/server/v2).
+        sdkV2: await listen(() => statefulSdkV2App(new Drives())),
+        callproofV2: await listen((resource, origin) =>
+          callproofApp(resource, origin, { sessions: {} }, createCallproofOnV2),
         ),
       }
     : undefined

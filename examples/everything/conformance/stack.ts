@@ -54,6 +54,9 @@ const interaction = systemBrowserInteraction({
 const { fetch: signedFetch } = await createCallproofFetch(everything.url, {
   interaction,
   development: true,
+  // The suite's own Mcp-Method/Mcp-Name headers go on as sent: what it tests is the server's
+  // check of them (the proof binds the body either way).
+  relayRoutingHeaders: true,
 })
 const proxy = await startSigningProxy({ target: everything.url, fetch: signedFetch })
 process.stdout.write(

@@ -113,6 +113,13 @@ export interface ChallengeFetchOptions {
   maxAuthorizations?: number
   /** Nonce memory (default: a new one). */
   nonces?: DpopNonces
+  /**
+   * See {@link ProofSigner.relayRoutingHeaders}. Pass the request's `Mcp-Method` / `Mcp-Name` headers on unchecked, for a proxy that relays
+   * another client's requests (the server checks them against the body and the proof, which
+   * still binds the body). Default false: a request whose headers name another call than its
+   * body is refused before it is signed (`ERR_BINDING_MISMATCH`).
+   */
+  relayRoutingHeaders?: boolean
 }
 
 function toolCallOf(body: string | undefined): { tool: string; arguments: unknown } | undefined {
@@ -158,6 +165,7 @@ export function createChallengeFetch(
     keyPair: session.options.keyPair,
     nonces: options.nonces ?? new DpopNonces(),
     ...(session.options.fetch && { fetch: session.options.fetch }),
+    ...(options.relayRoutingHeaders === true && { relayRoutingHeaders: true }),
   }
   return async (input, init = {}) => {
     const url = input instanceof Request ? input.url : String(input)

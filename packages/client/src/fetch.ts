@@ -109,6 +109,13 @@ export interface ProofSigner {
   alg?: ProofAlgorithm
   /** The underlying fetch. */
   fetch?: typeof fetch
+  /**
+   * Pass the request's `Mcp-Method` / `Mcp-Name` headers on unchecked, for a proxy that relays
+   * another client's requests (the server checks them against the body and the proof, which
+   * still binds the body). Default false: a request whose headers name another call than its
+   * body is refused before it is signed (`ERR_BINDING_MISMATCH`).
+   */
+  relayRoutingHeaders?: boolean
 }
 
 function bodyText(body: BodyInit | null | undefined): string | undefined {
@@ -144,9 +151,10 @@ export async function bindingOfBody(body: string | undefined): Promise<McpBindin
 async function bindingOfRequest(
   headers: HeadersInit | undefined,
   body: string | undefined,
+  relay: boolean,
 ): Promise<McpBinding | undefined> {
   const message: unknown = body === undefined || body === '' ? undefined : JSON.parse(body)
-  assertRoutingHeadersMatch(new Headers(headers), message)
+  if (!relay) assertRoutingHeadersMatch(new Headers(headers), message)
   return message === undefined ? undefined : bindingFor(message)
 }
 
@@ -184,7 +192,10 @@ export async function sendWithProof(
   }
   const method = (init.method ?? 'GET').toUpperCase()
   const body = bodyText(init.body)
-  const mcp = method === 'POST' ? await bindingOfRequest(init.headers, body) : undefined
+  const mcp =
+    method === 'POST'
+      ? await bindingOfRequest(init.headers, body, signer.relayRoutingHeaders === true)
+      : undefined
   const baseFetch = signer.fetch ?? fetch
   const send = async (): Promise<Response> => {
     const headers = new Headers(init.headers)

@@ -31,6 +31,11 @@ export interface ConnectSettings extends Omit<SessionSettings, 'keyPair'> {
   maxAuthorizations?: number
   /** The MCP client's name and version. */
   clientInfo?: { name: string; version: string }
+  /**
+   * For a proxy relaying another client's requests: pass their `Mcp-Method` / `Mcp-Name` headers
+   * on unchecked, for the server to check (see `ProofSigner.relayRoutingHeaders`).
+   */
+  relayRoutingHeaders?: boolean
 }
 
 /**
@@ -67,6 +72,7 @@ export async function createCallproofFetch(
     ...(options.maxAuthorizations !== undefined && {
       maxAuthorizations: options.maxAuthorizations,
     }),
+    ...(options.relayRoutingHeaders === true && { relayRoutingHeaders: true }),
   })
   return { fetch, session }
 }

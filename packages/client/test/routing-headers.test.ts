@@ -78,6 +78,28 @@ describe('Mcp-Method / Mcp-Name against the body the proof binds', () => {
     expect(r.sent).toBe(0)
   })
 
+  it('a relaying proxy (relayRoutingHeaders) passes mismatched headers on for the server to check, the proof still binding the body', async () => {
+    const relaying = { keyPair: signer.keyPair, relayRoutingHeaders: true }
+    const before = fake.requests.length
+    const response = await sendWithProof(
+      relaying,
+      `${fake.origin}/mcp`,
+      {
+        method: 'POST',
+        body: call('delete_note'),
+        headers: { 'mcp-method': 'tools/call', 'mcp-name': 'read_note' },
+      },
+      token,
+    )
+    await response.body?.cancel()
+    expect(fake.requests.length - before).toBe(1)
+    const sent = fake.requests.at(-1)!
+    expect(sent.headers['mcp-name']).toBe('read_note')
+    expect(decodeJwt(sent.headers.dpop as string)).toMatchObject({
+      mcp: { method: 'tools/call', name: 'delete_note' },
+    })
+  })
+
   it('refuses an Mcp-Method naming another method than the body, before sending', async () => {
     const r = await post(call('delete_note'), { 'mcp-method': 'tools/list' })
     expect((r.error as CallproofClientError).code).toBe('ERR_BINDING_MISMATCH')
