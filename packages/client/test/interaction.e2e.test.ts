@@ -279,7 +279,7 @@ describe('the options type says an interaction or client credentials is required
     const keyPair = await generateProofKeyPair()
     // @ts-expect-error -- neither an interaction nor client credentials
     expect(() => new CallproofSession(world.drive.url, { keyPair })).toThrow(
-      /an interaction \(or clientCredentials/,
+      /an interaction \(or an agent grant: clientCredentials, enterpriseAuthorization or workloadIdentity\)/,
     )
     // Either one compiles.
     const agent: ConnectOptions = { clientCredentials: { clientId: 'agent', clientSecret: 's' } }
