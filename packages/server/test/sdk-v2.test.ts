@@ -5,13 +5,13 @@
  * the same server speaking 2025-11-25 to the SDK v1 client. Raw signed requests for 2026-07-28
  * (callproof's client speaks 2025-11-25 today); a real v2 SDK server behind a real HTTP server.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Hono } from 'hono'
 import { z } from 'zod'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js'
-import { inputRequired } from '@modelcontextprotocol/server'
+import { McpServer, inputRequired } from '@modelcontextprotocol/server'
 import type { ServerContext } from '@modelcontextprotocol/server'
 import { bindingFor, createProof } from '@callproof/core'
 import {
@@ -425,6 +425,45 @@ describe('2025-11-25 on the SDK v2 seam', () => {
     const result = await client.callTool({ name: 'whoami' })
     expect(result.content).toEqual([{ type: 'text', text: 'alice' }])
     await client.close()
+  })
+
+  it('reuses pooled servers for JSON answers, and still lists each caller its own tools', async () => {
+    const connectOf = async (key: ClientKey, sub: string) => {
+      const t = await issuer.mint({ aud: resource, sub, cnf: { jkt: key.jkt } })
+      const client = new Client({ name: `${sub}-client`, version: '0.0.0' })
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(resource), {
+          fetch: dpopFetch(resource, () => t, key),
+        }),
+      )
+      return client
+    }
+    const [a, b] = [await connectOf(alice, 'alice'), await connectOf(bob, 'bob')]
+    const names = async (client: Client) =>
+      (await client.listTools()).tools.map((tool) => tool.name).sort()
+    // Warm: one pooled server exists once each caller has listed.
+    await names(a)
+    await names(b)
+    const connect = vi.spyOn(McpServer.prototype, 'connect')
+    try {
+      for (let i = 0; i < 3; i++) {
+        // One after another: the same pooled server serves alice, then bob, then alice…
+        expect(await names(a)).toEqual(['confirm', 'progress', 'read', 'whoami'])
+        expect(await names(b)).toEqual(['bob_only', 'confirm', 'progress', 'read', 'whoami'])
+        expect((await b.callTool({ name: 'whoami' })).content).toEqual([
+          { type: 'text', text: 'bob' },
+        ])
+        expect((await a.callTool({ name: 'whoami' })).content).toEqual([
+          { type: 'text', text: 'alice' },
+        ])
+      }
+      // Twelve requests, no server built for any of them.
+      expect(connect).not.toHaveBeenCalled()
+    } finally {
+      connect.mockRestore()
+      await a.close()
+      await b.close()
+    }
   })
 
   it('delivers the answer to a server request only from the caller it was sent to, once', async () => {

@@ -27,6 +27,13 @@ import type { RequestHeaders } from '../node.js'
 export type DirectOutcome =
   { readonly kind: 'answer'; readonly message: JSONRPCMessage } | { readonly kind: 'cancelled' }
 
+/**
+ * What a transport hands the SDK with a message: the verified caller's `authInfo`, and the
+ * request as the SDK line expects it (v1: `requestInfo`; v2: the `Request` itself).
+ */
+export type TransportExtra =
+  MessageExtraInfo | { readonly authInfo: AuthInfo; readonly request: Request }
+
 /** The request a direct transport is running. */
 interface Running {
   readonly id: string | number
@@ -56,7 +63,7 @@ export function lazyRequestInfo(
 export class DirectTransport implements Transport {
   onclose?: () => void
   onerror?: (error: Error) => void
-  onmessage?: (message: JSONRPCMessage, extra?: MessageExtraInfo) => void
+  onmessage?: (message: JSONRPCMessage, extra?: TransportExtra) => void
   #running: Running | undefined
 
   async start(): Promise<void> {}
@@ -77,19 +84,18 @@ export class DirectTransport implements Transport {
    */
   run(
     message: JSONRPCMessage & { id: string | number },
-    authInfo: AuthInfo,
-    requestInfo: MessageExtraInfo['requestInfo'],
+    extra: TransportExtra,
   ): Promise<DirectOutcome> {
     if (this.#running !== undefined) throw new Error('a pooled MCP server got a second request')
     return new Promise<DirectOutcome>((resolve) => {
       this.#running = { id: message.id, settle: resolve }
-      this.onmessage?.(message, { authInfo, ...(requestInfo !== undefined && { requestInfo }) })
+      this.onmessage?.(message, extra)
     })
   }
 
   /** Delivers a notification (it has no answer). */
-  notify(message: JSONRPCMessage, authInfo: AuthInfo): void {
-    this.onmessage?.(message, { authInfo })
+  notify(message: JSONRPCMessage, extra: TransportExtra): void {
+    this.onmessage?.(message, extra)
   }
 
   /**

@@ -448,7 +448,7 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     const pooled = await acquire()
     const id = requestIdOf(message)
     if (id === undefined) {
-      pooled.transport.notify(message, authInfo)
+      pooled.transport.notify(message, { authInfo })
       release(pooled, version)
       return ACCEPTED
     }
@@ -459,11 +459,10 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     if (running.size < MAX_RUNNING) running.set(runningKey, cancel)
     let outcome
     try {
-      outcome = await pooled.transport.run(
-        message as JSONRPCMessage & { id: string | number },
+      outcome = await pooled.transport.run(message as JSONRPCMessage & { id: string | number }, {
         authInfo,
-        lazyRequestInfo(request.url, headers),
-      )
+        requestInfo: lazyRequestInfo(request.url, headers),
+      })
     } finally {
       if (running.get(runningKey) === cancel) running.delete(runningKey)
     }

@@ -57,6 +57,7 @@ import type {
   JSONRPCMessage,
   McpRequestContext,
   ServerContext,
+  Tool,
   Transport,
 } from '@modelcontextprotocol/server'
 import { DefaultJsonSchemaValidator } from '@modelcontextprotocol/server/_shims'
@@ -81,7 +82,8 @@ import {
   isModernRequest,
 } from './mcp-headers.js'
 import { JsonRpcRefusal } from './json-rpc-refusal.js'
-import type { McpExecution, McpSeam } from './seam.js'
+import { DirectTransport } from './direct.js'
+import type { McpAnswer, McpExecution, McpSeam } from './seam.js'
 import { ServerRequests } from './server-requests.js'
 
 /** Options of {@link createSdkV2Seam}. */
@@ -132,6 +134,11 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
   const served = new WeakMap<AuthInfo, ServedRequest>()
   // The tool's own `requestState` of an admitted continuation, by the verified message.
   const opened = new WeakMap<object, string | undefined>()
+  // Pooled servers of the 2025-11-25 leg (see `runPooled`), and the SDK's own descriptions of
+  // the tools, asked once per set of registrations.
+  let idle: Pooled[] = []
+  let builtFor = -1
+  let toolDescriptors: Promise<ReadonlyMap<string, Tool>> | undefined
 
   // 2026-07-28 only: 2025-11-25 requests are served by `serveLegacy`, which answers JSON when
   // asked to (the SDK's own stateless fallback always streams).
@@ -290,6 +297,141 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
     }
   }
 
+  /**
+   * Whether a 2025-11-25 request may run on a pooled server (the rules of v1.ts, rule 1 to 4):
+   * a JSON answer, no `setup` hook shaping a server for one caller, not `initialize` (which
+   * leaves the client's capabilities in the server), and a registry of tools only. (Prompts and
+   * resources are listed per caller by registering only what the caller may see, so their
+   * servers are still built per request.)
+   */
+  function poolable(message: unknown): boolean {
+    return (
+      options.jsonResponse &&
+      registrations.options.setup === undefined &&
+      !isInitialize(message) &&
+      registrations.prompts.size === 0 &&
+      registrations.resources.size === 0 &&
+      registrations.templates.size === 0
+    )
+  }
+
+  /**
+   * A server with every registered tool, whose `tools/list` answers for the request's caller
+   * (`listingFor`, as the per-request servers and v1 list): the pipeline has already refused a
+   * call the caller can never be granted, so every tool may stay registered.
+   */
+  function pooledServer(): McpServer {
+    const server = toolServer()
+    server.server.setRequestHandler('tools/list', async (_request, ctx) => {
+      const request = ctx.http?.authInfo !== undefined ? served.get(ctx.http.authInfo) : undefined
+      if (request === undefined) throw new Error('a request without a verified caller')
+      const described = await describedTools()
+      return {
+        tools: listingFor(tools, request.caller, { resource, now: request.now }).map(
+          ({ name, meta }) => ({ ...described.get(name)!, _meta: meta }),
+        ),
+      }
+    })
+    return server
+  }
+
+  /** A server with every registered tool as the SDK registers it (without callproof's policy). */
+  function toolServer(): McpServer {
+    const server = new McpServer(registrations.info, {
+      capabilities: {
+        tools: {},
+        ...(registrations.options.logging === true ? { logging: {} } : {}),
+      },
+      jsonSchemaValidator: validator,
+    })
+    for (const { name, config, callback } of registrations.entries.values()) {
+      const { policy: _policy, downstream: _downstream, _meta: _own, ...sdkConfig } = config
+      server.registerTool(
+        name,
+        sdkConfig as Parameters<McpServer['registerTool']>[1],
+        withV1Extra(callback, config.inputSchema !== undefined) as never,
+      )
+    }
+    return server
+  }
+
+  /** Every tool as the SDK lists it (JSON Schemas from the registered schemas), asked once. */
+  function describedTools(): Promise<ReadonlyMap<string, Tool>> {
+    refreshIfRegistrationsChanged()
+    toolDescriptors ??= (async () => {
+      const server = toolServer()
+      const transport = new DirectTransport()
+      await server.connect(transport as never)
+      const outcome = await transport.run(
+        { jsonrpc: '2.0', id: 0, method: 'tools/list' },
+        {
+          authInfo: undefined as never,
+        },
+      )
+      await server.close()
+      const result =
+        outcome.kind === 'answer'
+          ? (outcome.message as { result?: { tools: Tool[] } }).result
+          : undefined
+      if (result === undefined) throw new Error('the MCP SDK v2 did not answer tools/list')
+      return new Map(result.tools.map((tool) => [tool.name, tool]))
+    })()
+    return toolDescriptors
+  }
+
+  function refreshIfRegistrationsChanged(): void {
+    if (builtFor === registrations.version) return
+    builtFor = registrations.version
+    idle = []
+    toolDescriptors = undefined
+  }
+
+  async function acquire(): Promise<Pooled> {
+    refreshIfRegistrationsChanged()
+    const found = idle.pop()
+    if (found !== undefined) return found
+    const pooled = { server: pooledServer(), transport: new DirectTransport() }
+    await pooled.server.connect(pooled.transport as never)
+    return pooled
+  }
+
+  /**
+   * A 2025-11-25 request on a pooled server, answered with JSON: one request per server at a
+   * time, on the server's own transport (direct.ts), the server back in the pool once its answer
+   * is out. A cancelled request sends no answer and its handler may still run: its server is
+   * closed, not returned.
+   */
+  async function runPooled(
+    message: unknown,
+    authInfo: AuthInfo,
+    request: Request,
+  ): Promise<McpAnswer> {
+    const version = registrations.version
+    const pooled = await acquire()
+    const id = (message as { id?: unknown }).id
+    const extra = { authInfo, request } as never
+    if (typeof id !== 'string' && typeof id !== 'number') {
+      pooled.transport.notify(message as never, extra)
+      release(pooled, version)
+      return ACCEPTED
+    }
+    const outcome = await pooled.transport.run(message as never, extra)
+    if (outcome.kind === 'cancelled') {
+      await pooled.server.close().catch(() => undefined)
+      return ACCEPTED
+    }
+    release(pooled, version)
+    return {
+      status: 200,
+      body: JSON.stringify(outcome.message),
+      headers: { 'content-type': 'application/json' },
+    }
+  }
+
+  function release(pooled: Pooled, version: number): void {
+    if (version === registrations.version && idle.length < MAX_IDLE) idle.push(pooled)
+  }
+
   return {
     sessionless: isModernRequest,
     async refusal(request, _headers, message, call) {
@@ -312,7 +454,12 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
     },
     openStream: () => methodNotAllowed(),
     endSession: () => undefined,
-    async execute({ request, call, accessToken, now }: McpExecution): Promise<Response> {
+    async execute({
+      request,
+      call,
+      accessToken,
+      now,
+    }: McpExecution): Promise<Response | McpAnswer> {
       if (isAnswer(call.message)) {
         // Delivered to the server that asked, and only from its caller and session; else nowhere.
         serverRequests.deliver(call.message, {
@@ -332,8 +479,11 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
         else params.requestState = own
         message = { ...message, params }
       }
-      return isModernRequest(request, message)
-        ? handler.fetch(request, { authInfo, parsedBody: message })
+      if (isModernRequest(request, message)) {
+        return handler.fetch(request, { authInfo, parsedBody: message })
+      }
+      return poolable(message)
+        ? runPooled(message, authInfo, request)
         : serveLegacy(request, message, authInfo)
     },
   }
@@ -553,7 +703,7 @@ function metadataOf(config: object): Record<string, unknown> {
  */
 function v1Extra(ctx: ServerContext): ServerContext & Record<string, unknown> {
   const { mcpReq } = ctx
-  return {
+  const extra: ServerContext & Record<string, unknown> = {
     ...ctx,
     authInfo: ctx.http?.authInfo,
     requestId: mcpReq.id,
@@ -564,8 +714,18 @@ function v1Extra(ctx: ServerContext): ServerContext & Record<string, unknown> {
       request: { method: string; params?: Record<string, unknown> },
       ...rest: never[]
     ) => (mcpReq.send as (r: unknown, ...more: unknown[]) => Promise<unknown>)(request, ...rest),
-    ...(ctx.http?.req !== undefined && { requestInfo: { headers: headersOf(ctx.http.req) } }),
   }
+  // Copied only if the callback reads it: a copy of every header per call costs more than the
+  // call's own work on a small tool.
+  const req = ctx.http?.req
+  if (req !== undefined) {
+    let copy: { headers: Record<string, string> } | undefined
+    Object.defineProperty(extra, 'requestInfo', {
+      get: () => (copy ??= { headers: headersOf(req) }),
+      enumerable: true,
+    })
+  }
+  return extra
 }
 
 /** A callback of the registry (`(args, extra)`, or `(extra)` without a schema) on SDK v2. */
@@ -579,6 +739,18 @@ function withV1Extra(callback: unknown, takesArgs: boolean): unknown {
 function headersOf(request: Request): Record<string, string> {
   return Object.fromEntries(request.headers)
 }
+
+/** A pooled server and the transport it keeps. */
+interface Pooled {
+  readonly server: McpServer
+  readonly transport: DirectTransport
+}
+
+/** Idle servers kept for reuse (as in v1.ts). */
+const MAX_IDLE = 64
+
+/** The answer to a notification: accepted, nothing to say (MCP Streamable HTTP). */
+const ACCEPTED: McpAnswer = Object.freeze({ status: 202, body: null, headers: Object.freeze({}) })
 
 /** Subject, client and key: the caller a server request belongs to (as in v1.ts). */
 function ownerOf(caller: Caller): string {
