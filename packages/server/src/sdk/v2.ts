@@ -16,6 +16,12 @@
  * outlives its request: the server, its transport and whatever the SDK seeded into it (the
  * client's capabilities from the envelope, the negotiated revision) are dropped with it.
  *
+ * **Except on the 2025-11-25 leg with JSON answers** and a registry of tools only (no `setup`
+ * hook, not `initialize`): there, as on v1 (v1.ts rules 1–4), servers holding every tool are
+ * pooled, each on a transport of callproof's own (direct.ts) that serves one request at a time,
+ * and `tools/list` is answered for the request's caller with `listingFor`. Building a server per
+ * request cost about 500 µs of CPU per call, more than the whole verification.
+ *
  * **2026-07-28 semantics** (docs/protocol.md §20.4):
  *
  * 1. Stateless: every request proves its caller (the pipeline), and no session is needed
