@@ -260,7 +260,11 @@ describe('callproof bridge relays what the server sends back', () => {
         'Tool processing data',
         'Tool execution completed',
       ])
-      expect(bridge.errors).toEqual([])
+      // The same race, seen from the SDK client: the progress line it dropped is reported to its
+      // onerror as "a progress notification for an unknown token". Any other error is a failure.
+      const lateProgress =
+        /^Received a progress notification for an unknown token: .*"progress":100[,}]/
+      expect(bridge.errors.filter((error) => !lateProgress.test(error.message))).toEqual([])
     } finally {
       await bridge.close()
     }
