@@ -103,7 +103,8 @@ import {
   POLICY_META_KEY,
 } from '../tools.js'
 import type { ToolRegistry } from '../tools.js'
-import { DirectTransport, lazyRequestInfo } from './direct.js'
+import { lazyRequestInfo } from './direct.js'
+import { ACCEPTED, createServerPool } from './pool.js'
 import type { RequestHeaders } from '../node.js'
 import type { McpAnswer, McpExecution, McpSeam } from './seam.js'
 import { ServerRequests } from './server-requests.js'
@@ -155,7 +156,6 @@ const validator = new AjvJsonSchemaValidator()
  */
 export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions): McpSeam {
   const { resource, jsonResponse } = options
-  const maxIdle = options.maxIdleServers ?? 64
   const registrations = registrationsOf(tools)
   // Keyed by the very `authInfo` object the transport passes to the handler's `extra`.
   const listings = new WeakMap<AuthInfo, ListingRequest>()
@@ -175,8 +175,16 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   })
   // The logging level of each caller session that set one (rule 4).
   const levels = new Map<string, LoggingLevel>()
-  let idle: Pooled[] = []
-  let builtFor = -1
+  // Rule 1: servers for JSON answers, reused (pool.ts).
+  const pool = createServerPool({
+    build: () => build(),
+    version: () => registrations.version,
+    onRefresh: () => {
+      descriptors = undefined
+      promptDescriptors = undefined
+    },
+    ...(options.maxIdleServers !== undefined && { maxIdle: options.maxIdleServers }),
+  })
   let descriptors: Promise<ReadonlyMap<string, Tool>> | undefined
   let promptDescriptors: Promise<ReadonlyMap<string, Prompt>> | undefined
 
@@ -413,69 +421,29 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
   }
 
   function refreshIfRegistrationsChanged(): void {
-    if (builtFor === registrations.version) return
-    builtFor = registrations.version
-    idle = []
-    descriptors = undefined
-    promptDescriptors = undefined
+    pool.refresh()
   }
 
-  async function acquire(): Promise<Pooled> {
-    refreshIfRegistrationsChanged()
-    const found = idle.pop()
-    if (found !== undefined) return found
-    const pooled = { server: build(), transport: new DirectTransport() }
-    await pooled.server.connect(pooled.transport)
-    return pooled
-  }
-
-  /** Takes back a server whose request is answered (not one built for older registrations). */
-  function release(pooled: Pooled, version: number): void {
-    if (version === registrations.version && idle.length < maxIdle) idle.push(pooled)
-  }
-
-  /**
-   * Runs a message on a pooled server and answers with JSON (rule 1). A cancelled request sends
-   * no answer, and its handler may still be running: its server is closed, never reused.
-   */
-  async function runPooled(
+  /** Runs a message on a pooled server and answers with JSON (rule 1; cancellable, rule 7). */
+  function runPooled(
     message: JSONRPCMessage,
     authInfo: AuthInfo,
     { request, headers }: McpExecution,
     requestKey: string,
   ): Promise<McpAnswer> {
-    const version = registrations.version
-    const pooled = await acquire()
     const id = requestIdOf(message)
-    if (id === undefined) {
-      pooled.transport.notify(message, { authInfo })
-      release(pooled, version)
-      return ACCEPTED
-    }
-    const runningKey = JSON.stringify([requestKey, id])
-    const cancel = (cancellation: JSONRPCMessage) => {
-      if (pooled.transport.isRunning(id)) pooled.transport.cancel(cancellation)
-    }
-    if (running.size < MAX_RUNNING) running.set(runningKey, cancel)
-    let outcome
-    try {
-      outcome = await pooled.transport.run(message as JSONRPCMessage & { id: string | number }, {
-        authInfo,
-        requestInfo: lazyRequestInfo(request.url, headers),
-      })
-    } finally {
-      if (running.get(runningKey) === cancel) running.delete(runningKey)
-    }
-    if (outcome.kind === 'cancelled') {
-      await pooled.server.close().catch(() => undefined)
-      return ACCEPTED
-    }
-    release(pooled, version)
-    return {
-      status: 200,
-      body: JSON.stringify(outcome.message),
-      headers: { 'content-type': 'application/json' },
-    }
+    const runningKey = id === undefined ? undefined : JSON.stringify([requestKey, id])
+    return pool.run(
+      message,
+      { authInfo, requestInfo: lazyRequestInfo(request.url, headers) },
+      (cancel) => {
+        if (runningKey === undefined || running.size >= MAX_RUNNING) return () => undefined
+        running.set(runningKey, cancel)
+        return () => {
+          if (running.get(runningKey) === cancel) running.delete(runningKey)
+        }
+      },
+    )
   }
 
   /**
@@ -589,15 +557,6 @@ export function createSdkV1Seam(tools: ToolRegistry, options: SdkV1SeamOptions):
     },
   }
 }
-
-/** A pooled server and the transport it keeps (rule 1). */
-interface Pooled {
-  readonly server: McpServer
-  readonly transport: DirectTransport
-}
-
-/** The answer to a notification or a response: accepted, nothing to say (MCP Streamable HTTP). */
-const ACCEPTED: McpAnswer = Object.freeze({ status: 202, body: null, headers: Object.freeze({}) })
 
 /** A registration's SDK metadata: everything but callproof's policy and the template callbacks. */
 function metadataOf(config: object): Record<string, unknown> {

@@ -89,6 +89,7 @@ import {
 } from './mcp-headers.js'
 import { JsonRpcRefusal } from './json-rpc-refusal.js'
 import { DirectTransport } from './direct.js'
+import { createServerPool } from './pool.js'
 import type { McpAnswer, McpExecution, McpSeam } from './seam.js'
 import { ServerRequests } from './server-requests.js'
 
@@ -142,9 +143,14 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
   const opened = new WeakMap<object, string | undefined>()
   // Pooled servers of the 2025-11-25 leg (see `runPooled`), and the SDK's own descriptions of
   // the tools, asked once per set of registrations.
-  let idle: Pooled[] = []
-  let builtFor = -1
   let toolDescriptors: Promise<ReadonlyMap<string, Tool>> | undefined
+  const pool = createServerPool({
+    build: () => pooledServer(),
+    version: () => registrations.version,
+    onRefresh: () => {
+      toolDescriptors = undefined
+    },
+  })
 
   // 2026-07-28 only: 2025-11-25 requests are served by `serveLegacy`, which answers JSON when
   // asked to (the SDK's own stateless fallback always streams).
@@ -386,56 +392,12 @@ export function createSdkV2Seam(tools: ToolRegistry, options: SdkV2SeamOptions):
   }
 
   function refreshIfRegistrationsChanged(): void {
-    if (builtFor === registrations.version) return
-    builtFor = registrations.version
-    idle = []
-    toolDescriptors = undefined
+    pool.refresh()
   }
 
-  async function acquire(): Promise<Pooled> {
-    refreshIfRegistrationsChanged()
-    const found = idle.pop()
-    if (found !== undefined) return found
-    const pooled = { server: pooledServer(), transport: new DirectTransport() }
-    await pooled.server.connect(pooled.transport as never)
-    return pooled
-  }
-
-  /**
-   * A 2025-11-25 request on a pooled server, answered with JSON: one request per server at a
-   * time, on the server's own transport (direct.ts), the server back in the pool once its answer
-   * is out. A cancelled request sends no answer and its handler may still run: its server is
-   * closed, not returned.
-   */
-  async function runPooled(
-    message: unknown,
-    authInfo: AuthInfo,
-    request: Request,
-  ): Promise<McpAnswer> {
-    const version = registrations.version
-    const pooled = await acquire()
-    const id = (message as { id?: unknown }).id
-    const extra = { authInfo, request } as never
-    if (typeof id !== 'string' && typeof id !== 'number') {
-      pooled.transport.notify(message as never, extra)
-      release(pooled, version)
-      return ACCEPTED
-    }
-    const outcome = await pooled.transport.run(message as never, extra)
-    if (outcome.kind === 'cancelled') {
-      await pooled.server.close().catch(() => undefined)
-      return ACCEPTED
-    }
-    release(pooled, version)
-    return {
-      status: 200,
-      body: JSON.stringify(outcome.message),
-      headers: { 'content-type': 'application/json' },
-    }
-  }
-
-  function release(pooled: Pooled, version: number): void {
-    if (version === registrations.version && idle.length < MAX_IDLE) idle.push(pooled)
+  /** A 2025-11-25 request on a pooled server, answered with JSON (pool.ts). */
+  function runPooled(message: unknown, authInfo: AuthInfo, request: Request): Promise<McpAnswer> {
+    return pool.run(message, { authInfo, request })
   }
 
   return {
@@ -745,18 +707,6 @@ function withV1Extra(callback: unknown, takesArgs: boolean): unknown {
 function headersOf(request: Request): Record<string, string> {
   return Object.fromEntries(request.headers)
 }
-
-/** A pooled server and the transport it keeps. */
-interface Pooled {
-  readonly server: McpServer
-  readonly transport: DirectTransport
-}
-
-/** Idle servers kept for reuse (as in v1.ts). */
-const MAX_IDLE = 64
-
-/** The answer to a notification: accepted, nothing to say (MCP Streamable HTTP). */
-const ACCEPTED: McpAnswer = Object.freeze({ status: 202, body: null, headers: Object.freeze({}) })
 
 /** Subject, client and key: the caller a server request belongs to (as in v1.ts). */
 function ownerOf(caller: Caller): string {
