@@ -7,7 +7,7 @@
  *
  * It serves the drive's `read_file` (the tool the benchmark calls), with the drive's own code.
  */
-import { Hono } from 'hono'
+import type { Hono } from 'hono'
 import { z } from 'zod'
 import {
   McpServer,
@@ -15,6 +15,7 @@ import {
   isInitializeRequest,
 } from '@modelcontextprotocol/server'
 import type { Drives } from '@callproof/example-drive'
+import { statefulApp } from './stateful.js'
 
 function driveServer(drives: Drives): McpServer {
   const server = new McpServer({ name: 'drive', version: '0.0.0' })
@@ -33,28 +34,13 @@ function driveServer(drives: Drives): McpServer {
 
 /** The drive's `read_file` on the SDK v2's idiomatic stateful server (a transport per session). */
 export function statefulSdkV2App(drives: Drives): Hono {
-  const transports = new Map<string, WebStandardStreamableHTTPServerTransport>()
-  const app = new Hono()
-  app.all('/mcp', async (c) => {
-    const request = c.req.raw
-    const sessionId = request.headers.get('mcp-session-id')
-    const existing = sessionId !== null ? transports.get(sessionId) : undefined
-    if (existing !== undefined) return existing.handleRequest(request)
-    if (request.method !== 'POST') return c.text('no such session', 404)
-    const body: unknown = await request.json()
-    if (!isInitializeRequest(body)) return c.text('no such session', 404)
+  return statefulApp(isInitializeRequest, async (onSession) => {
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       enableJsonResponse: true,
-      onsessioninitialized: (id) => {
-        transports.set(id, transport)
-      },
+      onsessioninitialized: onSession,
     })
-    transport.onclose = () => {
-      if (transport.sessionId !== undefined) transports.delete(transport.sessionId)
-    }
     await driveServer(drives).connect(transport)
-    return transport.handleRequest(request, { parsedBody: body })
+    return transport
   })
-  return app
 }

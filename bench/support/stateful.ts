@@ -11,9 +11,22 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
 import type { Drives } from '@callproof/example-drive'
 import { plainDriveServer } from './plain.js'
 
-/** The drive's tools on the SDK's idiomatic stateful server (a transport per session). */
-export function statefulSdkApp(drives: Drives): Hono {
-  const transports = new Map<string, WebStandardStreamableHTTPServerTransport>()
+/** What {@link statefulApp} needs of either SDK line's stateful transport. */
+export interface SessionTransport {
+  readonly sessionId?: string | undefined
+  onclose?: (() => void) | undefined
+  handleRequest(request: Request, options?: { parsedBody?: unknown }): Promise<Response>
+}
+
+/**
+ * The idiomatic stateful server of either SDK line: a transport per session, created at
+ * `initialize` (`open` builds it and connects a server to it), reused for every later request.
+ */
+export function statefulApp<T extends SessionTransport>(
+  isInitialize: (body: unknown) => boolean,
+  open: (onSession: (id: string) => void) => Promise<T>,
+): Hono {
+  const transports = new Map<string, T>()
   const app = new Hono()
   app.all('/mcp', async (c) => {
     const request = c.req.raw
@@ -22,19 +35,28 @@ export function statefulSdkApp(drives: Drives): Hono {
     if (existing !== undefined) return existing.handleRequest(request)
     if (request.method !== 'POST') return c.text('no such session', 404)
     const body: unknown = await request.json()
-    if (!isInitializeRequest(body)) return c.text('no such session', 404)
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => crypto.randomUUID(),
-      enableJsonResponse: true,
-      onsessioninitialized: (id) => {
-        transports.set(id, transport)
-      },
+    if (!isInitialize(body)) return c.text('no such session', 404)
+    // The session id is set while `initialize` is handled, after `open` has returned.
+    const transport: T = await open((id) => {
+      transports.set(id, transport)
     })
     transport.onclose = () => {
       if (transport.sessionId !== undefined) transports.delete(transport.sessionId)
     }
-    await plainDriveServer(drives).connect(transport)
     return transport.handleRequest(request, { parsedBody: body })
   })
   return app
+}
+
+/** The drive's tools on the SDK's idiomatic stateful server (a transport per session). */
+export function statefulSdkApp(drives: Drives): Hono {
+  return statefulApp(isInitializeRequest, async (onSession) => {
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => crypto.randomUUID(),
+      enableJsonResponse: true,
+      onsessioninitialized: onSession,
+    })
+    await plainDriveServer(drives).connect(transport)
+    return transport
+  })
 }
